@@ -1,0 +1,113 @@
+/* The GPT-2-style decoder of SPEC.md ("The model"): forward and backward for
+ * softmax or linear causal attention, H heads, L layers, MLP on or off.
+ *
+ * Parameters, gradients (and, in optim, Adam's moments) are each one flat
+ * float block split by a table of named views whose names and orientation
+ * are GPT-2's (y = x W + b, W stored [in, out]). Activations are processed
+ * for a chunk of M contexts at a time: rows are (context, token) pairs,
+ * BT = M * T of them, so linear layers are single BLAS products. */
+#ifndef ICASWEEP_MODEL_H
+#define ICASWEEP_MODEL_H
+
+#include <stddef.h>
+
+#include "icasweep/config.h"
+#include "icasweep/error.h"
+
+#define ICAS_MAX_VIEWS 512
+#define ICAS_VIEW_NAME 48
+
+typedef struct {
+    int d, T, E, H, L;
+    attention_kind attention;
+    int ffn;
+} model_dims;
+
+typedef struct {
+    char name[ICAS_VIEW_NAME]; /* GPT-2 name, e.g. "h.0.attn.c_attn.weight" */
+    size_t offset;             /* in floats, into the block */
+    int rank;                  /* 1 or 2 */
+    int shape[2];
+} param_view;
+
+/* Named pointers into one block (parameters or gradients). */
+typedef struct {
+    float *ln_1_w, *ln_1_b;
+    float *c_attn_w, *c_attn_b;   /* [E, 3E]: q | k | v, heads contiguous */
+    float *attn_proj_w, *attn_proj_b;
+    float *ln_2_w, *ln_2_b;       /* NULL without ffn */
+    float *c_fc_w, *c_fc_b;       /* [E, 4E] */
+    float *mlp_proj_w, *mlp_proj_b; /* [4E, E] */
+} layer_params;
+
+typedef struct {
+    float *read_in_w, *read_in_b; /* [d, E], [E] */
+    float *wpe;                   /* [T, E] */
+    layer_params *h;              /* [L] */
+    float *ln_f_w, *ln_f_b;
+    float *read_out_w, *read_out_b; /* [E, d], [d] */
+} param_ptrs;
+
+typedef struct {
+    model_dims dims;
+    size_t n_params;
+    int n_views;
+    param_view views[ICAS_MAX_VIEWS];
+    float *params; /* [n_params] */
+    float *grads;  /* [n_params] */
+    param_ptrs p, g;
+} model;
+
+/* Activations for up to M contexts (forward cache and backward scratch). */
+typedef struct {
+    int M;    /* capacity in contexts */
+    float *buf;
+    size_t n_floats;
+    /* per layer l, [M*T, ...] */
+    float *x_in;     /* read-in output (residual stream at layer 0) [BT,E] */
+    float *resid;    /* residual stream entering each layer [L+1][BT,E] */
+    float *ln1, *ln1_mean, *ln1_rstd; /* [L][BT,E], [L][BT], [L][BT] */
+    float *qkv;      /* [L][BT,3E] */
+    float *att;      /* [L][M,H,T,T] weights after softmax/masking */
+    float *atty;     /* [L][BT,E] attention output before projection */
+    float *resid_mid;/* [L][BT,E] after attention residual */
+    float *ln2, *ln2_mean, *ln2_rstd; /* [L][BT,E], [L][BT], [L][BT] */
+    float *fc;       /* [L][BT,4E] pre-GELU */
+    float *fc_gelu;  /* [L][BT,4E] */
+    float *lnf, *lnf_mean, *lnf_rstd; /* [BT,E], [BT], [BT] */
+    float *out;      /* [BT,d] read-out */
+    /* backward scratch */
+    float *d_resid;  /* [BT,E] gradient of the residual stream */
+    float *d_tmp;    /* [BT,E] gradient of an attention output or LN output */
+    float *d_qkv;    /* [BT,3E] */
+    float *d_att;    /* [M,H,T,T] */
+    float *d_fc;     /* [BT,4E] */
+    float *d_out;    /* [BT,d] scratch for the caller's dloss/dout */
+    /* seconds spent, accumulated across calls (for the profile) */
+    double t_matmul, t_attention, t_elementwise;
+} model_acts;
+
+model_dims model_dims_of(const run_config *cfg);
+/* Allocates parameters and gradients and builds the view table. */
+int model_create(model *m, model_dims dims, icas_err *err);
+void model_free(model *m);
+/* SPEC initialisation, drawn from the run's seed (stream RNG_INIT). */
+void model_init_params(model *m, uint64_t seed);
+/* Binds named pointers to a block laid out like m->params. */
+void model_bind(const model *m, float *block, param_ptrs *out);
+/* The view of a tensor by GPT-2 name, or NULL. */
+const param_view *model_find_view(const model *m, const char *name);
+size_t model_count_params(model_dims dims);
+
+int model_acts_create(model_acts *a, model_dims dims, int M, icas_err *err);
+void model_acts_free(model_acts *a);
+
+/* tokens [M, T, d] -> out [M, T, d] (also kept in acts->out). */
+void model_forward(const model *m, model_acts *a, const float *tokens, int M);
+/* Given dout [M, T, d] = dloss/dout, accumulates (+=) parameter gradients
+ * into m->grads. Must follow model_forward on the same acts and tokens. */
+void model_backward(model *m, model_acts *a, const float *tokens,
+                    const float *dout, int M);
+void model_zero_grad(model *m);
+
+#endif

@@ -1,0 +1,68 @@
+/* The HDF5 result file: one file holds every run of a sweep (a `train`
+ * file is a sweep of one run). Layout (schema version STORE_SCHEMA_VERSION):
+ *
+ *   /runs          compound table [R], one row per run in plan order
+ *   /eval/noise    [P]        evaluation noise levels
+ *   /eval/tf_err   [R, P, N]  transformer error at position i
+ *   /eval/gd_err   [R, P, N]  GD baseline with k examples
+ *   /train/step    [S]        1..S (S = the largest step count of the grid)
+ *   /train/loss    [R, S]     training loss per step, NaN past a run's steps
+ *   /models/<run_id>/...      with save_model: GPT-2-named parameters,
+ *                             eval_tokens [B, 3N, d], eval_pred [B, N, d]
+ *   root attributes: schema_version, program_version, git_revision,
+ *                    grid (the grid file's text), created
+ *   every dataset has a `description` attribute.
+ *
+ * The file is created whole with every row "pending"; each finished run
+ * then fills its row, and the file is closed after every write, so a crash
+ * loses only runs in flight and readers can open it between writes. */
+#ifndef ICASWEEP_STORE_H
+#define ICASWEEP_STORE_H
+
+#include <stdio.h>
+
+#include "icasweep/config.h"
+#include "icasweep/error.h"
+#include "icasweep/model.h"
+#include "icasweep/train.h"
+
+#define STORE_SCHEMA_VERSION 1
+
+typedef struct {
+    int n_runs;             /* R */
+    const run_config *runs; /* [R], in row order */
+    const char *grid_text;  /* stored as the `grid` attribute; may be NULL */
+} store_layout;
+
+/* Creates `path` with every row pending. Refuses an existing path unless
+ * force (then it is replaced only once the new file is complete). */
+int store_create(const char *path, const store_layout *layout, int force,
+                 icas_err *err);
+
+/* Checks that an existing file was made for the same runs (same run ids in
+ * the same rows and same grid text); the message says what differs. */
+int store_check_same(const char *path, const store_layout *layout,
+                     icas_err *err);
+
+/* Writes a finished (or failed) run into row `row`, then flushes and
+ * closes the file. The row's run_id must match. */
+int store_write_result(const char *path, int row, const run_result *r,
+                       const model *m /* for view names; NULL if no model */,
+                       icas_err *err);
+
+/* Per-row status codes (run_status) of an existing file; *status is malloc'd
+ * with *n_runs entries. */
+int store_read_status(const char *path, int *n_runs, int **status,
+                      icas_err *err);
+
+/* Prints a summary of a file (done, failed with reasons, missing, mean wall
+ * time) to `out`; works while a sweep writes it or after one died. */
+int store_print_summary(const char *path, FILE *out, icas_err *err);
+
+/* Takes an exclusive advisory lock (flock on "<path>.lock", created if
+ * missing) so that a second sweep writing the same file is refused with a
+ * message naming the holder (pid, host from the lock file). */
+int store_lock(const char *path, int *fd, icas_err *err);
+void store_unlock(const char *path, int fd);
+
+#endif

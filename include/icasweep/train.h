@@ -1,0 +1,96 @@
+/* One run from start to result: initialise, train with Adam on fresh
+ * contexts (SPEC "Training"), then evaluate (eval.h). Chunks of
+ * TRAIN_CHUNK contexts bound activation memory; their gradients accumulate
+ * in a fixed order, so results do not depend on the thread count. */
+#ifndef ICASWEEP_TRAIN_H
+#define ICASWEEP_TRAIN_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "icasweep/config.h"
+#include "icasweep/error.h"
+#include "icasweep/model.h"
+
+#define TRAIN_CHUNK 16
+
+typedef enum {
+    RUN_PENDING = 0,
+    RUN_DONE = 1,
+    RUN_DIVERGED = 2,
+    RUN_FAILED = 3,
+    RUN_INTERRUPTED = 4, /* stopped by a signal; its checkpoint resumes it */
+} run_status;
+
+const char *run_status_name(run_status s);
+
+typedef struct {
+    run_config cfg;
+    char run_id[ICAS_RUN_ID_LEN];
+    run_status status;
+    char reason[256];
+    double wall_seconds;  /* training + evaluation of this attempt chain */
+    double train_seconds, eval_seconds;
+    float final_loss;     /* mean training loss of the last step */
+    int steps_done;
+    float *train_loss;    /* [cfg.steps], NaN where not reached */
+    int P, N;
+    float *tf_err;        /* [P, N]: err_i at eval noise P, position i */
+    float *gd_err;        /* [P, N]: GD baseline with k examples */
+    char host[64];
+    int rank, threads;
+    /* with save_model */
+    size_t n_params;
+    float *params;        /* [n_params], laid out as model.h's views */
+    float *eval_tokens;   /* [eval_batch, 3N, d] at eval noise 0 */
+    float *eval_pred;     /* [eval_batch, N, d] */
+} run_result;
+
+int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
+                     icas_err *err);
+void run_result_free(run_result *r);
+
+typedef struct {
+    /* called after every step; may be NULL */
+    void (*progress)(void *user, int step, int steps, float loss);
+    void *user;
+    /* when it becomes non-zero the run checkpoints and returns
+     * RUN_INTERRUPTED; may be NULL */
+    const volatile sig_atomic_t *stop;
+    const char *checkpoint_path; /* NULL: no checkpoints */
+    int checkpoint_every;        /* steps; 0: only when stopped */
+    int save_model;
+} train_options;
+
+/* The training loop one step at a time, for the benchmark and the tests. */
+typedef struct trainer trainer;
+
+/* Seconds spent per phase since creation (or the last reset). */
+typedef struct {
+    double data;        /* sampling contexts and building tokens */
+    double matmul;      /* BLAS products of the linear layers */
+    double attention;   /* scores, softmax/mask, weighted sums, backward */
+    double elementwise; /* LayerNorm, GELU, residuals, bias sums */
+    double loss;        /* ranking loss and its gradient */
+    double optimizer;   /* Adam */
+} train_profile;
+
+int trainer_create(trainer **t, const run_config *cfg, icas_err *err);
+void trainer_free(trainer *t);
+/* One whole training step (data, forward, loss, backward, Adam) for step
+ * index `step` (0-based; it selects the step's contexts). Returns the mean
+ * loss over the batch. */
+float trainer_step(trainer *t, int step);
+const train_profile *trainer_profile(const trainer *t);
+void trainer_reset_profile(trainer *t);
+/* The model being trained (parameters readable, e.g. for evaluation). */
+model *trainer_model(trainer *t);
+
+/* Trains and evaluates one configuration. Returns 0 when a result was
+ * produced (status DONE, DIVERGED or INTERRUPTED: see out->status), non-zero
+ * with err set when the run could not be carried out (allocation, I/O).
+ * Resumes from checkpoint_path when it holds a checkpoint of this run. */
+int train_and_evaluate(const run_config *cfg, const train_options *opt,
+                       run_result *out, icas_err *err);
+
+#endif

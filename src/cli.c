@@ -1,0 +1,464 @@
+#include "icasweep/cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "icasweep/grid.h"
+#include "icasweep/model.h"
+#include "icasweep/sched.h"
+#include "icasweep/store.h"
+#include "icasweep/train.h"
+
+/* ---- numbers and flags ------------------------------------------------ */
+
+static int parse_int(const char *flag, const char *s, int *out, icas_err *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < -2147483647L || v > 2147483647L)
+        return icas_fail(err, "%s %s: expected an integer", flag, s);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *s, double *out, icas_err *err)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return icas_fail(err, "%s %s: expected a number", flag, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_noise_list(const char *s, run_config *cfg, icas_err *err)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (n == ICAS_MAX_EVAL_NOISE)
+            return icas_fail(err, "--eval-noise %s: at most %d levels", s,
+                             ICAS_MAX_EVAL_NOISE);
+        if (parse_double("--eval-noise", tok, &cfg->eval_noise[n], err))
+            return -1;
+        if (!(cfg->eval_noise[n] >= 0 && cfg->eval_noise[n] <= 1))
+            return icas_fail(err, "--eval-noise %s: must be in [0,1]", tok);
+        n++;
+    }
+    if (n == 0)
+        return icas_fail(err, "--eval-noise '%s': expected a list such as 0,0.5,1", s);
+    cfg->n_eval_noise = n;
+    return 0;
+}
+
+int cli_parse_run_flag(run_config *cfg, const char *flag, const char *value,
+                       icas_err *err)
+{
+    struct { const char *name; int *field; } ints[] = {
+        {"--layers", &cfg->layers}, {"--heads", &cfg->heads},
+        {"--embd", &cfg->embd},     {"--steps", &cfg->steps},
+        {"--batch", &cfg->batch},   {"--dims", &cfg->dims},
+        {"--points", &cfg->points}, {"--eval-batch", &cfg->eval_batch},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(flag, ints[i].name) == 0)
+            return parse_int(flag, value, ints[i].field, err) ? -1 : 1;
+    if (strcmp(flag, "--lr") == 0)
+        return parse_double(flag, value, &cfg->lr, err) ? -1 : 1;
+    if (strcmp(flag, "--train-noise") == 0) {
+        if (parse_double(flag, value, &cfg->train_noise, err))
+            return -1;
+        if (!(cfg->train_noise >= 0 && cfg->train_noise <= 1))
+            return icas_fail(err, "--train-noise %s: must be in [0,1]", value);
+        return 1;
+    }
+    if (strcmp(flag, "--eval-noise") == 0)
+        return parse_noise_list(value, cfg, err) ? -1 : 1;
+    if (strcmp(flag, "--seed") == 0) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end || value[0] == '-')
+            return icas_fail(err, "--seed %s: expected a non-negative integer", value);
+        cfg->seed = (uint64_t)v;
+        return 1;
+    }
+    if (strcmp(flag, "--attention") == 0) {
+        if (attention_parse(value, &cfg->attention))
+            return icas_fail(err, "--attention %s: expected softmax or linear", value);
+        return 1;
+    }
+    if (strcmp(flag, "--loss") == 0) {
+        if (loss_parse(value, &cfg->loss))
+            return icas_fail(err, "--loss %s: expected pl or bt", value);
+        return 1;
+    }
+    if (strcmp(flag, "--ffn") == 0) {
+        if (strcmp(value, "on") == 0) cfg->ffn = 1;
+        else if (strcmp(value, "off") == 0) cfg->ffn = 0;
+        else return icas_fail(err, "--ffn %s: expected on or off", value);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- progress ---------------------------------------------------------- */
+
+void cli_format_duration(double s, char *out, size_t n)
+{
+    if (!isfinite(s) || s < 0)
+        snprintf(out, n, "?");
+    else if (s >= 3600)
+        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+    else if (s >= 60)
+        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(out, n, "%.1fs", s);
+}
+
+void cli_progress_init(cli_progress *p, const char *label, double step_flops,
+                       int first_step)
+{
+    p->label = label;
+    p->start = omp_get_wtime();
+    p->last_print = -1e9;
+    p->step_flops = step_flops;
+    p->tty = isatty(STDERR_FILENO);
+    p->first_step = first_step;
+}
+
+void cli_progress_step(void *user, int step, int steps, float loss)
+{
+    cli_progress *p = user;
+    double now = omp_get_wtime();
+    /* a live line refreshes often; a log file gets a line every 10 s */
+    double period = p->tty ? 0.25 : 10.0;
+    if (step < steps && now - p->last_print < period && step != p->first_step + 1)
+        return;
+    p->last_print = now;
+    double rate = (step - p->first_step) / fmax(now - p->start, 1e-9);
+    char eta[32];
+    cli_format_duration((steps - step) / rate, eta, sizeof eta);
+    fprintf(stderr, "%s%s step %d/%d  loss %.5f  %.2f steps/s  %.1f GFLOP/s  ETA %s%s",
+            p->tty ? "\r\033[K" : "", p->label, step, steps, loss, rate,
+            rate * p->step_flops / 1e9, eta, p->tty && step < steps ? "" : "\n");
+    fflush(stderr);
+}
+
+/* ---- signals ----------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* ---- icasweep train ------------------------------------------------------ */
+
+static void train_usage(FILE *f)
+{
+    run_config c = config_default();
+    fprintf(f,
+        "usage: icasweep train [options] -o RUN.h5\n"
+        "Trains one transformer on the in-context alignment task (SPEC.md),\n"
+        "evaluates it and the GD baseline, and writes a result file with one run.\n"
+        "\n"
+        "task:\n"
+        "  --dims D             token width d (default %d)\n"
+        "  --points N           responses per context; 3N tokens (default %d)\n"
+        "model:\n"
+        "  --layers L           transformer blocks (default %d)\n"
+        "  --heads H            attention heads (default %d)\n"
+        "  --embd E             width, divisible by H (default %d)\n"
+        "  --attention KIND     softmax | linear (default %s)\n"
+        "  --ffn on|off         MLP block in every layer (default on)\n"
+        "training:\n"
+        "  --loss KIND          pl (Plackett-Luce) | bt (Bradley-Terry) (default pl)\n"
+        "  --steps S            Adam steps (default %d)\n"
+        "  --batch B            contexts per step (default %d)\n"
+        "  --lr LR              Adam learning rate (default %g)\n"
+        "  --train-noise P      reward noise in training, in [0,1] (default 0)\n"
+        "  --seed SEED          seed of initialisation, data and evaluation (default 0)\n"
+        "evaluation:\n"
+        "  --eval-noise LIST    evaluation noise levels (default 0,0.25,0.5,0.75,1)\n"
+        "  --eval-batch B       evaluation contexts (default %d)\n"
+        "output:\n"
+        "  -o, --output PATH    result file (required); never overwritten without --force\n"
+        "  --force              replace an existing PATH (only once the run has finished)\n"
+        "  --save-model         also store the parameters, eval tokens and predictions\n"
+        "  --checkpoint PATH    checkpoint here every --checkpoint-every steps and on\n"
+        "                       SIGINT/SIGTERM/SIGUSR1; rerunning resumes from it\n"
+        "  --checkpoint-every K steps between checkpoints (default 500)\n"
+        "  -q, --quiet          no progress lines\n"
+        "  -h, --help           this text\n"
+        "\n"
+        "Threads: OMP_NUM_THREADS. Exit status: 0 done, 1 diverged, 2 bad input,\n"
+        "3 interrupted (resumable with --checkpoint), 4 I/O error.\n",
+        c.dims, c.points, c.layers, c.heads, c.embd, attention_name(c.attention),
+        c.steps, c.batch, c.lr, c.eval_batch);
+}
+
+static int path_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    run_config cfg = config_default();
+    const char *output = NULL, *ckpt = NULL;
+    int force = 0, save_model = 0, quiet = 0, every = 500;
+    icas_err err;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            train_usage(stdout);
+            return EXIT_ALL_DONE;
+        }
+        if (!strcmp(a, "--force")) { force = 1; continue; }
+        if (!strcmp(a, "--save-model")) { save_model = 1; continue; }
+        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "icasweep train: %s: %s\n", a,
+                    strncmp(a, "-", 1) ? "unexpected argument" : "missing value (or unknown flag)");
+            return EXIT_USAGE;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "-o") || !strcmp(a, "--output")) { output = v; continue; }
+        if (!strcmp(a, "--checkpoint")) { ckpt = v; continue; }
+        if (!strcmp(a, "--checkpoint-every")) {
+            if (parse_int(a, v, &every, &err) || every < 0) {
+                fprintf(stderr, "icasweep train: --checkpoint-every %s: expected a "
+                                "non-negative integer\n", v);
+                return EXIT_USAGE;
+            }
+            continue;
+        }
+        int rc = cli_parse_run_flag(&cfg, a, v, &err);
+        if (rc < 0) {
+            fprintf(stderr, "icasweep train: %s\n", err.msg);
+            return EXIT_USAGE;
+        }
+        if (rc == 0) {
+            fprintf(stderr, "icasweep train: %s: unknown flag (see icasweep train --help)\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!output) {
+        fprintf(stderr, "icasweep train: -o PATH is required (see icasweep train --help)\n");
+        return EXIT_USAGE;
+    }
+    if (config_validate(&cfg, &err)) {
+        fprintf(stderr, "icasweep train: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (path_exists(output) && !force) {
+        fprintf(stderr, "icasweep train: -o %s: file exists (use --force to replace it)\n",
+                output);
+        return EXIT_USAGE;
+    }
+
+    /* The file is laid out under a temporary name before training, which
+     * proves the directory writable now rather than after hours of work,
+     * and renamed over `output` only when complete. */
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.partial.%ld", output, (long)getpid());
+    store_layout layout = {.n_runs = 1, .runs = &cfg, .grid_text = NULL};
+    if (store_create(tmp, &layout, 1, &err)) {
+        fprintf(stderr, "icasweep train: -o %s: %s\n", output, err.msg);
+        return EXIT_USAGE;
+    }
+
+    install_stop_handlers();
+    char label[256], id[ICAS_RUN_ID_LEN];
+    config_run_id(&cfg, id);
+    config_describe(&cfg, label, sizeof label);
+    fprintf(stderr, "icasweep train: run %s: %s, %d threads\n", id, label,
+            omp_get_max_threads());
+    cli_progress prog;
+    cli_progress_init(&prog, id, config_train_step_flops(&cfg), 0);
+    train_options opt = {
+        .progress = quiet ? NULL : cli_progress_step,
+        .user = &prog,
+        .stop = &stop_requested,
+        .checkpoint_path = ckpt,
+        .checkpoint_every = ckpt ? every : 0,
+        .save_model = save_model,
+    };
+    run_result res;
+    model names;
+    int status = EXIT_IO;
+    memset(&names, 0, sizeof names);
+    if (train_and_evaluate(&cfg, &opt, &res, &err)) {
+        fprintf(stderr, "icasweep train: %s\n", err.msg);
+        goto out;
+    }
+    if (res.status == RUN_INTERRUPTED) {
+        fprintf(stderr, "icasweep train: interrupted at step %d%s\n", res.steps_done,
+                ckpt ? "; rerun the same command to resume from the checkpoint" : "");
+        status = EXIT_INTERRUPTED;
+        goto out;
+    }
+    if (save_model && model_create(&names, model_dims_of(&cfg), &err)) {
+        fprintf(stderr, "icasweep train: %s\n", err.msg);
+        goto out;
+    }
+    if (store_write_result(tmp, 0, &res, save_model ? &names : NULL, &err) ||
+        rename(tmp, output) != 0) {
+        fprintf(stderr, "icasweep train: -o %s: %s\n", output,
+                err.msg[0] ? err.msg : strerror(errno));
+        goto out;
+    }
+    if (res.status == RUN_DIVERGED) {
+        fprintf(stderr, "icasweep train: run diverged: %s (recorded in %s)\n", res.reason,
+                output);
+        status = EXIT_RUN_FAILED;
+    } else {
+        int last = res.N < 16 ? res.N - 1 : 15;
+        fprintf(stderr,
+                "icasweep train: done in %.1f s (train %.1f s, eval %.1f s); final loss "
+                "%.5f; err at %d examples, p=%g: %.4f (GD %.4f); wrote %s\n",
+                res.wall_seconds, res.train_seconds, res.eval_seconds, res.final_loss,
+                last, cfg.eval_noise[0], res.tf_err[last], res.gd_err[last], output);
+        status = EXIT_ALL_DONE;
+    }
+out:
+    if (status != EXIT_ALL_DONE && status != EXIT_RUN_FAILED)
+        unlink(tmp);
+    model_free(&names);
+    run_result_free(&res);
+    return status;
+}
+
+/* ---- icasweep plan / status ---------------------------------------------- */
+
+static int cmd_plan(int argc, char **argv)
+{
+    const char *path = NULL;
+    double gflops = 40.0;
+    icas_err err;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: icasweep plan GRID.yaml [--gflops G]\n"
+                   "Lists the runs of a grid with estimated FLOPs and core-hours\n"
+                   "(at G GFLOP/s per core, default 40; measure yours with icasweep-bench).\n");
+            return EXIT_ALL_DONE;
+        }
+        if (!strcmp(argv[i], "--gflops") && i + 1 < argc) {
+            if (parse_double("--gflops", argv[++i], &gflops, &err) || gflops <= 0) {
+                fprintf(stderr, "icasweep plan: --gflops %s: expected a positive number\n",
+                        argv[i]);
+                return EXIT_USAGE;
+            }
+        } else if (!path && argv[i][0] != '-') {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "icasweep plan: %s: unexpected argument\n", argv[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "icasweep plan: a grid file is required\n");
+        return EXIT_USAGE;
+    }
+    grid g;
+    if (grid_load(path, &g, stderr, &err)) {
+        fprintf(stderr, "icasweep plan: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    double total = 0;
+    printf("%5s  %-17s  %10s  %10s  %s\n", "row", "run_id", "TFLOP", "core-h", "configuration");
+    for (int i = 0; i < g.n_runs; i++) {
+        char id[ICAS_RUN_ID_LEN], desc[256];
+        config_run_id(&g.runs[i], id);
+        config_describe(&g.runs[i], desc, sizeof desc);
+        double f = config_run_flops(&g.runs[i]);
+        total += f;
+        printf("%5d  %-17s  %10.2f  %10.3f  %s\n", i, id, f / 1e12, f / (gflops * 1e9) / 3600,
+               desc);
+    }
+    printf("total: %d runs, %.1f TFLOP, %.2f core-hours at %.0f GFLOP/s per core\n", g.n_runs,
+           total / 1e12, total / (gflops * 1e9) / 3600, gflops);
+    grid_free(&g);
+    return EXIT_ALL_DONE;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    icas_err err;
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: icasweep status RESULTS.h5\n");
+        return argc == 2 ? EXIT_ALL_DONE : EXIT_USAGE;
+    }
+    if (store_print_summary(argv[1], stdout, &err)) {
+        fprintf(stderr, "icasweep status: %s\n", err.msg);
+        return EXIT_IO;
+    }
+    return EXIT_ALL_DONE;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "icasweep %s (%s): ablation sweeps of self-correction as in-context alignment\n"
+            "\n"
+            "  icasweep train [options] -o RUN.h5         train and evaluate one configuration\n"
+            "  mpirun -np N icasweep sweep GRID.yaml -o RESULTS.h5\n"
+            "                                             run every grid point into one file\n"
+            "  icasweep plan GRID.yaml                    list a grid's runs and their cost\n"
+            "  icasweep status RESULTS.h5                 summarise a result file\n"
+            "\n"
+            "`icasweep COMMAND --help` describes each command.\n",
+            ICAS_VERSION, ICAS_GIT_REVISION);
+}
+
+int cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return sched_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status")) return cmd_status(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+        usage(stdout);
+        return EXIT_ALL_DONE;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("icasweep %s (%s)\n", ICAS_VERSION, ICAS_GIT_REVISION);
+        return EXIT_ALL_DONE;
+    }
+    fprintf(stderr, "icasweep: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return EXIT_USAGE;
+}

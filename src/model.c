@@ -1,0 +1,674 @@
+#include "icasweep/model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "icasweep/rng.h"
+
+#define LN_EPS 1e-5f
+
+model_dims model_dims_of(const run_config *cfg)
+{
+    model_dims d = {
+        .d = cfg->dims,
+        .T = 3 * cfg->points,
+        .E = cfg->embd,
+        .H = cfg->heads,
+        .L = cfg->layers,
+        .attention = cfg->attention,
+        .ffn = cfg->ffn,
+    };
+    return d;
+}
+
+/* ---- the parameter table -------------------------------------------- */
+
+typedef enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_RESID, INIT_FANIN } init_kind;
+
+typedef struct {
+    model *m;
+    size_t offset;
+    init_kind init[ICAS_MAX_VIEWS];
+    int fan_in[ICAS_MAX_VIEWS];
+} table_builder;
+
+static void add_view(table_builder *tb, const char *name, int rows, int cols,
+                     init_kind init, int fan_in)
+{
+    model *m = tb->m;
+    param_view *v = &m->views[m->n_views];
+    snprintf(v->name, sizeof v->name, "%s", name);
+    v->offset = tb->offset;
+    v->rank = cols > 0 ? 2 : 1;
+    v->shape[0] = rows;
+    v->shape[1] = cols > 0 ? cols : 1;
+    tb->init[m->n_views] = init;
+    tb->fan_in[m->n_views] = fan_in;
+    tb->offset += (size_t)rows * (cols > 0 ? cols : 1);
+    m->n_views++;
+}
+
+/* The GPT-2 names, order and shapes; also where each tensor's init comes
+ * from (SPEC "initialisation"). */
+static void build_table(model *m, table_builder *tb)
+{
+    model_dims D = m->dims;
+    int E = D.E;
+    char name[ICAS_VIEW_NAME];
+    memset(tb, 0, sizeof *tb);
+    tb->m = m;
+    m->n_views = 0;
+    add_view(tb, "read_in.weight", D.d, E, INIT_FANIN, D.d);
+    add_view(tb, "read_in.bias", E, 0, INIT_FANIN, D.d);
+    add_view(tb, "wpe", D.T, E, INIT_NORMAL, 0);
+    for (int l = 0; l < D.L; l++) {
+#define LAYER_VIEW(suffix, rows, cols, init)                                \
+    snprintf(name, sizeof name, "h.%d.%s", l, suffix);                      \
+    add_view(tb, name, rows, cols, init, 0);
+        LAYER_VIEW("ln_1.weight", E, 0, INIT_ONE)
+        LAYER_VIEW("ln_1.bias", E, 0, INIT_ZERO)
+        LAYER_VIEW("attn.c_attn.weight", E, 3 * E, INIT_NORMAL)
+        LAYER_VIEW("attn.c_attn.bias", 3 * E, 0, INIT_ZERO)
+        LAYER_VIEW("attn.c_proj.weight", E, E, INIT_RESID)
+        LAYER_VIEW("attn.c_proj.bias", E, 0, INIT_ZERO)
+        if (D.ffn) {
+            LAYER_VIEW("ln_2.weight", E, 0, INIT_ONE)
+            LAYER_VIEW("ln_2.bias", E, 0, INIT_ZERO)
+            LAYER_VIEW("mlp.c_fc.weight", E, 4 * E, INIT_NORMAL)
+            LAYER_VIEW("mlp.c_fc.bias", 4 * E, 0, INIT_ZERO)
+            LAYER_VIEW("mlp.c_proj.weight", 4 * E, E, INIT_RESID)
+            LAYER_VIEW("mlp.c_proj.bias", E, 0, INIT_ZERO)
+        }
+#undef LAYER_VIEW
+    }
+    add_view(tb, "ln_f.weight", E, 0, INIT_ONE, 0);
+    add_view(tb, "ln_f.bias", E, 0, INIT_ZERO, 0);
+    add_view(tb, "read_out.weight", E, D.d, INIT_FANIN, E);
+    add_view(tb, "read_out.bias", D.d, 0, INIT_FANIN, E);
+    m->n_params = tb->offset;
+}
+
+size_t model_count_params(model_dims dims)
+{
+    model m;
+    table_builder tb;
+    if (dims.L * 12 + 8 > ICAS_MAX_VIEWS)
+        return 0;
+    m.dims = dims;
+    build_table(&m, &tb);
+    return m.n_params;
+}
+
+void model_bind(const model *m, float *block, param_ptrs *out)
+{
+    /* The table's order is fixed by build_table; walk it in step. */
+    const param_view *v = m->views;
+    layer_params *h = out->h;
+    out->read_in_w = block + (v++)->offset;
+    out->read_in_b = block + (v++)->offset;
+    out->wpe = block + (v++)->offset;
+    for (int l = 0; l < m->dims.L; l++) {
+        layer_params *lp = &h[l];
+        lp->ln_1_w = block + (v++)->offset;
+        lp->ln_1_b = block + (v++)->offset;
+        lp->c_attn_w = block + (v++)->offset;
+        lp->c_attn_b = block + (v++)->offset;
+        lp->attn_proj_w = block + (v++)->offset;
+        lp->attn_proj_b = block + (v++)->offset;
+        if (m->dims.ffn) {
+            lp->ln_2_w = block + (v++)->offset;
+            lp->ln_2_b = block + (v++)->offset;
+            lp->c_fc_w = block + (v++)->offset;
+            lp->c_fc_b = block + (v++)->offset;
+            lp->mlp_proj_w = block + (v++)->offset;
+            lp->mlp_proj_b = block + (v++)->offset;
+        } else {
+            lp->ln_2_w = lp->ln_2_b = lp->c_fc_w = lp->c_fc_b = NULL;
+            lp->mlp_proj_w = lp->mlp_proj_b = NULL;
+        }
+    }
+    out->ln_f_w = block + (v++)->offset;
+    out->ln_f_b = block + (v++)->offset;
+    out->read_out_w = block + (v++)->offset;
+    out->read_out_b = block + (v++)->offset;
+}
+
+int model_create(model *m, model_dims dims, icas_err *err)
+{
+    table_builder tb;
+    memset(m, 0, sizeof *m);
+    if (dims.L * 12 + 8 > ICAS_MAX_VIEWS)
+        return icas_fail(err, "--layers %d: at most %d layers", dims.L,
+                         (ICAS_MAX_VIEWS - 8) / 12);
+    m->dims = dims;
+    build_table(m, &tb);
+    m->params = calloc(m->n_params, sizeof(float));
+    m->grads = calloc(m->n_params, sizeof(float));
+    m->p.h = calloc((size_t)dims.L, sizeof(layer_params));
+    m->g.h = calloc((size_t)dims.L, sizeof(layer_params));
+    if (!m->params || !m->grads || !m->p.h || !m->g.h) {
+        model_free(m);
+        return icas_fail(err, "model: out of memory for %zu parameters",
+                         m->n_params);
+    }
+    model_bind(m, m->params, &m->p);
+    model_bind(m, m->grads, &m->g);
+    return 0;
+}
+
+void model_free(model *m)
+{
+    free(m->params);
+    free(m->grads);
+    free(m->p.h);
+    free(m->g.h);
+    m->params = m->grads = NULL;
+    m->p.h = m->g.h = NULL;
+}
+
+void model_init_params(model *m, uint64_t seed)
+{
+    table_builder tb;
+    build_table(m, &tb);
+    float resid_std = 0.02f / sqrtf(2.0f * (float)m->dims.L);
+    for (int i = 0; i < m->n_views; i++) {
+        const param_view *v = &m->views[i];
+        size_t n = (size_t)v->shape[0] * v->shape[1];
+        float *w = m->params + v->offset;
+        rng_state rng;
+        rng_init(&rng, seed, rng_stream(RNG_INIT, (uint64_t)i, 0));
+        for (size_t j = 0; j < n; j++) {
+            switch (tb.init[i]) {
+            case INIT_ZERO: w[j] = 0; break;
+            case INIT_ONE: w[j] = 1; break;
+            case INIT_NORMAL: w[j] = 0.02f * rng_normal(&rng); break;
+            case INIT_RESID: w[j] = resid_std * rng_normal(&rng); break;
+            case INIT_FANIN: {
+                float bound = 1.0f / sqrtf((float)tb.fan_in[i]);
+                w[j] = bound * (2.0f * rng_uniform(&rng) - 1.0f);
+                break;
+            }
+            }
+        }
+    }
+}
+
+const param_view *model_find_view(const model *m, const char *name)
+{
+    for (int i = 0; i < m->n_views; i++)
+        if (strcmp(m->views[i].name, name) == 0)
+            return &m->views[i];
+    return NULL;
+}
+
+void model_zero_grad(model *m)
+{
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+/* ---- activations ----------------------------------------------------- */
+
+int model_acts_create(model_acts *a, model_dims D, int M, icas_err *err)
+{
+    memset(a, 0, sizeof *a);
+    a->M = M;
+    size_t BT = (size_t)M * D.T, E = (size_t)D.E, L = (size_t)D.L;
+    size_t TT = (size_t)M * D.H * D.T * D.T;
+    size_t ffn = D.ffn ? 1 : 0;
+    struct { float **p; size_t n; } plan[] = {
+        {&a->resid, (L + 1) * BT * E},
+        {&a->ln1, L * BT * E}, {&a->ln1_mean, L * BT}, {&a->ln1_rstd, L * BT},
+        {&a->qkv, L * BT * 3 * E},
+        {&a->att, L * TT},
+        {&a->atty, L * BT * E},
+        {&a->resid_mid, L * BT * E},
+        {&a->ln2, ffn * L * BT * E}, {&a->ln2_mean, ffn * L * BT},
+        {&a->ln2_rstd, ffn * L * BT},
+        {&a->fc, ffn * L * BT * 4 * E}, {&a->fc_gelu, ffn * L * BT * 4 * E},
+        {&a->lnf, BT * E}, {&a->lnf_mean, BT}, {&a->lnf_rstd, BT},
+        {&a->out, BT * (size_t)D.d},
+        {&a->d_resid, BT * E}, {&a->d_tmp, BT * E}, {&a->d_qkv, BT * 3 * E},
+        {&a->d_att, TT}, {&a->d_fc, ffn * BT * 4 * E},
+        {&a->d_out, BT * (size_t)D.d},
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
+        total += plan[i].n;
+    a->buf = malloc(total * sizeof(float));
+    if (!a->buf)
+        return icas_fail(err, "model: out of memory for activations of %d "
+                              "contexts (%.1f MiB)",
+                         M, total * 4.0 / (1 << 20));
+    a->n_floats = total;
+    float *p = a->buf;
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        *plan[i].p = plan[i].n ? p : NULL;
+        p += plan[i].n;
+    }
+    a->x_in = a->resid;
+    return 0;
+}
+
+void model_acts_free(model_acts *a)
+{
+    free(a->buf);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- layers ---------------------------------------------------------- */
+
+/* out [BT,OC] = inp [BT,IC] @ w [IC,OC] + b [OC] */
+static void linear_forward(float *out, const float *inp, const float *w,
+                           const float *b, int BT, int IC, int OC)
+{
+    for (int r = 0; r < BT; r++)
+        memcpy(out + (size_t)r * OC, b, sizeof(float) * (size_t)OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, OC, IC, 1.0f,
+                inp, IC, w, OC, 1.0f, out, OC);
+}
+
+/* Backward of linear_forward. dinp = dout @ w^T (overwritten; skipped when
+ * dinp is NULL); dw += inp^T @ dout; db += column sums of dout. */
+static void linear_backward(float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp,
+                            const float *w, int BT, int IC, int OC)
+{
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, IC, OC, 1.0f,
+                    dout, OC, w, OC, 0.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, BT, 1.0f, inp,
+                IC, dout, OC, 1.0f, dw, OC);
+    /* rows in order, whatever the thread count: the sum is reproducible */
+    for (int r = 0; r < BT; r++) {
+        const float *d_r = dout + (size_t)r * OC;
+        for (int c = 0; c < OC; c++)
+            db[c] += d_r[c];
+    }
+}
+
+/* out [BT,E] = (inp - mean) * rstd * w + b, per row; mean, rstd [BT] kept */
+static void layernorm_forward(float *out, float *mean, float *rstd,
+                              const float *inp, const float *w, const float *b,
+                              int BT, int E)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < BT; r++) {
+        const float *x = inp + (size_t)r * E;
+        float *y = out + (size_t)r * E;
+        float mu = 0;
+#pragma omp simd reduction(+ : mu)
+        for (int i = 0; i < E; i++)
+            mu += x[i];
+        mu /= E;
+        float var = 0;
+#pragma omp simd reduction(+ : var)
+        for (int i = 0; i < E; i++)
+            var += (x[i] - mu) * (x[i] - mu);
+        var /= E;
+        float rs = 1.0f / sqrtf(var + LN_EPS);
+        for (int i = 0; i < E; i++)
+            y[i] = (x[i] - mu) * rs * w[i] + b[i];
+        mean[r] = mu;
+        rstd[r] = rs;
+    }
+}
+
+/* dinp += LN backward of dout; dw, db += their gradients. */
+static void layernorm_backward(float *dinp, float *dw, float *db,
+                               const float *dout, const float *inp,
+                               const float *w, const float *mean,
+                               const float *rstd, int BT, int E)
+{
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < BT; r++) {
+        const float *x = inp + (size_t)r * E, *dy = dout + (size_t)r * E;
+        float *dx = dinp + (size_t)r * E;
+        float mu = mean[r], rs = rstd[r];
+        float mean_dxhat = 0, mean_dxhat_xhat = 0;
+#pragma omp simd reduction(+ : mean_dxhat, mean_dxhat_xhat)
+        for (int i = 0; i < E; i++) {
+            float xhat = (x[i] - mu) * rs;
+            float dxhat = dy[i] * w[i];
+            mean_dxhat += dxhat;
+            mean_dxhat_xhat += dxhat * xhat;
+        }
+        mean_dxhat /= E;
+        mean_dxhat_xhat /= E;
+        for (int i = 0; i < E; i++) {
+            float xhat = (x[i] - mu) * rs;
+            float dxhat = dy[i] * w[i];
+            dx[i] += rs * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat);
+        }
+    }
+    for (int r = 0; r < BT; r++) {
+        const float *x = inp + (size_t)r * E, *dy = dout + (size_t)r * E;
+        float mu = mean[r], rs = rstd[r];
+        for (int i = 0; i < E; i++) {
+            dw[i] += dy[i] * (x[i] - mu) * rs;
+            db[i] += dy[i];
+        }
+    }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+
+/* tanh as a rational function (the form Eigen uses for float): within
+ * 4e-7 of tanh everywhere, and unlike libm's tanhf it vectorises. The same
+ * arithmetic runs in the vector body and the scalar remainder (no FMA
+ * contraction in ISO C mode), so results never depend on how OpenMP splits
+ * the loop. */
+static inline float tanh_rational(float x)
+{
+    const float clamp = 7.90531110763549805f;
+    x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
+    float x2 = x * x;
+    float p = -2.76076847742355e-16f;
+    p = p * x2 + 2.00018790482477e-13f;
+    p = p * x2 + -8.60467152213735e-11f;
+    p = p * x2 + 5.12229709037114e-08f;
+    p = p * x2 + 1.48572235717979e-05f;
+    p = p * x2 + 6.37261928875436e-04f;
+    p = p * x2 + 4.89352455891786e-03f;
+    float q = 1.19825839466702e-06f;
+    q = q * x2 + 1.18534705686654e-04f;
+    q = q * x2 + 2.26843463243900e-03f;
+    q = q * x2 + 4.89352518554385e-03f;
+    return x * p / q;
+}
+
+static void gelu_forward(float *out, const float *inp, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + tanh_rational(GELU_K * (x + 0.044715f * x * x * x)));
+    }
+}
+
+/* dinp = dout * gelu'(inp), in place on dout */
+static void gelu_backward(float *d, const float *inp, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float t = tanh_rational(GELU_K * (x + 0.044715f * x * x * x));
+        float dt = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        d[i] *= 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
+    }
+}
+
+/* Causal attention for M contexts and H heads.
+ * qkv [M*T, 3E] (q | k | v, head h at columns h*hs within each block);
+ * att [M,H,T,T] receives the weights (row t uses columns 0..t, the rest 0);
+ * out [M*T, E]. softmax: att = softmax(q k^T / sqrt(hs)) over s <= t;
+ * linear: att = q k^T / sqrt(hs) for s <= t, no normalisation.
+ * The products go through BLAS on the full T x T square (the masked half
+ * is zeroed after): at T = 60 that is faster than skipping it by hand.
+ * Inside this parallel loop OpenBLAS's OpenMP build runs single-threaded. */
+static void attention_forward(float *out, float *att, const float *qkv,
+                              int M, int T, int E, int H,
+                              attention_kind kind)
+{
+    const int hs = E / H, ld = 3 * E;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < M * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *q_bh = qkv + (size_t)b * T * ld + h * hs;
+        const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
+        float *att_bh = att + (size_t)bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q_bh, ld,
+                    k_bh, ld, 0.0f, att_bh, T);
+        for (int t = 0; t < T; t++) {
+            float *a_t = att_bh + (size_t)t * T;
+            if (kind == ATTN_SOFTMAX) {
+                float maxv = a_t[0];
+                for (int s = 1; s <= t; s++)
+                    maxv = a_t[s] > maxv ? a_t[s] : maxv;
+                float sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    a_t[s] = expf(a_t[s] - maxv);
+                    sum += a_t[s];
+                }
+                float inv = 1.0f / sum;
+                for (int s = 0; s <= t; s++)
+                    a_t[s] *= inv;
+            }
+            for (int s = t + 1; s < T; s++)
+                a_t[s] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att_bh, T,
+                    v_bh, ld, 0.0f, out + (size_t)b * T * E + h * hs, E);
+    }
+}
+
+/* Backward of attention_forward: dqkv (overwritten) from dout [M*T, E].
+ * datt is scratch [M,H,T,T]. */
+static void attention_backward(float *dqkv, float *datt, const float *dout,
+                               const float *att, const float *qkv, int M,
+                               int T, int E, int H, attention_kind kind)
+{
+    const int hs = E / H, ld = 3 * E;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < M * H; bh++) {
+        int b = bh / H, h = bh % H;
+        const float *q_bh = qkv + (size_t)b * T * ld + h * hs;
+        const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
+        float *dq_bh = dqkv + (size_t)b * T * ld + h * hs;
+        float *dk_bh = dq_bh + E, *dv_bh = dq_bh + 2 * E;
+        const float *att_bh = att + (size_t)bh * T * T;
+        const float *do_bh = dout + (size_t)b * T * E + h * hs;
+        float *datt_bh = datt + (size_t)bh * T * T;
+        /* out = att @ v */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, do_bh, E,
+                    v_bh, ld, 0.0f, datt_bh, T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, att_bh, T,
+                    do_bh, E, 0.0f, dv_bh, ld);
+        /* att = softmax(z): dz_ts = a_ts (da_ts - sum_s' a_ts' da_ts');
+         * linear: dz = da. Masked entries get no gradient. */
+        for (int t = 0; t < T; t++) {
+            const float *a_t = att_bh + (size_t)t * T;
+            float *da_t = datt_bh + (size_t)t * T;
+            if (kind == ATTN_SOFTMAX) {
+                float dot = 0;
+                for (int s = 0; s <= t; s++)
+                    dot += a_t[s] * da_t[s];
+                for (int s = 0; s <= t; s++)
+                    da_t[s] = a_t[s] * (da_t[s] - dot);
+            }
+            for (int s = t + 1; s < T; s++)
+                da_t[s] = 0;
+        }
+        /* z = scale * q @ k^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, datt_bh, T,
+                    k_bh, ld, 0.0f, dq_bh, ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, datt_bh, T,
+                    q_bh, ld, 0.0f, dk_bh, ld);
+    }
+}
+
+static void add_into(float *dst, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++)
+        dst[i] = a[i] + b[i];
+}
+
+/* ---- the model ------------------------------------------------------- */
+
+#define LAYER(ptr, l, per_row) ((ptr) + (size_t)(l) * (size_t)BTcap * (per_row))
+
+void model_forward(const model *m, model_acts *a, const float *tokens, int M)
+{
+    const model_dims D = m->dims;
+    const int T = D.T, E = D.E, d = D.d, BT = M * T, BTcap = a->M * T;
+    const size_t TT = (size_t)a->M * D.H * T * T;
+    const param_ptrs *p = &m->p;
+    double t0;
+
+    t0 = omp_get_wtime();
+    linear_forward(a->resid, tokens, p->read_in_w, p->read_in_b, BT, d, E);
+    a->t_matmul += omp_get_wtime() - t0;
+    t0 = omp_get_wtime();
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < BT; r++) {
+        const float *wpe_t = p->wpe + (size_t)(r % T) * E;
+        float *x = a->resid + (size_t)r * E;
+        for (int i = 0; i < E; i++)
+            x[i] += wpe_t[i];
+    }
+    a->t_elementwise += omp_get_wtime() - t0;
+
+    for (int l = 0; l < D.L; l++) {
+        const layer_params *w = &p->h[l];
+        float *resid = LAYER(a->resid, l, E), *resid_next = LAYER(a->resid, l + 1, E);
+        float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
+        float *atty = LAYER(a->atty, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
+        float *att = a->att + (size_t)l * TT;
+
+        t0 = omp_get_wtime();
+        layernorm_forward(ln1, LAYER(a->ln1_mean, l, 1), LAYER(a->ln1_rstd, l, 1),
+                          resid, w->ln_1_w, w->ln_1_b, BT, E);
+        a->t_elementwise += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        linear_forward(qkv, ln1, w->c_attn_w, w->c_attn_b, BT, E, 3 * E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        attention_forward(atty, att, qkv, M, T, E, D.H, D.attention);
+        a->t_attention += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        /* resid_mid = resid + atty @ W_proj + b (the projection lands in
+         * resid_mid first, then the residual is added) */
+        linear_forward(resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BT, E, E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        add_into(resid_mid, resid_mid, resid, (size_t)BT * E);
+        a->t_elementwise += omp_get_wtime() - t0;
+
+        if (!D.ffn) {
+            memcpy(resid_next, resid_mid, sizeof(float) * (size_t)BT * E);
+            continue;
+        }
+        float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->fc, l, 4 * E);
+        float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
+        t0 = omp_get_wtime();
+        layernorm_forward(ln2, LAYER(a->ln2_mean, l, 1), LAYER(a->ln2_rstd, l, 1),
+                          resid_mid, w->ln_2_w, w->ln_2_b, BT, E);
+        a->t_elementwise += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        linear_forward(fc, ln2, w->c_fc_w, w->c_fc_b, BT, E, 4 * E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        gelu_forward(fc_gelu, fc, (size_t)BT * 4 * E);
+        a->t_elementwise += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        linear_forward(resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BT,
+                       4 * E, E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        add_into(resid_next, resid_next, resid_mid, (size_t)BT * E);
+        a->t_elementwise += omp_get_wtime() - t0;
+    }
+
+    t0 = omp_get_wtime();
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->resid, D.L, E),
+                      p->ln_f_w, p->ln_f_b, BT, E);
+    a->t_elementwise += omp_get_wtime() - t0;
+    t0 = omp_get_wtime();
+    linear_forward(a->out, a->lnf, p->read_out_w, p->read_out_b, BT, E, d);
+    a->t_matmul += omp_get_wtime() - t0;
+}
+
+void model_backward(model *m, model_acts *a, const float *tokens,
+                    const float *dout, int M)
+{
+    const model_dims D = m->dims;
+    const int T = D.T, E = D.E, d = D.d, BT = M * T, BTcap = a->M * T;
+    const size_t TT = (size_t)a->M * D.H * T * T;
+    const param_ptrs *p = &m->p, *g = &m->g;
+    float *d_resid = a->d_resid, *d_tmp = a->d_tmp;
+    double t0;
+
+    /* out = lnf @ W_out + b */
+    t0 = omp_get_wtime();
+    linear_backward(d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
+                    p->read_out_w, BT, E, d);
+    a->t_matmul += omp_get_wtime() - t0;
+    /* lnf = LN_f(resid[L]) */
+    t0 = omp_get_wtime();
+    memset(d_resid, 0, sizeof(float) * (size_t)BT * E);
+    layernorm_backward(d_resid, g->ln_f_w, g->ln_f_b, d_tmp,
+                       LAYER(a->resid, D.L, E), p->ln_f_w, a->lnf_mean,
+                       a->lnf_rstd, BT, E);
+    a->t_elementwise += omp_get_wtime() - t0;
+
+    for (int l = D.L - 1; l >= 0; l--) {
+        const layer_params *w = &p->h[l];
+        const layer_params *gw = &g->h[l];
+        float *resid = LAYER(a->resid, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
+        float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
+        float *atty = LAYER(a->atty, l, E);
+        float *att = a->att + (size_t)l * TT;
+
+        if (D.ffn) {
+            float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->fc, l, 4 * E);
+            float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
+            /* resid_next = resid_mid + fc_gelu @ W_mproj + b: d_resid passes
+             * through to resid_mid unchanged, plus the MLP branch below */
+            t0 = omp_get_wtime();
+            linear_backward(a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b, d_resid,
+                            fc_gelu, w->mlp_proj_w, BT, 4 * E, E);
+            a->t_matmul += omp_get_wtime() - t0;
+            t0 = omp_get_wtime();
+            gelu_backward(a->d_fc, fc, (size_t)BT * 4 * E);
+            a->t_elementwise += omp_get_wtime() - t0;
+            t0 = omp_get_wtime();
+            linear_backward(d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
+                            w->c_fc_w, BT, E, 4 * E);
+            a->t_matmul += omp_get_wtime() - t0;
+            t0 = omp_get_wtime();
+            layernorm_backward(d_resid, gw->ln_2_w, gw->ln_2_b, d_tmp, resid_mid,
+                               w->ln_2_w, LAYER(a->ln2_mean, l, 1),
+                               LAYER(a->ln2_rstd, l, 1), BT, E);
+            a->t_elementwise += omp_get_wtime() - t0;
+        }
+        /* resid_mid = resid + atty @ W_proj + b */
+        t0 = omp_get_wtime();
+        linear_backward(d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid, atty,
+                        w->attn_proj_w, BT, E, E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        attention_backward(a->d_qkv, a->d_att, d_tmp, att, qkv, M, T, E, D.H,
+                           D.attention);
+        a->t_attention += omp_get_wtime() - t0;
+        /* qkv = ln1 @ W_attn + b */
+        t0 = omp_get_wtime();
+        linear_backward(d_tmp, gw->c_attn_w, gw->c_attn_b, a->d_qkv, ln1,
+                        w->c_attn_w, BT, E, 3 * E);
+        a->t_matmul += omp_get_wtime() - t0;
+        t0 = omp_get_wtime();
+        layernorm_backward(d_resid, gw->ln_1_w, gw->ln_1_b, d_tmp, resid,
+                           w->ln_1_w, LAYER(a->ln1_mean, l, 1),
+                           LAYER(a->ln1_rstd, l, 1), BT, E);
+        a->t_elementwise += omp_get_wtime() - t0;
+    }
+
+    /* resid[0] = tokens @ W_in + b + wpe[t] */
+    t0 = omp_get_wtime();
+    linear_backward(NULL, g->read_in_w, g->read_in_b, d_resid, tokens,
+                    p->read_in_w, BT, d, E);
+    a->t_matmul += omp_get_wtime() - t0;
+    t0 = omp_get_wtime();
+    for (int r = 0; r < BT; r++) {
+        float *dwpe_t = g->wpe + (size_t)(r % T) * E;
+        const float *dx = d_resid + (size_t)r * E;
+        for (int i = 0; i < E; i++)
+            dwpe_t[i] += dx[i];
+    }
+    a->t_elementwise += omp_get_wtime() - t0;
+}

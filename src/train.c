@@ -1,0 +1,381 @@
+#include "icasweep/train.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "icasweep/eval.h"
+#include "icasweep/loss.h"
+#include "icasweep/optim.h"
+#include "icasweep/rng.h"
+#include "icasweep/task.h"
+
+const char *run_status_name(run_status s)
+{
+    switch (s) {
+    case RUN_PENDING: return "pending";
+    case RUN_DONE: return "done";
+    case RUN_DIVERGED: return "diverged";
+    case RUN_FAILED: return "failed";
+    case RUN_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
+                     icas_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = *cfg;
+    config_run_id(cfg, r->run_id);
+    r->P = cfg->n_eval_noise;
+    r->N = cfg->points;
+    r->final_loss = NAN;
+    r->train_loss = malloc(sizeof(float) * (size_t)cfg->steps);
+    r->tf_err = malloc(sizeof(float) * (size_t)r->P * r->N);
+    r->gd_err = malloc(sizeof(float) * (size_t)r->P * r->N);
+    if (!r->train_loss || !r->tf_err || !r->gd_err)
+        goto oom;
+    for (int i = 0; i < cfg->steps; i++)
+        r->train_loss[i] = NAN;
+    for (int i = 0; i < r->P * r->N; i++)
+        r->tf_err[i] = r->gd_err[i] = NAN;
+    if (with_model) {
+        size_t T = 3 * (size_t)cfg->points, d = (size_t)cfg->dims;
+        r->n_params = model_count_params(model_dims_of(cfg));
+        r->params = malloc(sizeof(float) * r->n_params);
+        r->eval_tokens = malloc(sizeof(float) * (size_t)cfg->eval_batch * T * d);
+        r->eval_pred = malloc(sizeof(float) * (size_t)cfg->eval_batch * cfg->points * d);
+        if (!r->params || !r->eval_tokens || !r->eval_pred)
+            goto oom;
+    }
+    return 0;
+oom:
+    run_result_free(r);
+    return icas_fail(err, "run: out of memory for results");
+}
+
+void run_result_free(run_result *r)
+{
+    free(r->train_loss);
+    free(r->tf_err);
+    free(r->gd_err);
+    free(r->params);
+    free(r->eval_tokens);
+    free(r->eval_pred);
+    r->train_loss = r->tf_err = r->gd_err = r->params = NULL;
+    r->eval_tokens = r->eval_pred = NULL;
+}
+
+/* ---- the training step ---------------------------------------------- */
+
+struct trainer {
+    run_config cfg;
+    model m;
+    model_acts acts;
+    adam_state opt;
+    task_context *ctx; /* [TRAIN_CHUNK] */
+    float *tokens;     /* [TRAIN_CHUNK, T, d] */
+    float *r_seen;     /* [TRAIN_CHUNK, N] */
+    double *loss_c;    /* [TRAIN_CHUNK] */
+    train_profile prof;
+};
+
+int trainer_create(trainer **out, const run_config *cfg, icas_err *err)
+{
+    if (config_validate(cfg, err))
+        return -1;
+    trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return icas_fail(err, "trainer: out of memory");
+    const int C = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
+    t->cfg = *cfg;
+    if (model_create(&t->m, model_dims_of(cfg), err) ||
+        model_acts_create(&t->acts, t->m.dims, C, err) ||
+        adam_init(&t->opt, t->m.n_params, cfg->lr, err))
+        goto fail;
+    model_init_params(&t->m, cfg->seed);
+    t->ctx = calloc(C, sizeof *t->ctx);
+    t->tokens = malloc(sizeof(float) * (size_t)C * T * d);
+    t->r_seen = malloc(sizeof(float) * (size_t)C * N);
+    t->loss_c = malloc(sizeof(double) * C);
+    if (!t->ctx || !t->tokens || !t->r_seen || !t->loss_c) {
+        icas_fail(err, "trainer: out of memory");
+        goto fail;
+    }
+    for (int b = 0; b < C; b++)
+        if (task_context_alloc(&t->ctx[b], d, N)) {
+            icas_fail(err, "trainer: out of memory");
+            goto fail;
+        }
+    *out = t;
+    return 0;
+fail:
+    trainer_free(t);
+    return -1;
+}
+
+void trainer_free(trainer *t)
+{
+    if (!t)
+        return;
+    if (t->ctx)
+        for (int b = 0; b < TRAIN_CHUNK; b++)
+            task_context_free(&t->ctx[b]);
+    free(t->ctx);
+    free(t->tokens);
+    free(t->r_seen);
+    free(t->loss_c);
+    adam_free(&t->opt);
+    model_acts_free(&t->acts);
+    model_free(&t->m);
+    free(t);
+}
+
+model *trainer_model(trainer *t) { return &t->m; }
+
+const train_profile *trainer_profile(const trainer *t)
+{
+    /* the model's own timers live in its activations */
+    ((trainer *)t)->prof.matmul = t->acts.t_matmul;
+    ((trainer *)t)->prof.attention = t->acts.t_attention;
+    ((trainer *)t)->prof.elementwise = t->acts.t_elementwise;
+    return &t->prof;
+}
+
+void trainer_reset_profile(trainer *t)
+{
+    memset(&t->prof, 0, sizeof t->prof);
+    t->acts.t_matmul = t->acts.t_attention = t->acts.t_elementwise = 0;
+}
+
+float trainer_step(trainer *t, int step)
+{
+    const run_config *cfg = &t->cfg;
+    const int C = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
+    const int B = cfg->batch;
+    double loss_sum = 0, t0;
+
+    model_zero_grad(&t->m);
+    for (int c0 = 0; c0 < B; c0 += C) {
+        const int M = B - c0 < C ? B - c0 : C;
+        t0 = omp_get_wtime();
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < M; b++) {
+            rng_state rng;
+            rng_init(&rng, cfg->seed,
+                     rng_stream(RNG_TRAIN, (uint64_t)step, (uint64_t)(c0 + b)));
+            task_sample(&t->ctx[b], &rng);
+            task_seen_rewards(&t->ctx[b], cfg->train_noise, t->r_seen + (size_t)b * N);
+            task_tokens(&t->ctx[b], t->r_seen + (size_t)b * N,
+                        t->tokens + (size_t)b * T * d);
+        }
+        t->prof.data += omp_get_wtime() - t0;
+
+        model_forward(&t->m, &t->acts, t->tokens, M);
+
+        t0 = omp_get_wtime();
+        float *dout = t->acts.d_out;
+        memset(dout, 0, sizeof(float) * (size_t)M * T * d);
+#pragma omp parallel for schedule(static)
+        for (int b = 0; b < M; b++) {
+            float pred[N * d], dpred[N * d];
+            for (int n = 0; n < N; n++)
+                memcpy(pred + n * d, t->acts.out + ((size_t)b * T + task_query_token(n)) * d,
+                       sizeof(float) * (size_t)d);
+            memset(dpred, 0, sizeof dpred);
+            t->loss_c[b] = loss_context(cfg->loss, pred, t->ctx[b].resp,
+                                        t->r_seen + (size_t)b * N, N, d,
+                                        1.0f / (float)B, dpred);
+            for (int n = 0; n < N; n++)
+                memcpy(dout + ((size_t)b * T + task_query_token(n)) * d, dpred + n * d,
+                       sizeof(float) * (size_t)d);
+        }
+        for (int b = 0; b < M; b++)
+            loss_sum += t->loss_c[b];
+        t->prof.loss += omp_get_wtime() - t0;
+
+        model_backward(&t->m, &t->acts, t->tokens, dout, M);
+    }
+    t0 = omp_get_wtime();
+    adam_step(&t->opt, t->m.params, t->m.grads);
+    t->prof.optimizer += omp_get_wtime() - t0;
+    return (float)(loss_sum / B);
+}
+
+/* ---- checkpoints ----------------------------------------------------- */
+
+/* A checkpoint is everything that the rest of the run depends on: the
+ * parameters, Adam's moments and step count, the losses so far, and the
+ * next step (which is also the RNG position, since contexts are addressed
+ * by step). Written to a temporary name and renamed, so a kill during the
+ * write leaves the previous checkpoint intact. */
+#define CKPT_MAGIC "ICASCKP1"
+
+typedef struct {
+    char magic[8];
+    char run_id[ICAS_RUN_ID_LEN];
+    int32_t next_step;
+    int32_t steps;
+    int64_t adam_t;
+    uint64_t n_params;
+    double elapsed;
+} ckpt_header;
+
+static int checkpoint_save(const char *path, const trainer *t, int next_step,
+                           const float *train_loss, double elapsed,
+                           icas_err *err)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return icas_fail(err, "%s: cannot write checkpoint: %s", tmp, strerror(errno));
+    ckpt_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, CKPT_MAGIC, 8);
+    config_run_id(&t->cfg, h.run_id);
+    h.next_step = next_step;
+    h.steps = t->cfg.steps;
+    h.adam_t = t->opt.t;
+    h.n_params = t->m.n_params;
+    h.elapsed = elapsed;
+    size_t n = t->m.n_params;
+    int ok = fwrite(&h, sizeof h, 1, f) == 1 &&
+             fwrite(t->m.params, sizeof(float), n, f) == n &&
+             fwrite(t->opt.m, sizeof(float), n, f) == n &&
+             fwrite(t->opt.v, sizeof(float), n, f) == n &&
+             fwrite(train_loss, sizeof(float), (size_t)t->cfg.steps, f) ==
+                 (size_t)t->cfg.steps;
+    ok = fflush(f) == 0 && ok;
+    ok = fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return icas_fail(err, "%s: cannot write checkpoint: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Returns 1 and restores the trainer if `path` holds a checkpoint of this
+ * run, 0 if there is none (or it belongs to another run), -1 on a damaged
+ * file. */
+static int checkpoint_load(const char *path, trainer *t, int *next_step,
+                           float *train_loss, double *elapsed, icas_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    ckpt_header h;
+    char id[ICAS_RUN_ID_LEN];
+    config_run_id(&t->cfg, id);
+    size_t n = t->m.n_params;
+    int rc = 0;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) != 0) {
+        rc = icas_fail(err, "%s: not a checkpoint (remove it to start over)", path);
+    } else if (strncmp(h.run_id, id, ICAS_RUN_ID_LEN) != 0 || h.n_params != n ||
+               h.steps != t->cfg.steps) {
+        rc = 0; /* another run's: ignore */
+    } else if (fread(t->m.params, sizeof(float), n, f) != n ||
+               fread(t->opt.m, sizeof(float), n, f) != n ||
+               fread(t->opt.v, sizeof(float), n, f) != n ||
+               fread(train_loss, sizeof(float), (size_t)h.steps, f) != (size_t)h.steps ||
+               h.next_step < 0 || h.next_step > h.steps) {
+        rc = icas_fail(err, "%s: truncated checkpoint (remove it to start over)", path);
+    } else {
+        t->opt.t = h.adam_t;
+        *next_step = h.next_step;
+        *elapsed = h.elapsed;
+        rc = 1;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* ---- a whole run ------------------------------------------------------ */
+
+int train_and_evaluate(const run_config *cfg, const train_options *opt,
+                       run_result *out, icas_err *err)
+{
+    trainer *t = NULL;
+    int save_model = opt && opt->save_model;
+    const char *ckpt = opt ? opt->checkpoint_path : NULL;
+    int every = opt ? opt->checkpoint_every : 0;
+    if (run_result_alloc(out, cfg, save_model, err))
+        return -1;
+    gethostname(out->host, sizeof out->host - 1);
+    out->threads = omp_get_max_threads();
+    if (trainer_create(&t, cfg, err))
+        return -1;
+
+    double start = omp_get_wtime(), before = 0;
+    int first = 0;
+    if (ckpt) {
+        int rc = checkpoint_load(ckpt, t, &first, out->train_loss, &before, err);
+        if (rc < 0) {
+            trainer_free(t);
+            return -1;
+        }
+    }
+    out->status = RUN_DONE;
+    int step;
+    for (step = first; step < cfg->steps; step++) {
+        if (opt && opt->stop && *opt->stop) {
+            out->status = RUN_INTERRUPTED;
+            snprintf(out->reason, sizeof out->reason, "interrupted at step %d", step);
+            break;
+        }
+        float loss = trainer_step(t, step);
+        out->train_loss[step] = loss;
+        out->final_loss = loss;
+        if (!isfinite(loss)) {
+            out->status = RUN_DIVERGED;
+            snprintf(out->reason, sizeof out->reason,
+                     "training loss became %s at step %d", isnan(loss) ? "NaN" : "Inf",
+                     step + 1);
+            step++;
+            break;
+        }
+        if (opt && opt->progress)
+            opt->progress(opt->user, step + 1, cfg->steps, loss);
+        if (ckpt && every > 0 && (step + 1) % every == 0 && step + 1 < cfg->steps &&
+            checkpoint_save(ckpt, t, step + 1, out->train_loss,
+                            before + omp_get_wtime() - start, err)) {
+            trainer_free(t);
+            return -1;
+        }
+    }
+    out->steps_done = step;
+    if (step > 0 && isfinite(out->train_loss[step - 1]))
+        out->final_loss = out->train_loss[step - 1];
+    out->train_seconds = before + omp_get_wtime() - start;
+
+    if (out->status == RUN_INTERRUPTED) {
+        int rc = ckpt ? checkpoint_save(ckpt, t, step, out->train_loss,
+                                        out->train_seconds, err)
+                      : 0;
+        out->wall_seconds = out->train_seconds;
+        trainer_free(t);
+        return rc;
+    }
+    if (out->status == RUN_DONE) {
+        double e0 = omp_get_wtime();
+        if (eval_run(cfg, &t->m, out->tf_err, out->gd_err, out->eval_tokens,
+                     out->eval_pred, err)) {
+            trainer_free(t);
+            return -1;
+        }
+        out->eval_seconds = omp_get_wtime() - e0;
+    }
+    if (save_model)
+        memcpy(out->params, t->m.params, sizeof(float) * t->m.n_params);
+    out->wall_seconds = out->train_seconds + out->eval_seconds;
+    if (ckpt)
+        unlink(ckpt);
+    trainer_free(t);
+    return 0;
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `icasweep train`: bad input gives one line naming the flag and value, exit
+# status 2 and no file; a diverging run is recorded and exits 1; a good run
+# writes a file h5py reads; --help documents every flag.
+set -u
+BIN=${ICASWEEP:?ICASWEEP must point to the binary}
+PY=/usr/bin/python3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0; pass=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+tiny=(--layers 1 --heads 2 --embd 8 --points 5 --steps 3 --batch 4 --eval-batch 4 -q)
+
+# expect_usage "expected text" args...: exit 2, one line, naming the text, no file
+expect_usage() {
+  local want=$1; shift
+  rm -f "$work/out.h5"
+  "$BIN" train "$@" >"$work/stdout" 2>"$work/stderr"
+  local rc=$?
+  local lines; lines=$(wc -l <"$work/stderr")
+  if [ $rc -ne 2 ]; then bad "train $*: exit $rc, want 2"; return; fi
+  if [ "$lines" -ne 1 ]; then bad "train $*: $lines lines of error, want 1: $(cat "$work/stderr")"; return; fi
+  if ! grep -qF -- "$want" "$work/stderr"; then bad "train $*: message lacks '$want': $(cat "$work/stderr")"; return; fi
+  if ls "$work"/out.h5* >/dev/null 2>&1; then bad "train $*: left a file behind"; return; fi
+  ok
+}
+
+expect_usage "--heads 5" "${tiny[@]}" --heads 5 --embd 96 -o "$work/out.h5"
+expect_usage "--layers 0" "${tiny[@]}" --layers 0 -o "$work/out.h5"
+expect_usage "--embd -8" "${tiny[@]}" --embd -8 -o "$work/out.h5"
+expect_usage "--steps 0" "${tiny[@]}" --steps 0 -o "$work/out.h5"
+expect_usage "--steps -5" "${tiny[@]}" --steps -5 -o "$work/out.h5"
+expect_usage "--batch 0" "${tiny[@]}" --batch 0 -o "$work/out.h5"
+expect_usage "--dims 0" "${tiny[@]}" --dims 0 -o "$work/out.h5"
+expect_usage "--points 2" "${tiny[@]}" --points 2 -o "$work/out.h5"
+expect_usage "--eval-batch 0" "${tiny[@]}" --eval-batch 0 -o "$work/out.h5"
+expect_usage "--attention sigmoid" "${tiny[@]}" --attention sigmoid -o "$work/out.h5"
+expect_usage "--loss mse" "${tiny[@]}" --loss mse -o "$work/out.h5"
+expect_usage "--ffn maybe" "${tiny[@]}" --ffn maybe -o "$work/out.h5"
+expect_usage "--train-noise 1.5" "${tiny[@]}" --train-noise 1.5 -o "$work/out.h5"
+expect_usage "--train-noise -0.1" "${tiny[@]}" --train-noise -0.1 -o "$work/out.h5"
+expect_usage "--eval-noise 2" "${tiny[@]}" --eval-noise 0,2 -o "$work/out.h5"
+expect_usage "--lr abc" "${tiny[@]}" --lr abc -o "$work/out.h5"
+expect_usage "--layers 2x" "${tiny[@]}" --layers 2x -o "$work/out.h5"
+expect_usage "--bogus" "${tiny[@]}" --bogus 3 -o "$work/out.h5"
+expect_usage "-o PATH is required" "${tiny[@]}"
+expect_usage "$work/nodir/out.h5" "${tiny[@]}" -o "$work/nodir/out.h5"
+if [ -e "$work/nodir" ]; then bad "created a directory"; else ok; fi
+
+# an existing file is neither clobbered nor touched without --force
+echo "precious" >"$work/exists.h5"
+"$BIN" train "${tiny[@]}" -o "$work/exists.h5" 2>"$work/stderr"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "exists.h5" "$work/stderr" && grep -qx precious "$work/exists.h5"; then ok
+else bad "existing output: exit $rc, $(cat "$work/stderr")"; fi
+"$BIN" train "${tiny[@]}" -o "$work/exists.h5" --force 2>"$work/stderr"
+if [ $? -eq 0 ] && ! grep -q precious "$work/exists.h5"; then ok; else bad "--force did not replace: $(cat "$work/stderr")"; fi
+
+# a good run: progress on stderr, a file h5py reads into a structured array
+"$BIN" train --layers 1 --heads 2 --embd 8 --points 5 --steps 4 --batch 4 --eval-batch 4 \
+  --save-model -o "$work/run.h5" 2>"$work/stderr"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "step 4/4" "$work/stderr"; then ok; else bad "good run: exit $rc, $(cat "$work/stderr")"; fi
+$PY - "$work/run.h5" <<'PYEOF' || bad "result file layout"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+runs = f["runs"][:]
+assert isinstance(runs, np.ndarray) and runs.dtype.names, "runs is not a structured array"
+for field in ["run_id", "layers", "heads", "embd", "attention", "ffn", "loss", "train_noise",
+              "lr", "batch", "steps", "seed", "status", "wall_seconds", "final_loss"]:
+    assert field in runs.dtype.names, field
+assert runs["status"][0] == b"done", runs["status"]
+assert f["eval/tf_err"].shape == (1, 5, 5) and f["eval/gd_err"].shape == (1, 5, 5)
+assert f["train/loss"].shape == (1, 4) and np.isfinite(f["train/loss"][()]).all()
+assert list(f["eval/noise"][()]) == [0, 0.25, 0.5, 0.75, 1]
+rid = runs["run_id"][0].decode()
+g = f["models"][rid]
+assert g["h.0.attn.c_attn.weight"].shape == (8, 24)
+assert g["read_in.weight"].shape == (5, 8) and g["wpe"].shape == (15, 8)
+assert g["eval_tokens"].shape == (4, 15, 5) and g["eval_pred"].shape == (4, 5, 5)
+for k in ("schema_version", "program_version", "git_revision"):
+    assert k in f.attrs, k
+def walk(name, obj):
+    if isinstance(obj, h5py.Dataset):
+        assert "description" in obj.attrs, name
+f.visititems(walk)
+PYEOF
+[ $? -eq 0 ] && ok
+
+# a diverging run is recorded as such and exits 1
+"$BIN" train "${tiny[@]}" --steps 20 --lr 1e30 -o "$work/div.h5" 2>"$work/stderr"
+rc=$?
+if [ $rc -eq 1 ] && $PY -c "import h5py,sys; r=h5py.File(sys.argv[1])['runs'][0]; sys.exit(r['status']!=b'diverged')" "$work/div.h5"
+then ok; else bad "diverged run: exit $rc, $(cat "$work/stderr")"; fi
+
+# --help documents every flag
+"$BIN" train --help >"$work/help"
+for flag in --layers --heads --embd --attention --ffn --loss --steps --batch --lr --seed \
+            --train-noise --eval-noise --dims --points --eval-batch --output --force --save-model; do
+  grep -q -- "$flag" "$work/help" || bad "--help lacks $flag"
+done
+ok
+
+echo "test_cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]

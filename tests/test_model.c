@@ -1,0 +1,175 @@
+/* The transformer: central finite-difference checks of the gradient of every
+ * parameter tensor (softmax and linear attention, with and without MLP, both
+ * losses), and causality (changing token t changes no output before t). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "icasweep/loss.h"
+#include "icasweep/model.h"
+#include "icasweep/rng.h"
+#include "icasweep/task.h"
+#include "testutil.h"
+
+enum { B = 2 };
+
+typedef struct {
+    run_config cfg;
+    model m;
+    model_acts a;
+    task_context ctx[B];
+    float *tokens, *r_seen, *dout;
+} fixture;
+
+static void fixture_init(fixture *f, attention_kind attn, int ffn, loss_kind loss)
+{
+    icas_err err;
+    f->cfg = config_default();
+    f->cfg.dims = 3;
+    f->cfg.points = 5;
+    f->cfg.layers = 2;
+    f->cfg.heads = 2;
+    f->cfg.embd = 8;
+    f->cfg.attention = attn;
+    f->cfg.ffn = ffn;
+    f->cfg.loss = loss;
+    int d = 3, N = 5, T = 15;
+    if (model_create(&f->m, model_dims_of(&f->cfg), &err) ||
+        model_acts_create(&f->a, f->m.dims, B, &err)) {
+        fprintf(stderr, "%s\n", err.msg);
+        exit(1);
+    }
+    model_init_params(&f->m, 5);
+    /* larger weights than GPT-2's 0.02 so every path carries signal */
+    rng_state s;
+    rng_init(&s, 77, 1);
+    for (size_t i = 0; i < f->m.n_params; i++)
+        f->m.params[i] += 0.3f * rng_normal(&s);
+    f->tokens = malloc(sizeof(float) * B * T * d);
+    f->r_seen = malloc(sizeof(float) * B * N);
+    f->dout = calloc((size_t)B * T * d, sizeof(float));
+    for (int b = 0; b < B; b++) {
+        task_context_alloc(&f->ctx[b], d, N);
+        rng_init(&s, 3, (uint64_t)b);
+        task_sample(&f->ctx[b], &s);
+        task_seen_rewards(&f->ctx[b], 0.0, f->r_seen + b * N);
+        task_tokens(&f->ctx[b], f->r_seen + b * N, f->tokens + b * T * d);
+    }
+}
+
+static void fixture_free(fixture *f)
+{
+    for (int b = 0; b < B; b++)
+        task_context_free(&f->ctx[b]);
+    free(f->tokens);
+    free(f->r_seen);
+    free(f->dout);
+    model_acts_free(&f->a);
+    model_free(&f->m);
+}
+
+/* forward + loss; with grad, also the backward pass into m.grads */
+static double loss_of(fixture *f, int grad)
+{
+    int d = f->cfg.dims, N = f->cfg.points, T = 3 * N;
+    model_forward(&f->m, &f->a, f->tokens, B);
+    double loss = 0;
+    memset(f->dout, 0, sizeof(float) * B * T * d);
+    for (int b = 0; b < B; b++) {
+        float pred[N * d], dpred[N * d];
+        memset(dpred, 0, sizeof dpred);
+        for (int n = 0; n < N; n++)
+            memcpy(pred + n * d, f->a.out + (b * T + 3 * n) * d, sizeof(float) * d);
+        loss += loss_context(f->cfg.loss, pred, f->ctx[b].resp, f->r_seen + b * N, N, d,
+                             1.0f / B, grad ? dpred : NULL) / B;
+        for (int n = 0; n < N; n++)
+            memcpy(f->dout + (b * T + 3 * n) * d, dpred + n * d, sizeof(float) * d);
+    }
+    if (grad) {
+        model_zero_grad(&f->m);
+        model_backward(&f->m, &f->a, f->tokens, f->dout, B);
+    }
+    return loss;
+}
+
+static void check_gradients(attention_kind attn, int ffn, loss_kind loss)
+{
+    fixture f;
+    fixture_init(&f, attn, ffn, loss);
+    loss_of(&f, 1);
+    float *analytic = malloc(sizeof(float) * f.m.n_params);
+    memcpy(analytic, f.m.grads, sizeof(float) * f.m.n_params);
+    double worst = 0;
+    for (int v = 0; v < f.m.n_views; v++) {
+        const param_view *view = &f.m.views[v];
+        size_t n = (size_t)view->shape[0] * view->shape[1];
+        double num = 0, den = 0;
+        /* every entry of small tensors, a spread sample of large ones */
+        size_t stride = n > 24 ? n / 24 : 1;
+        for (size_t j = 0; j < n; j += stride) {
+            float *w = f.m.params + view->offset + j;
+            float save = *w, h = 1e-2f * fmaxf(1.0f, fabsf(save));
+            *w = save + h;
+            double up = loss_of(&f, 0);
+            *w = save - h;
+            double down = loss_of(&f, 0);
+            *w = save;
+            double fd = (up - down) / (2.0 * h);
+            double an = analytic[view->offset + j];
+            num += (fd - an) * (fd - an);
+            den += fd * fd + an * an;
+        }
+        /* normalised error of the whole tensor, as ggml's GRAD mode does */
+        double e = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (e > worst)
+            worst = e;
+        CHECK(e < 2e-2 && den > 0, "%s attention, ffn %s, %s loss: %s gradient error %.3g "
+              "(|g|^2 %.3g)", attention_name(attn), ffn ? "on" : "off", loss_name(loss),
+              view->name, e, den);
+    }
+    printf("gradient check %s ffn=%s %s: %d tensors, worst normalised error %.2e\n",
+           attention_name(attn), ffn ? "on" : "off", loss_name(loss), f.m.n_views, worst);
+    free(analytic);
+    fixture_free(&f);
+}
+
+static void check_causality(attention_kind attn)
+{
+    fixture f;
+    fixture_init(&f, attn, 1, LOSS_PL);
+    int d = f.cfg.dims, T = 3 * f.cfg.points;
+    model_forward(&f.m, &f.a, f.tokens, B);
+    float *before = malloc(sizeof(float) * B * T * d);
+    memcpy(before, f.a.out, sizeof(float) * B * T * d);
+    for (int t = 0; t < T; t += 4) {
+        for (int j = 0; j < d; j++)
+            f.tokens[(1 * T + t) * d + j] += 1.5f; /* context 1 only */
+        model_forward(&f.m, &f.a, f.tokens, B);
+        int earlier_same = memcmp(f.a.out + T * d, before + T * d, sizeof(float) * t * d) == 0;
+        int other_same = memcmp(f.a.out, before, sizeof(float) * T * d) == 0;
+        int later_changed = memcmp(f.a.out + (T + t) * d, before + (T + t) * d,
+                                   sizeof(float) * (T - t) * d) != 0;
+        CHECK(earlier_same, "%s: changing token %d changed an earlier output",
+              attention_name(attn), t);
+        CHECK(other_same, "%s: changing context 1 changed context 0", attention_name(attn));
+        CHECK(later_changed, "%s: changing token %d changed nothing after it",
+              attention_name(attn), t);
+        for (int j = 0; j < d; j++)
+            f.tokens[(1 * T + t) * d + j] -= 1.5f;
+        model_forward(&f.m, &f.a, f.tokens, B);
+        memcpy(before, f.a.out, sizeof(float) * B * T * d);
+    }
+    free(before);
+    fixture_free(&f);
+}
+
+int main(void)
+{
+    for (int a = 0; a < 2; a++)
+        for (int ffn = 0; ffn < 2; ffn++)
+            for (int l = 0; l < 2; l++)
+                check_gradients(a ? ATTN_LINEAR : ATTN_SOFTMAX, ffn, l ? LOSS_BT : LOSS_PL);
+    check_causality(ATTN_SOFTMAX);
+    check_causality(ATTN_LINEAR);
+    return test_finish("test_model");
+}

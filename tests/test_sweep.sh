@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# The MPI sweep end to end: identical numbers with 1, 2 and 3 ranks; kill -9
+# mid-sweep then resume; SIGTERM checkpoints runs mid-training and the rerun
+# resumes them to the same numbers; a second writer and a file from another
+# grid are refused; grid errors stop everything before work starts.
+set -u
+BIN=${ICASWEEP:?ICASWEEP must point to the binary}
+SRC=${ICAS_SOURCE_DIR:?}
+PY=/usr/bin/python3
+CMP="$PY $SRC/tests/compare_results.py"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0; pass=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+smoke=$SRC/jobs/grids/smoke.yaml
+
+# -- 1. the same grid with 1, 2 and 3 ranks -----------------------------------
+for np in 1 2 3; do
+  "${MPIRUN[@]}" -np $np "$BIN" sweep "$smoke" -o "$work/np$np.h5" --heartbeat 0 \
+    2>"$work/np$np.log"
+  rc=$?
+  [ $rc -eq 0 ] && ok "sweep with $np ranks" || { bad "sweep with $np ranks: exit $rc"; cat "$work/np$np.log"; }
+done
+$CMP "$work/np1.h5" "$work/np2.h5" --require-done && ok "1 vs 2 ranks identical" || bad "1 vs 2 ranks differ"
+$CMP "$work/np1.h5" "$work/np3.h5" --require-done && ok "1 vs 3 ranks identical" || bad "1 vs 3 ranks differ"
+"$BIN" status "$work/np2.h5" >"$work/status" && grep -q "done" "$work/status" \
+  && ok "status" || bad "status: $(cat "$work/status")"
+
+# rerunning a finished sweep runs nothing and changes nothing
+cp "$work/np2.h5" "$work/again.h5"
+"${MPIRUN[@]}" -np 2 "$BIN" sweep "$smoke" -o "$work/again.h5" 2>"$work/again.log"
+grep -q "0 to run" "$work/again.log" && $CMP "$work/np2.h5" "$work/again.h5" >/dev/null \
+  && ok "rerun of a finished sweep is a no-op" || bad "rerun of a finished sweep: $(cat "$work/again.log")"
+
+# -- 2. a grid whose runs take a few seconds each ------------------------------
+cat >"$work/slow.yaml" <<'YAML'
+settings:
+  dims: 5
+  points: 10
+  layers: 2
+  heads: 2
+  embd: 32
+  batch: 32
+  steps: 300
+  lr: 1.0e-3
+  eval_batch: 32
+eval_noise: [0, 1]
+seeds: [0, 1]
+checkpoint_every: 25
+axes:
+  attention: [softmax, linear]
+YAML
+"${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/slow_ref.h5" --heartbeat 0 2>"$work/slow_ref.log" \
+  && ok "uninterrupted slow sweep" || { bad "uninterrupted slow sweep"; cat "$work/slow_ref.log"; }
+
+# kill -9 of the whole mpirun mid-sweep, then the same command again
+"${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed1.log" &
+pid=$!
+for _ in $(seq 100); do
+  grep -q "^\[1/" "$work/killed1.log" 2>/dev/null && break; sleep 0.2
+done
+kill -9 $pid; pkill -9 -f "sweep $work/slow.yaml -o $work/killed.h5"; wait $pid 2>/dev/null
+done_before=$("$BIN" status "$work/killed.h5" | head -1)
+"${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed2.log"
+rc=$?
+[ $rc -eq 0 ] && ok "resume after kill -9 (before: $done_before)" || { bad "resume after kill -9: exit $rc"; cat "$work/killed2.log"; }
+grep -q "already finished" "$work/killed2.log" && ok "resume skipped finished runs" || bad "resume log: $(cat "$work/killed2.log")"
+$CMP "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resume identical" || bad "kill -9 + resume differs"
+
+# SIGTERM: every rank checkpoints, exit 3, the rerun resumes mid-training
+for sig in TERM USR1; do
+  "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.1.log" &
+  pid=$!
+  sleep 2.5
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  [ $rc -eq 3 ] && ok "SIG$sig: exit 3" || { bad "SIG$sig: exit $rc, want 3"; cat "$work/sig$sig.1.log"; }
+  n_ckpt=$(ls "$work/sig$sig.h5.ckpt" 2>/dev/null | wc -l)
+  [ "$n_ckpt" -ge 1 ] && ok "SIG$sig: $n_ckpt checkpoints written" || bad "SIG$sig: no checkpoint"
+  "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.2.log"
+  rc=$?
+  [ $rc -eq 0 ] && ok "SIG$sig: resumed" || { bad "SIG$sig resume: exit $rc"; cat "$work/sig$sig.2.log"; }
+  $CMP "$work/slow_ref.h5" "$work/sig$sig.h5" --require-done && ok "SIG$sig + resume identical" || bad "SIG$sig + resume differs"
+done
+
+# -- 3. refusals ------------------------------------------------------------------
+"${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/busy.h5" --heartbeat 0 2>/dev/null &
+pid=$!
+for _ in $(seq 100); do [ -e "$work/busy.h5" ] && break; sleep 0.1; done
+"$BIN" sweep "$work/slow.yaml" -o "$work/busy.h5" 2>"$work/second.log"
+rc=$?
+[ $rc -eq 2 ] && grep -q "another sweep" "$work/second.log" && ok "second writer refused" \
+  || bad "second writer: exit $rc, $(cat "$work/second.log")"
+kill -TERM $pid; wait $pid
+
+"$BIN" sweep "$smoke" -o "$work/slow_ref.h5" 2>"$work/other.log"
+rc=$?
+[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && $CMP "$work/slow_ref.h5" "$work/slow_ref.h5" >/dev/null \
+  && ok "file from another grid refused" || bad "another grid: exit $rc, $(cat "$work/other.log")"
+
+printf 'settings:\n  layers: [2]\n  heads: 0\nbogus: 1\n' >"$work/broken.yaml"
+"$BIN" sweep "$work/broken.yaml" -o "$work/never.h5" 2>"$work/broken.log"
+rc=$?
+[ $rc -eq 2 ] && [ ! -e "$work/never.h5" ] && grep -q "broken.yaml:[0-9]*:[0-9]*:" "$work/broken.log" \
+  && ok "grid errors: $(grep -c 'broken.yaml:' "$work/broken.log") located problems" \
+  || bad "broken grid: exit $rc, $(cat "$work/broken.log")"
+
+echo "test_sweep: $pass passed, $fail failed"
+[ $fail -eq 0 ]
