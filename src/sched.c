@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -586,10 +587,15 @@ int sched_main(int argc, char **argv)
         int unfinished = m.n_todo - (m.done + m.diverged + m.failed);
         char el[32];
         cli_format_duration(omp_get_wtime() - m.start, el, sizeof el);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+                     ru.ru_stime.tv_usec / 1e6;
         fprintf(stderr,
                 "icasweep sweep: %s in %s: %d done, %d diverged, %d failed, %d not finished "
-                "(%d already finished before)\n",
-                args.output, el, m.done, m.diverged, m.failed, unfinished, m.n_finished_before);
+                "(%d already finished before); rank 0 used %.2f s of CPU%s\n",
+                args.output, el, m.done, m.diverged, m.failed, unfinished, m.n_finished_before,
+                cpu, size > 1 ? " as master" : "");
         if (m.io_error)
             status = EXIT_IO;
         else if (unfinished > 0) {
