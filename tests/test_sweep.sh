@@ -44,12 +44,12 @@ settings:
   heads: 2
   embd: 32
   batch: 32
-  steps: 300
+  steps: 1200
   lr: 1.0e-3
   eval_batch: 32
 eval_noise: [0, 1]
 seeds: [0, 1]
-checkpoint_every: 25
+checkpoint_every: 100
 axes:
   attention: [softmax, linear]
 YAML
@@ -59,7 +59,7 @@ YAML
 # kill -9 of the whole mpirun mid-sweep, then the same command again
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed1.log" &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 600); do
   grep -q "^\[1/" "$work/killed1.log" 2>/dev/null && break; sleep 0.2
 done
 kill -9 $pid; pkill -9 -f "sweep $work/slow.yaml -o $work/killed.h5"; wait $pid 2>/dev/null
@@ -70,12 +70,19 @@ rc=$?
 grep -q "already finished" "$work/killed2.log" && ok "resume skipped finished runs" || bad "resume log: $(cat "$work/killed2.log")"
 $CMP "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resume identical" || bad "kill -9 + resume differs"
 
-# SIGTERM: every rank checkpoints, exit 3, the rerun resumes mid-training
+# SIGTERM to the ranks, SIGUSR1 to mpirun: every rank checkpoints, exit 3,
+# and the rerun resumes the runs mid-training
 for sig in TERM USR1; do
   "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.1.log" &
   pid=$!
   sleep 2.5
-  kill -$sig $pid
+  if [ $sig = USR1 ]; then
+    kill -USR1 $pid     # mpirun forwards SIGUSR1 to every rank
+  else
+    # SIGTERM to every rank, as srun delivers it (mpirun itself would
+    # report a signal of its own as a failure, whatever the ranks return)
+    pkill -TERM -f "^$BIN sweep $work/slow.yaml -o $work/sig$sig.h5"
+  fi
   wait $pid
   rc=$?
   [ $rc -eq 3 ] && ok "SIG$sig: exit 3" || { bad "SIG$sig: exit $rc, want 3"; cat "$work/sig$sig.1.log"; }
