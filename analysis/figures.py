@@ -1,165 +1,396 @@
 #!/usr/bin/env python3
 """Redraw the paper's panels from any icasweep result file.
 
-usage: figures.py RESULTS.h5 --out DIR
+usage: figures.py RESULTS.h5 --out DIR [--band minmax|std]
 
-Panels (each as PNG and PDF): TF vs GD, reward noise p, depth, heads,
-softmax vs linear, MLP on/off, training reward noise. Each plots the error
-1 - cos(prediction, y*) against the number of in-context examples (2..15),
-the mean across seeds with a band from the lowest to the highest seed. An
-ablation panel compares runs that differ only in that factor, the other
-knobs held at the file's most common values; a panel whose factor does not
-vary in the file is skipped with a message.
+Every panel plots the error 1 - cos(prediction, y*) against the number of
+in-context examples, 2..15 (or 2..N-1 when N <= 16): a line for the mean
+over seeds and a band across seeds (min-max by default, or mean ± one
+sample standard deviation), legend and caption saying which. Only finished
+("done") runs are drawn.
+
+  tf_vs_gd        transformer vs GD baseline at eval noise 0, reference model
+  tf_vs_gd_all    the same for every configuration (small multiples)
+  reward_noise    the reference model at every evaluation noise level p
+  train_noise     models trained at different reward noise
+  layers, heads, attention, ffn, loss
+                  one-factor ablations at eval noise 0
+  train_loss      training loss against step
+
+The reference model is the configuration closest to the file's most common
+value of every knob. An ablation compares configurations that differ only in
+its factor (the heads panel lets E move with H), the other knobs held at the
+reference's values when the reference belongs to such a set. A panel whose
+factor does not vary that way is skipped with a "skipped: ..." line. Each
+panel is written as PNG and PDF; the paths are printed.
 """
 import argparse
 import os
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from icaresults import CONFIG_FIELDS, load  # noqa: E402
 
-# factor -> (title, fields that change along with it)
+FIRST, LAST = 2, 15  # the positions the paper plots
+BANDS = {"minmax": "min-max over seeds", "std": "mean ± 1 s.d. over seeds"}
+MAX_SMALL_MULTIPLES = 24
+
+
+@dataclass
+class Factor:
+    field: str
+    title: str
+    coupled: tuple = ()            # knobs allowed to change with it (E = 32 H)
+    order: object = None           # sort key of its values (None: natural order)
+
+
 FACTORS = {
-    "layers": ("Depth (layers L)", ()),
-    "heads": ("Heads H (E = 32 H)", ("embd",)),
-    "attention": ("Softmax vs linear attention", ()),
-    "ffn": ("MLP block on / off", ()),
-    "train_noise": ("Reward noise in training", ()),
+    "layers": Factor("layers", "Depth (layers L)"),
+    "heads": Factor("heads", "Attention heads H", ("embd",)),
+    "attention": Factor("attention", "Softmax vs linear attention",
+                        order=lambda v: (v != "softmax", v)),
+    "ffn": Factor("ffn", "MLP block on / off", order=lambda v: -v),
+    "loss": Factor("loss", "Training loss: Plackett-Luce vs Bradley-Terry",
+                   order=lambda v: (v != "pl", v)),
+    "train_noise": Factor("train_noise", "Reward noise p in training"),
 }
 
 
+@dataclass
+class Ablation:
+    factor: str
+    arms: list          # [(value, Group)] sorted by value
+    fixed: dict         # the knobs held constant
+    note: str = ""
+
+
+@dataclass
+class Panel:
+    name: str
+    title: str
+    caption: str
+    files: list = field(default_factory=list)
+
+
 def positions(res):
-    """The plotted range of in-context examples: 2..15 (or N-1)."""
-    n = res.tf_err.shape[2]
-    return np.arange(2, min(15, n - 1) + 1)
+    """In-context example counts that the panels plot: 2..min(15, N-1)."""
+    return np.arange(FIRST, min(LAST, res.n_points - 1) + 1)
 
 
-def noise_index(res, p=0.0):
-    i = int(np.argmin(np.abs(res.noise - p)))
-    return i
+def reference_noise(res):
+    """Evaluation noise of the ablation panels: 0, or the smallest level
+    when the file was not evaluated at 0."""
+    return 0.0 if np.isclose(res.noise, 0.0).any() else float(np.min(res.noise))
 
 
-def done_rows(res):
-    return res.select(status="done")
+def _modes(res, groups):
+    counts = {f: Counter() for f in CONFIG_FIELDS}
+    for g in groups:
+        for f in CONFIG_FIELDS:
+            counts[f][g.config[f]] += len(g.rows)
+    return {f: c.most_common(1)[0][0] for f, c in counts.items()}
 
 
-def base_config(res, rows):
-    """The most common value of every configuration field among rows."""
-    return {f: Counter(res.runs[f][rows].tolist()).most_common(1)[0][0] for f in CONFIG_FIELDS}
+def reference_group(res, groups=None):
+    """The finished configuration matching the most of the file's most
+    common knob values (ties: more seeds, then earlier row); None if no run
+    finished."""
+    groups = res.groups() if groups is None else groups
+    if not groups:
+        return None
+    modes = _modes(res, groups)
+    score = [sum(g.config[f] == modes[f] for f in CONFIG_FIELDS) for g in groups]
+    best = max(range(len(groups)), key=lambda i: (score[i], len(groups[i].rows), -i))
+    return groups[best]
 
 
 def ablation(res, factor):
-    """{factor value: rows} for runs that differ from the base configuration
-    only in `factor` (and the fields that move with it); None if the factor
-    does not vary there."""
-    rows = done_rows(res)
-    if len(rows) == 0:
-        return None
-    base = base_config(res, rows)
-    free = {factor, *FACTORS.get(factor, ("", ()))[1]}
-    keep = [r for r in rows if all(res.runs[f][r] == base[f] for f in CONFIG_FIELDS if f not in free)]
-    by_value = {}
-    for r in keep:
-        by_value.setdefault(res.runs[factor][r].item(), []).append(r)
-    if len(by_value) < 2:
-        return None
-    return dict(sorted(by_value.items()))
+    """(Ablation, "") for the configurations differing only in `factor`, or
+    (None, reason) when the file has no such pair."""
+    fac = FACTORS[factor]
+    groups = res.groups()
+    if not groups:
+        return None, "no finished runs"
+    free = {fac.field, *fac.coupled}
+    held = [f for f in CONFIG_FIELDS if f not in free]
+    slices = {}
+    for g in groups:
+        slices.setdefault(tuple(g.config[f] for f in held), []).append(g)
+
+    def n_values(gs):
+        return len({g.config[fac.field] for g in gs})
+
+    usable = {k: gs for k, gs in slices.items() if n_values(gs) >= 2}
+    if not usable:
+        values = sorted({g.config[fac.field] for g in groups})
+        if len(values) < 2:
+            return None, f"{fac.field} is {values[0]!r} in every finished run"
+        return None, (f"{fac.field} takes the values {values} but never alone: "
+                      f"the other knobs change with it")
+    ref = reference_group(res, groups)
+    modes = _modes(res, groups)
+    ref_key = tuple(ref.config[f] for f in held)
+    if ref_key in usable:
+        key, note = ref_key, ""
+    else:
+        key = max(usable, key=lambda k: (n_values(usable[k]), sum(len(g.rows) for g in usable[k]),
+                                         sum(v == modes[f] for f, v in zip(held, k))))
+        note = "the reference model has no variant in this factor; another setting is used"
+    arms = []
+    for value in sorted({g.config[fac.field] for g in usable[key]}, key=fac.order or (lambda v: v)):
+        same = [g for g in usable[key] if g.config[fac.field] == value]
+        # Several configurations per value only when a coupled knob differs
+        # (E at one H): keep the reference's, else the one with most seeds.
+        same.sort(key=lambda g: (not all(g.config[c] == ref.config[c] for c in fac.coupled),
+                                 -len(g.rows)))
+        arms.append((value, same[0]))
+    return Ablation(factor, arms, dict(zip(held, key)), note), ""
 
 
-def curve(err, rows, p_index, xs):
-    """Mean, min and max across rows (seeds) of err[rows, p, xs]."""
-    y = err[np.asarray(rows)][:, p_index, :][:, xs]
-    return y.mean(axis=0), y.min(axis=0), y.max(axis=0)
-
-
-def label(factor, value):
+def label(factor, value, config=None):
     if factor == "ffn":
         return "MLP on" if value else "MLP off"
+    if factor == "layers":
+        return f"L = {value}"
+    if factor == "heads":
+        return f"H = {value}" + (f" (E = {config['embd']})" if config else "")
     if factor == "train_noise":
-        return f"train p = {value:g}"
-    if factor in ("layers", "heads"):
-        return f"{'L' if factor == 'layers' else 'H'} = {value}"
+        return f"trained at p = {value:g}"
+    if factor == "loss":
+        return {"pl": "Plackett-Luce", "bt": "Bradley-Terry"}.get(value, str(value))
     return str(value)
 
 
-def _axes(title):
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=120)
-    ax.set_title(title)
+MODEL_KNOBS = (("layers", lambda v: f"L={v}"), ("heads", lambda v: f"H={v}"),
+               ("embd", lambda v: f"E={v}"), ("attention", str),
+               ("ffn", lambda v: f"MLP {'on' if v else 'off'}"))
+TRAINING_KNOBS = (("loss", lambda v: v.upper()), ("train_noise", lambda v: f"train p={v:g}"),
+                  ("steps", lambda v: f"{v} steps"), ("batch", lambda v: f"batch {v}"),
+                  ("lr", lambda v: f"lr {v:g}"))
+
+
+def describe(config, sep=", ", omit=()):
+    """A short text of a configuration's model knobs, then (after sep) its
+    training knobs, leaving out the fields in omit."""
+    def part(knobs):
+        return ", ".join(fmt(config[f]) for f, fmt in knobs if f not in omit)
+    return sep.join(p for p in (part(MODEL_KNOBS), part(TRAINING_KNOBS)) if p)
+
+
+def _seeds(n):
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def _axes(title, ncols=1, nrows=1, size=(5.6, 4.0)):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             dpi=120, squeeze=False)
+    fig.suptitle(title, fontsize=11)
+    return fig, axes.ravel()
+
+
+def _style(ax, xs, title=None):
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.set_xlabel("in-context examples")
     ax.set_ylabel("error 1 - cos(prediction, y*)")
+    ax.set_xticks(xs if len(xs) <= 16 else xs[::2])
     ax.grid(alpha=0.3)
-    return fig, ax
 
 
-def _band(ax, xs, mean, lo, hi, name, n, **kw):
-    (line,) = ax.plot(xs, mean, marker="o", ms=3, label=f"{name} ({n} seed{'s' * (n > 1)})", **kw)
-    ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+def _curve(ax, res, rows, p, xs, name, band, which="tf", shade=True, **kw):
+    s = res.stats(rows, p, which)
+    mean = s.mean[xs]
+    (line,) = ax.plot(xs, mean, marker="o" if which == "tf" else None, ms=3,
+                      label=f"{name} ({_seeds(s.n)})", **kw)
+    if shade and s.n > 1:
+        lo, hi = (s.lo[xs], s.hi[xs]) if band == "minmax" else (mean - s.std[xs], mean + s.std[xs])
+        ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return line
 
 
-def _save(fig, out_dir, name, written):
+def _legend(ax, band):
+    """Inside the axes for a few lines; beside them for more, where it
+    cannot hide a curve."""
+    n = len(ax.get_legend_handles_labels()[0])
+    where = {} if n <= 4 else dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    ax.legend(fontsize=7, title=f"line: mean; band: {BANDS[band]}", title_fontsize=7, **where)
+
+
+def _save(fig, out_dir, panel):
     fig.tight_layout()
     for ext in ("png", "pdf"):
-        path = os.path.join(out_dir, f"{name}.{ext}")
+        path = os.path.join(out_dir, f"{panel.name}.{ext}")
         fig.savefig(path)
-        written.append(path)
+        panel.files.append(path)
     plt.close(fig)
+    return panel
 
 
-def draw_all(res, out_dir, log=print):
-    """Draws every panel the file supports; returns the paths written."""
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
+def panel_tf_vs_gd(res, out_dir, band, ref):
+    xs, p = positions(res), reference_noise(res)
+    fig, (ax,) = _axes(f"Transformer vs GD baseline (eval noise p = {p:g})")
+    _curve(ax, res, ref.rows, p, xs, "transformer", band)
+    _curve(ax, res, ref.rows, p, xs, "GD baseline", band, which="gd", ls="--", color="k")
+    _style(ax, xs, describe(ref.config))
+    _legend(ax, band)
+    return _save(fig, out_dir, Panel(
+        "tf_vs_gd", "Transformer vs GD baseline",
+        f"Error against in-context examples at evaluation noise p = {p:g} for the reference "
+        f"model ({describe(ref.config)}; {_seeds(len(ref.rows))}): transformer (solid) and "
+        f"GD baseline with the same number of examples (dashed). Lines: mean over seeds; "
+        f"bands: {BANDS[band]}."))
+
+
+def panel_tf_vs_gd_all(res, out_dir, band, groups, log):
+    xs, p = positions(res), reference_noise(res)
+    if len(groups) > MAX_SMALL_MULTIPLES:
+        log(f"note: tf_vs_gd_all shows the first {MAX_SMALL_MULTIPLES} of {len(groups)} configurations")
+        groups = groups[:MAX_SMALL_MULTIPLES]
+    ncols = min(4, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = _axes(f"Transformer (solid) vs GD baseline (dashed), every configuration, "
+                      f"p = {p:g}; band: {BANDS[band]}", ncols, nrows, size=(4.0, 3.2))
+    top = max(np.nanmax(res.stats(g.rows, p, w).hi[xs]) for g in groups for w in ("tf", "gd"))
+    for ax, g in zip(axes, groups):
+        _curve(ax, res, g.rows, p, xs, "TF", band)
+        _curve(ax, res, g.rows, p, xs, "GD", band, which="gd", ls="--", color="k")
+        _style(ax, xs)
+        ax.set_title(describe(g.config, sep="\n"), fontsize=6)
+        ax.set_ylim(0, top * 1.05)
+        ax.legend(fontsize=6)
+    for ax in axes[len(groups):]:
+        ax.set_visible(False)
+    return _save(fig, out_dir, Panel(
+        "tf_vs_gd_all", "Transformer vs GD baseline, every configuration",
+        f"As above for every finished configuration (one panel each, shared y axis), "
+        f"p = {p:g}. Bands: {BANDS[band]}."))
+
+
+def panel_reward_noise(res, out_dir, band, ref):
     xs = positions(res)
-    rows = done_rows(res)
-    if len(rows) == 0:
-        log("skipped all panels: no finished runs in the file")
-        return written
-    p0 = noise_index(res, 0.0)
-    base = base_config(res, rows)
-    base_rows = [r for r in rows if all(res.runs[f][r] == base[f] for f in CONFIG_FIELDS)]
+    colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(res.noise)))
+    fig, (ax,) = _axes("Critic (reward) noise p at evaluation", size=(7.6, 4.0))
+    for p, color in zip(sorted(res.noise), colors):
+        _curve(ax, res, ref.rows, p, xs, f"p = {p:g}", band, color=color)
+        _curve(ax, res, ref.rows, p, xs, f"GD, p = {p:g}", band, which="gd", shade=False,
+               color=color, ls="--", lw=0.8)
+    _style(ax, xs, describe(ref.config))
+    _legend(ax, band)
+    return _save(fig, out_dir, Panel(
+        "reward_noise", "Reward noise p at evaluation",
+        f"The reference model ({describe(ref.config)}) evaluated with reward noise "
+        f"p = {', '.join(f'{p:g}' for p in sorted(res.noise))}: transformer (solid, with bands: "
+        f"{BANDS[band]}) and GD baseline at the same p (dashed, mean only)."))
 
-    fig, ax = _axes(f"Transformer vs GD baseline (p = {res.noise[p0]:g})")
-    _band(ax, xs, *curve(res.tf_err, base_rows, p0, xs), "transformer", len(base_rows))
-    _band(ax, xs, *curve(res.gd_err, base_rows, p0, xs), "GD baseline", len(base_rows), ls="--")
-    ax.legend(fontsize=8)
-    _save(fig, out_dir, "tf_vs_gd", written)
 
-    if len(res.noise) > 1:
-        fig, ax = _axes("Critic (reward) noise p at evaluation")
-        for pi, p in enumerate(res.noise):
-            _band(ax, xs, *curve(res.tf_err, base_rows, pi, xs), f"p = {p:g}", len(base_rows))
-        ax.legend(fontsize=8)
-        _save(fig, out_dir, "reward_noise", written)
-    else:
-        log("skipped reward_noise: one evaluation noise level")
+def panel_ablation(res, out_dir, band, abl, log):
+    fac = FACTORS[abl.factor]
+    xs, p = positions(res), reference_noise(res)
+    evals = [("p = %g" % p, lambda value: p)]
+    if abl.factor == "train_noise" and all(np.isclose(res.noise, v).any() for v, _ in abl.arms):
+        evals.append(("p = the training p", lambda value: value))
+    wide = len(abl.arms) + (len(evals) == 1) > 4
+    held = describe(abl.arms[0][1].config, omit=(fac.field, *fac.coupled))
+    fig, axes = _axes(fac.title, ncols=len(evals), size=(7.4 if wide else 5.6, 4.2))
+    for ax, (what, eval_p) in zip(axes, evals):
+        for value, g in abl.arms:
+            _curve(ax, res, g.rows, eval_p(value), xs, label(abl.factor, value, g.config), band)
+        if len(evals) == 1:  # GD is the same for every arm at one p
+            _curve(ax, res, abl.arms[0][1].rows, p, xs, "GD baseline", band, which="gd",
+                   shade=False, ls="--", color="0.5", lw=1)
+        _style(ax, xs, f"{held}\neval noise {what}")
+        _legend(ax, band)
+    if abl.note:
+        log(f"note: {abl.factor}: {abl.note}")
+    return _save(fig, out_dir, Panel(
+        abl.factor, fac.title,
+        f"{fac.title}: configurations differing only in {abl.factor}"
+        f"{' (and ' + ', '.join(fac.coupled) + ')' if fac.coupled else ''}; held: {held}. "
+        f"Evaluation noise {' and '.join(w for w, _ in evals)}"
+        f"{'; GD baseline dashed grey' if len(evals) == 1 else ''}. "
+        f"Lines: mean over seeds; bands: {BANDS[band]}."
+        + (f" Note: {abl.note}." if abl.note else "")))
 
-    for factor, (title, _) in FACTORS.items():
-        groups = ablation(res, factor)
-        if groups is None:
-            log(f"skipped {factor}: it does not vary among comparable runs")
+
+def panel_train_loss(res, out_dir, groups):
+    shown = groups[:12]
+    fig, (ax,) = _axes("Training loss")
+    for g in shown:
+        loss = res.train_loss[g.rows]
+        if np.isnan(loss).all():
             continue
-        fig, ax = _axes(f"{title} (p = {res.noise[p0]:g})")
-        for value, grows in groups.items():
-            _band(ax, xs, *curve(res.tf_err, grows, p0, xs), label(factor, value), len(grows))
-        ax.legend(fontsize=8)
-        _save(fig, out_dir, factor, written)
-    return written
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(loss, axis=0)
+        ax.plot(res.train_step, mean, lw=1, label=describe(g.config, sep="\n").split("\n")[0])
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    return _save(fig, out_dir, Panel(
+        "train_loss", "Training loss",
+        f"Mean training loss over seeds against step, "
+        f"{'the first 12 of ' if len(groups) > 12 else ''}{len(groups)} configurations."))
+
+
+def draw_all(res, out_dir, band="minmax", log=print):
+    """Draws every panel the file supports into out_dir; returns the Panels
+    written and reports skipped ones through log("skipped: ...")."""
+    if band not in BANDS:
+        raise ValueError(f"band must be one of {', '.join(BANDS)}, not {band!r}")
+    os.makedirs(out_dir, exist_ok=True)
+    groups = res.groups()
+    if not groups:
+        log("skipped: every panel: no finished runs in the file")
+        return []
+    if len(positions(res)) < 2:
+        log(f"skipped: every panel: N = {res.n_points} leaves fewer than two positions to plot")
+        return []
+    ref = reference_group(res, groups)
+    panels = [panel_tf_vs_gd(res, out_dir, band, ref)]
+    if len(groups) > 1:
+        panels.append(panel_tf_vs_gd_all(res, out_dir, band, groups, log))
+    else:
+        log("skipped: tf_vs_gd_all: one configuration (see tf_vs_gd)")
+    if len(res.noise) > 1:
+        panels.append(panel_reward_noise(res, out_dir, band, ref))
+    else:
+        log(f"skipped: reward_noise: one evaluation noise level ({res.noise[0]:g})")
+    for factor in ("train_noise", "layers", "heads", "attention", "ffn", "loss"):
+        abl, reason = ablation(res, factor)
+        if abl is None:
+            log(f"skipped: {factor}: {reason}")
+        else:
+            panels.append(panel_ablation(res, out_dir, band, abl, log))
+    if np.isfinite(res.train_loss).any():
+        panels.append(panel_train_loss(res, out_dir, groups))
+    else:
+        log("skipped: train_loss: no finite training loss in the file")
+    return panels
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("results")
-    ap.add_argument("--out", required=True, help="directory for the figures")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    ap.add_argument("results", help="an icasweep result file (HDF5)")
+    ap.add_argument("--out", required=True, help="directory for the PNG and PDF files")
+    ap.add_argument("--band", choices=sorted(BANDS), default="minmax",
+                    help="band across seeds: min-max (default) or mean ± 1 s.d.")
     args = ap.parse_args(argv)
-    res = load(args.results)
-    for path in draw_all(res, args.out):
-        print(path)
+    try:
+        res = load(args.results)
+    except (OSError, ValueError) as e:
+        print(f"figures.py: {e}", file=sys.stderr)
+        return 1
+    for panel in draw_all(res, args.out, band=args.band):
+        for path in panel.files:
+            print(path)
     return 0
 
 

@@ -1,91 +1,265 @@
-"""Load an icasweep result file into a table and its curves.
+"""Load an icasweep result file (include/icasweep/store.h) for analysis.
 
     from icaresults import load
-    res = load("results.h5")
-    res.runs                   # numpy structured array (strings decoded)
-    res.tf_err[row, p, i]      # transformer error, eval noise p, i examples
-    res.select(attention="softmax", status="done")   # row indices
-    res.frame()                # a pandas DataFrame, when pandas is installed
+    res = load("results.h5")                 # checks schema_version
+    res.runs                                 # /runs, strings decoded to str
+    res.tf_err[row, p, i]                    # error with i examples at res.noise[p]
+    rows = res.select(attention="softmax", ffn=1, status="done")
+    for g in res.groups():                   # configurations, seeds together
+        s = res.stats(g.rows, p=0.0)         # mean/std/min/max over seeds, per i
+    res.summary(p=0.0, position=15)          # one dict per configuration
+
+`load(path, as_frame=True)` makes `.runs` a pandas DataFrame instead (pandas
+is optional; everything else works on either form).
 """
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # STORE_SCHEMA_VERSION in include/icasweep/store.h
 
-# What identifies a configuration apart from its seed.
+STATUSES = ("done", "pending", "diverged", "failed", "interrupted")
+
+# A configuration is every knob of a run except its seed; runs that share
+# these values are repeats with different seeds.
 CONFIG_FIELDS = ("layers", "heads", "embd", "attention", "ffn", "loss", "train_noise",
                  "lr", "batch", "steps", "dims", "points", "eval_batch")
+
+DATASETS = ("runs", "eval/noise", "eval/tf_err", "eval/gd_err", "train/step", "train/loss")
+
+
+class SchemaError(ValueError):
+    """The file is not a result file this loader understands."""
+
+
+@dataclass
+class Spread:
+    """Values across seeds: mean, sample standard deviation (0 for one
+    seed), minimum, maximum, and how many seeds. Scalars or arrays."""
+    mean: object
+    std: object
+    lo: object
+    hi: object
+    n: int
+
+    def text(self, digits=3):
+        """'0.120 ± 0.010' (the ± part only with more than one seed)."""
+        m = f"{float(self.mean):.{digits}f}"
+        return m if self.n < 2 else f"{m} ± {float(self.std):.{digits}f}"
+
+
+def spread(values, axis=0):
+    """Spread of `values` along `axis` (the seeds)."""
+    v = np.asarray(values, dtype=float)
+    n = v.shape[axis]
+    if n == 0:
+        raise ValueError("no values to summarise")
+    std = v.std(axis=axis, ddof=1) if n > 1 else np.zeros_like(v.mean(axis=axis))
+    return Spread(v.mean(axis=axis), std, v.min(axis=axis), v.max(axis=axis), n)
+
+
+@dataclass
+class Group:
+    """One configuration and the rows of its seeds."""
+    config: dict
+    rows: np.ndarray
+    seeds: tuple
 
 
 @dataclass
 class Results:
     path: str
-    runs: np.ndarray
-    noise: np.ndarray
-    tf_err: np.ndarray
-    gd_err: np.ndarray
-    train_step: np.ndarray
-    train_loss: np.ndarray
+    runs: object             # numpy structured array, or DataFrame with as_frame
+    noise: np.ndarray        # [P]
+    tf_err: np.ndarray       # [R, P, N]
+    gd_err: np.ndarray       # [R, P, N]
+    train_step: np.ndarray   # [S]
+    train_loss: np.ndarray   # [R, S]
     attrs: dict = field(default_factory=dict)
+    descriptions: dict = field(default_factory=dict)  # dataset -> description
+
+    @property
+    def n_runs(self):
+        return self.tf_err.shape[0]
+
+    @property
+    def n_points(self):
+        """N: positions 0..N-1 of the error curves."""
+        return self.tf_err.shape[2]
+
+    def column(self, name):
+        """One field of /runs as a numpy array, whatever form .runs has."""
+        names = self.runs.dtype.names if isinstance(self.runs, np.ndarray) else tuple(self.runs.columns)
+        if name not in names:
+            raise KeyError(f"{self.path}: /runs has no field {name!r}; fields: {', '.join(names)}")
+        return np.asarray(self.runs[name])
 
     def select(self, **conditions):
-        """Row indices whose fields equal the given values (a list or tuple
-        of values means any of them)."""
-        mask = np.ones(len(self.runs), dtype=bool)
+        """Row indices (ascending) whose fields equal the given values; a
+        list, tuple or set of values means any of them. Strings compare with
+        the decoded text: select(attention="softmax", ffn=1, status="done")."""
+        mask = np.ones(self.n_runs, dtype=bool)
         for name, want in conditions.items():
-            col = self.runs[name]
-            if isinstance(want, (list, tuple, set)):
+            col = self.column(name)
+            if isinstance(want, (list, tuple, set, frozenset)):
                 mask &= np.isin(col, list(want))
             else:
                 mask &= col == want
         return np.flatnonzero(mask)
 
-    def groups(self, rows=None):
-        """Rows grouped by configuration (every CONFIG_FIELDS value), seeds
-        together: a list of (config dict, row indices), in row order."""
-        rows = np.arange(len(self.runs)) if rows is None else np.asarray(rows)
-        out = {}
-        for r in rows:
-            key = tuple(self.runs[f][r].item() for f in CONFIG_FIELDS)
-            out.setdefault(key, []).append(int(r))
-        return [(dict(zip(CONFIG_FIELDS, k)), np.array(v)) for k, v in out.items()]
+    def config(self, row):
+        """The configuration of one row as {field: python value}."""
+        return {f: _py(self.column(f)[row]) for f in CONFIG_FIELDS}
+
+    def status_counts(self):
+        """{status: number of rows}, every known status listed (0 if none)."""
+        counts = Counter(self.column("status").tolist())
+        out = {s: counts.pop(s, 0) for s in STATUSES}
+        out.update(counts)  # a status this loader does not know, kept visible
+        return out
+
+    def groups(self, rows=None, status="done"):
+        """Rows grouped by configuration (CONFIG_FIELDS), the seeds of one
+        configuration together, in order of first row. By default only rows
+        whose status is "done"; status=None keeps every row."""
+        if rows is None:
+            rows = self.select(status=status) if status else np.arange(self.n_runs)
+        elif status:
+            rows = np.intersect1d(rows, self.select(status=status))
+        seeds = self.column("seed")
+        cols = {f: self.column(f) for f in CONFIG_FIELDS}
+        by_key = {}
+        for r in np.asarray(rows, dtype=int):
+            key = tuple(_py(cols[f][r]) for f in CONFIG_FIELDS)
+            by_key.setdefault(key, []).append(int(r))
+        return [Group(dict(zip(CONFIG_FIELDS, key)), np.array(rs),
+                      tuple(int(seeds[r]) for r in rs))
+                for key, rs in by_key.items()]
+
+    def noise_index(self, p):
+        """Index of evaluation noise level p; ValueError listing the levels
+        if the file was not evaluated at p."""
+        hits = np.flatnonzero(np.isclose(self.noise, p, rtol=0, atol=1e-9))
+        if len(hits) == 0:
+            levels = ", ".join(f"{x:g}" for x in self.noise)
+            raise ValueError(f"{self.path}: no evaluation at noise p={p:g} (levels: {levels})")
+        return int(hits[0])
+
+    def stats(self, rows, p=0.0, which="tf"):
+        """Spread across the given rows (seeds) of the error curve at
+        evaluation noise p: arrays over positions 0..N-1. which: "tf" for
+        the transformer, "gd" for the GD baseline."""
+        err = {"tf": self.tf_err, "gd": self.gd_err}[which]
+        rows = np.asarray(rows, dtype=int)
+        return spread(err[rows, self.noise_index(p), :], axis=0)
+
+    def summary(self, p=0.0, position=None, which="tf", status="done"):
+        """One dict per configuration: its fields, seeds, and mean, std, min,
+        max across seeds of the error at `position` (default: the last one
+        the paper plots, min(15, N-1)) at evaluation noise p."""
+        if position is None:
+            position = min(15, self.n_points - 1)
+        out = []
+        for g in self.groups(status=status):
+            s = self.stats(g.rows, p, which)
+            out.append(dict(g.config, seeds=g.seeds, n=s.n, position=position,
+                            mean=float(s.mean[position]), std=float(s.std[position]),
+                            min=float(s.lo[position]), max=float(s.hi[position])))
+        return out
 
     def frame(self):
         """The /runs table as a pandas DataFrame (needs pandas)."""
-        import pandas as pd  # optional dependency
-        return pd.DataFrame(self.runs)
+        return _as_frame(self.runs) if isinstance(self.runs, np.ndarray) else self.runs
 
 
-def _decode(table):
-    """Fixed-length byte strings become str columns."""
-    dtype = []
-    for name in table.dtype.names:
-        kind = table.dtype[name].kind
-        dtype.append((name, f"U{table.dtype[name].itemsize}" if kind == "S" else table.dtype[name]))
+def _py(x):
+    """A numpy scalar as the python value (DataFrame columns give both)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _as_frame(table):
+    try:
+        import pandas as pd
+    except ImportError as e:
+        raise ImportError("as_frame=True / frame() needs pandas (apt-get install "
+                          "python3-pandas); without it use the structured array") from e
+    return pd.DataFrame({name: table[name] for name in table.dtype.names})
+
+
+def _decode_table(table):
+    """Fixed-length byte-string fields become str fields."""
+    dtype = [(name, f"U{table.dtype[name].itemsize}" if table.dtype[name].kind == "S"
+              else table.dtype[name]) for name in table.dtype.names]
     out = np.empty(len(table), dtype=dtype)
     for name in table.dtype.names:
         col = table[name]
-        out[name] = np.char.decode(col, "utf-8") if col.dtype.kind == "S" else col
+        out[name] = np.char.decode(col, "utf-8", "replace") if col.dtype.kind == "S" else col
     return out
 
 
-def load(path):
-    """Reads a result file; raises ValueError naming the file when it is not
-    one this code understands."""
-    with h5py.File(path, "r") as f:
+def _attr_value(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.generic):
+        v = v.item()
+        return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return v
+
+
+def _open(path, attempts=10):
+    """Opens for reading. A sweep closes the file after every write, but a
+    reader that arrives during one meets HDF5's file lock: wait and retry."""
+    for i in range(attempts):
+        try:
+            return h5py.File(path, "r")
+        except OSError as e:
+            if "lock" not in str(e).lower() or i == attempts - 1:
+                raise
+            time.sleep(0.2)
+
+
+def load(path, as_frame=False):
+    """Reads a whole result file. Raises SchemaError (a ValueError) naming
+    the file and what is wrong when it is not a schema-1 icasweep file."""
+    with _open(path) as f:
         version = f.attrs.get("schema_version")
-        if version is None or int(version) != SCHEMA_VERSION:
-            raise ValueError(f"{path}: schema version {version}, this loader reads {SCHEMA_VERSION}")
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-        return Results(
-            path=path,
-            runs=_decode(f["runs"][()]),
+        if version is None:
+            raise SchemaError(f"{path}: no schema_version attribute: not an icasweep result file")
+        if int(version) != SCHEMA_VERSION:
+            raise SchemaError(f"{path}: schema version {int(version)} is not supported: this "
+                              f"loader reads schema version {SCHEMA_VERSION} (update analysis/)")
+        missing = [d for d in DATASETS if d not in f]
+        if missing:
+            raise SchemaError(f"{path}: schema {SCHEMA_VERSION} file lacks {', '.join(missing)}")
+        raw = f["runs"][()]
+        absent = [n for n in CONFIG_FIELDS + ("run_id", "seed", "status") if n not in raw.dtype.names]
+        if absent:
+            raise SchemaError(f"{path}: /runs lacks the fields {', '.join(absent)}")
+        res = Results(
+            path=str(path),
+            runs=_decode_table(raw),
             noise=f["eval/noise"][()],
             tf_err=f["eval/tf_err"][()],
             gd_err=f["eval/gd_err"][()],
             train_step=f["train/step"][()],
             train_loss=f["train/loss"][()],
-            attrs=attrs,
+            attrs={k: _attr_value(v) for k, v in f.attrs.items()},
+            descriptions={d: _attr_value(f[d].attrs["description"])
+                          for d in DATASETS if "description" in f[d].attrs},
         )
+    R, P = len(res.runs), len(res.noise)
+    expect = {"eval/tf_err": (res.tf_err, 3, (R, P)), "eval/gd_err": (res.gd_err, 3, (R, P)),
+              "train/loss": (res.train_loss, 2, (R, len(res.train_step)))}
+    for name, (data, ndim, lead) in expect.items():
+        if data.ndim != ndim or data.shape[:len(lead)] != lead:
+            raise SchemaError(f"{path}: /{name} has shape {data.shape}, expected {lead} "
+                              f"leading (R runs = {R}, P noise levels = {P})")
+    if res.tf_err.shape != res.gd_err.shape:
+        raise SchemaError(f"{path}: /eval/tf_err {res.tf_err.shape} and /eval/gd_err "
+                          f"{res.gd_err.shape} differ")
+    if as_frame:
+        res.runs = _as_frame(res.runs)
+    return res

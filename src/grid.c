@@ -1,19 +1,305 @@
+/* YAML grid files: parsing, validation with located diagnostics, and the
+ * expansion into the ordered, duplicate-free list of runs.
+ *
+ * The file is loaded whole into a libyaml document so that every value keeps
+ * its node's start mark: any problem, including one found only after the
+ * expansion (heads not dividing embd), is reported at the value that caused
+ * it. A part of the file that had a problem is not expanded, so that one typo
+ * is reported once and not again as a consequence. The format is documented
+ * in jobs/grids/example.yaml. */
 #include "icasweep/grid.h"
 
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 
-#define MAX_RUNS 100000
-#define MAX_VALUES 256
+/* A typo such as `seeds: [0, 1, ..., 99999]` crossed with a few axes would
+ * otherwise plan (and allocate) millions of runs. */
+#define GRID_MAX_RUNS 100000
+/* Problems found by the expansion can be as many as the runs; past this many
+ * the rest are consequences of the same mistakes. */
+#define GRID_MAX_EXPANSION_PROBLEMS 100
+
+static const char *const TOP_KEYS =
+    "settings, axes, grids, seeds, eval_noise, checkpoint_every, save_model";
+
+/* ---- diagnostics ---------------------------------------------------------- */
+
+typedef struct {
+    const char *path;
+    FILE *diag; /* may be NULL: count only */
+    int problems;
+    char **seen; /* "line:column:message" of expansion problems reported */
+    int n_seen, cap_seen;
+} reporter;
+
+static void report(reporter *r, yaml_mark_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void report(reporter *r, yaml_mark_t at, const char *fmt, ...)
+{
+    r->problems++;
+    if (!r->diag)
+        return;
+    fprintf(r->diag, "%s:%zu:%zu: ", r->path, at.line + 1, at.column + 1);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(r->diag, fmt, ap);
+    va_end(ap);
+    fputc('\n', r->diag);
+}
+
+/* A problem of a combination recurs in every run that shares the offending
+ * values (every seed, every sub-grid crossed with the same axis): report each
+ * (place, message) once. Returns -1 once there are too many to go on. */
+static int report_once(reporter *r, yaml_mark_t at, const char *msg)
+{
+    char key[1200];
+    snprintf(key, sizeof key, "%zu:%zu:%s", at.line, at.column, msg);
+    for (int i = 0; i < r->n_seen; i++)
+        if (strcmp(r->seen[i], key) == 0)
+            return 0;
+    if (r->n_seen == GRID_MAX_EXPANSION_PROBLEMS) {
+        report(r, at, "too many problems in the expansion; fix those above first");
+        return -1;
+    }
+    if (r->n_seen == r->cap_seen) {
+        int cap = r->cap_seen ? 2 * r->cap_seen : 16;
+        char **p = realloc(r->seen, sizeof *p * (size_t)cap);
+        if (!p)
+            return -1;
+        r->seen = p;
+        r->cap_seen = cap;
+    }
+    r->seen[r->n_seen] = strdup(key);
+    if (!r->seen[r->n_seen])
+        return -1;
+    r->n_seen++;
+    report(r, at, "%s", msg);
+    return 0;
+}
+
+static void reporter_free(reporter *r)
+{
+    for (int i = 0; i < r->n_seen; i++)
+        free(r->seen[i]);
+    free(r->seen);
+}
+
+/* ---- YAML nodes ----------------------------------------------------------- */
+
+static const char *text_of(const yaml_node_t *n)
+{
+    return (const char *)n->data.scalar.value;
+}
+
+static int is_scalar(const yaml_node_t *n) { return n->type == YAML_SCALAR_NODE; }
+
+static int is_quoted(const yaml_node_t *n)
+{
+    return n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+           n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+}
+
+/* How a node reads in a message: 'two', a list, a mapping, nothing. */
+static const char *describe(const yaml_node_t *n, char *buf, size_t size)
+{
+    if (n->type == YAML_SEQUENCE_NODE)
+        return "a list";
+    if (n->type == YAML_MAPPING_NODE)
+        return "a mapping";
+    if (n->data.scalar.length == 0 && !is_quoted(n))
+        return "nothing";
+    snprintf(buf, size, "%s'%.200s'", is_quoted(n) ? "the quoted string " : "", text_of(n));
+    return buf;
+}
+
+static size_t n_items(const yaml_node_t *seq)
+{
+    return (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+}
+
+static yaml_node_t *item(yaml_document_t *doc, const yaml_node_t *seq, size_t i)
+{
+    return yaml_document_get_node(doc, seq->data.sequence.items.start[i]);
+}
+
+/* Checks that a mapping's key is a name and appears for the first time;
+ * libyaml keeps repeated keys, YAML forbids them. Returns the name, or NULL
+ * after reporting. */
+static const char *key_name(reporter *r, yaml_document_t *doc, const yaml_node_t *map,
+                            const yaml_node_pair_t *pair)
+{
+    char buf[256];
+    yaml_node_t *key = yaml_document_get_node(doc, pair->key);
+    if (!is_scalar(key)) {
+        report(r, key->start_mark, "expected a key name, got %s", describe(key, buf, sizeof buf));
+        return NULL;
+    }
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+        yaml_node_t *earlier = yaml_document_get_node(doc, p->key);
+        if (is_scalar(earlier) && strcmp(text_of(earlier), text_of(key)) == 0) {
+            report(r, key->start_mark, "duplicate key '%s' (first at line %zu)", text_of(key),
+                   earlier->start_mark.line + 1);
+            return NULL;
+        }
+    }
+    return text_of(key);
+}
+
+/* ---- scalars -------------------------------------------------------------- */
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+/* Plain decimal notation only ("5", "-0.5", "1.0e-4", ".5"): strtod alone
+ * would also take "inf", "nan", hexadecimal and leading blanks. */
+static int is_decimal(const char *s)
+{
+    if (*s == '+' || *s == '-')
+        s++;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        digits++;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            digits++;
+    if (!digits)
+        return 0;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!all_digits(s))
+            return 0;
+        return 1;
+    }
+    return *s == 0;
+}
+
+/* An integer in plain decimal: "5.5", "1e3" and the quoted "5" are not. */
+static int parse_int(reporter *r, const yaml_node_t *n, const char *name, long *out)
+{
+    char buf[256];
+    const char *s = is_scalar(n) ? text_of(n) : "";
+    if (!is_scalar(n) || is_quoted(n) || !all_digits(s + (*s == '+' || *s == '-'))) {
+        report(r, n->start_mark, "%s: expected an integer, got %s", name,
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    errno = 0;
+    long v = strtol(s, NULL, 10);
+    if (errno == ERANGE || v > INT_MAX || v < INT_MIN) {
+        report(r, n->start_mark, "%s: %s is too large", name, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A number; integers are numbers too. */
+static int parse_double(reporter *r, const yaml_node_t *n, const char *name, double *out)
+{
+    char buf[256];
+    if (!is_scalar(n) || is_quoted(n) || !is_decimal(text_of(n))) {
+        report(r, n->start_mark, "%s: expected a number, got %s", name,
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    errno = 0;
+    double v = strtod(text_of(n), NULL);
+    if (errno == ERANGE) {
+        report(r, n->start_mark, "%s: %s is out of range", name, text_of(n));
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* One of a fixed set of words; `choose` maps a word to its value. Quoting a
+ * word does not change it. */
+static int parse_choice(reporter *r, const yaml_node_t *n, const char *name,
+                        int (*choose)(const char *, int *), const char *choices, int *out)
+{
+    char buf[256];
+    if (!is_scalar(n) || choose(text_of(n), out)) {
+        report(r, n->start_mark, "%s: expected %s, got %s", name, choices,
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_seed(reporter *r, const yaml_node_t *n, uint64_t *out)
+{
+    char buf[256];
+    if (!is_scalar(n) || is_quoted(n) || !all_digits(text_of(n))) {
+        report(r, n->start_mark, "seeds: expected a non-negative integer, got %s",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    errno = 0;
+    unsigned long long v = strtoull(text_of(n), NULL, 10);
+    if (errno == ERANGE || v > UINT64_MAX) {
+        report(r, n->start_mark, "seeds: %s does not fit 64 bits", text_of(n));
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int choose_attention(const char *s, int *out)
+{
+    attention_kind k;
+    if (attention_parse(s, &k))
+        return -1;
+    *out = (int)k;
+    return 0;
+}
+
+static int choose_loss(const char *s, int *out)
+{
+    loss_kind k;
+    if (loss_parse(s, &k))
+        return -1;
+    *out = (int)k;
+    return 0;
+}
+
+static int choose_bool(const char *s, int *out)
+{
+    if (!strcmp(s, "on") || !strcmp(s, "true")) *out = 1;
+    else if (!strcmp(s, "off") || !strcmp(s, "false")) *out = 0;
+    else return -1;
+    return 0;
+}
 
 /* ---- knobs ---------------------------------------------------------------- */
 
-typedef enum { K_INT, K_DOUBLE, K_ATTENTION, K_FFN, K_LOSS } knob_type;
+/* A value of a knob and where it was written. */
+typedef struct {
+    int i;    /* sizes and choices */
+    double x; /* numbers */
+    yaml_mark_t at;
+} knob_value;
+
+typedef enum {
+    K_SIZE,   /* integer >= 1 */
+    K_PROB,   /* number in [0,1] */
+    K_RATE,   /* number > 0 */
+    K_CHOICE, /* a word */
+} knob_type;
 
 typedef enum {
     KN_DIMS, KN_POINTS, KN_LAYERS, KN_HEADS, KN_EMBD, KN_EMBD_PER_HEAD,
@@ -21,619 +307,768 @@ typedef enum {
     KN_EVAL_BATCH, KN_COUNT
 } knob_id;
 
-/* The canonical order: the expansion varies the last knob fastest. */
+static void set_dims(run_config *c, const knob_value *v) { c->dims = v->i; }
+static void set_points(run_config *c, const knob_value *v) { c->points = v->i; }
+static void set_layers(run_config *c, const knob_value *v) { c->layers = v->i; }
+static void set_heads(run_config *c, const knob_value *v) { c->heads = v->i; }
+static void set_embd(run_config *c, const knob_value *v) { c->embd = v->i; }
+static void set_attention(run_config *c, const knob_value *v) { c->attention = (attention_kind)v->i; }
+static void set_ffn(run_config *c, const knob_value *v) { c->ffn = v->i; }
+static void set_loss(run_config *c, const knob_value *v) { c->loss = (loss_kind)v->i; }
+static void set_train_noise(run_config *c, const knob_value *v) { c->train_noise = v->x; }
+static void set_lr(run_config *c, const knob_value *v) { c->lr = v->x; }
+static void set_batch(run_config *c, const knob_value *v) { c->batch = v->i; }
+static void set_steps(run_config *c, const knob_value *v) { c->steps = v->i; }
+static void set_eval_batch(run_config *c, const knob_value *v) { c->eval_batch = v->i; }
+
+/* In the canonical order of the expansion: the last knob varies fastest.
+ * embd_per_head has no setter: E = value * heads needs heads first. */
 static const struct {
     const char *name;
     knob_type type;
-    const char *flag; /* how config_validate names it */
+    int (*choose)(const char *, int *); /* K_CHOICE */
+    const char *choices;                /* K_CHOICE, for messages */
+    void (*set)(run_config *, const knob_value *);
 } KNOBS[KN_COUNT] = {
-    {"dims", K_INT, "--dims"},
-    {"points", K_INT, "--points"},
-    {"layers", K_INT, "--layers"},
-    {"heads", K_INT, "--heads"},
-    {"embd", K_INT, "--embd"},
-    {"embd_per_head", K_INT, "--embd"},
-    {"attention", K_ATTENTION, "--attention"},
-    {"ffn", K_FFN, "--ffn"},
-    {"loss", K_LOSS, "--loss"},
-    {"train_noise", K_DOUBLE, "--train-noise"},
-    {"lr", K_DOUBLE, "--lr"},
-    {"batch", K_INT, "--batch"},
-    {"steps", K_INT, "--steps"},
-    {"eval_batch", K_INT, "--eval-batch"},
+    [KN_DIMS] = {"dims", K_SIZE, NULL, NULL, set_dims},
+    [KN_POINTS] = {"points", K_SIZE, NULL, NULL, set_points},
+    [KN_LAYERS] = {"layers", K_SIZE, NULL, NULL, set_layers},
+    [KN_HEADS] = {"heads", K_SIZE, NULL, NULL, set_heads},
+    [KN_EMBD] = {"embd", K_SIZE, NULL, NULL, set_embd},
+    [KN_EMBD_PER_HEAD] = {"embd_per_head", K_SIZE, NULL, NULL, NULL},
+    [KN_ATTENTION] = {"attention", K_CHOICE, choose_attention, "softmax or linear", set_attention},
+    [KN_FFN] = {"ffn", K_CHOICE, choose_bool, "on, off, true or false", set_ffn},
+    [KN_LOSS] = {"loss", K_CHOICE, choose_loss, "pl or bt", set_loss},
+    [KN_TRAIN_NOISE] = {"train_noise", K_PROB, NULL, NULL, set_train_noise},
+    [KN_LR] = {"lr", K_RATE, NULL, NULL, set_lr},
+    [KN_BATCH] = {"batch", K_SIZE, NULL, NULL, set_batch},
+    [KN_STEPS] = {"steps", K_SIZE, NULL, NULL, set_steps},
+    [KN_EVAL_BATCH] = {"eval_batch", K_SIZE, NULL, NULL, set_eval_batch},
 };
-
-typedef struct {
-    double num; /* every knob value fits a double (ints checked exact) */
-    yaml_mark_t mark;
-} knob_value;
-
-typedef struct {
-    int n;
-    knob_value v[MAX_VALUES];
-} knob_axis;
-
-/* ---- diagnostics ---------------------------------------------------------- */
-
-typedef struct {
-    const char *path;
-    FILE *diag;
-    int problems;
-    char last[8][256]; /* recent messages, to report a combination problem once */
-    int n_last;
-} reporter;
-
-static void report(reporter *r, yaml_mark_t mark, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void report(reporter *r, yaml_mark_t mark, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    r->problems++;
-    if (r->diag)
-        fprintf(r->diag, "%s:%zu:%zu: %s\n", r->path, mark.line + 1, mark.column + 1, msg);
-}
-
-/* Reports a problem found after expansion once, however many runs share it. */
-static void report_once(reporter *r, yaml_mark_t mark, const char *msg)
-{
-    char key[256];
-    snprintf(key, sizeof key, "%zu:%zu:%.200s", mark.line, mark.column, msg);
-    for (int i = 0; i < r->n_last; i++)
-        if (strcmp(r->last[i], key) == 0)
-            return;
-    if (r->n_last < 8)
-        snprintf(r->last[r->n_last++], sizeof r->last[0], "%s", key);
-    report(r, mark, "%s", msg);
-}
-
-/* ---- scalar parsing -------------------------------------------------------- */
-
-static const char *scalar(yaml_node_t *n) { return (const char *)n->data.scalar.value; }
-
-static const char *node_kind(yaml_node_t *n)
-{
-    return n->type == YAML_SEQUENCE_NODE ? "a list"
-           : n->type == YAML_MAPPING_NODE ? "a mapping" : "a scalar";
-}
-
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Parses one knob value; reports and returns -1 when it is not valid for
- * the knob on its own (combinations are checked after expansion). */
-static int parse_knob(reporter *r, knob_id k, yaml_node_t *n, knob_value *out)
-{
-    const char *name = KNOBS[k].name;
-    out->mark = n->start_mark;
-    if (n->type != YAML_SCALAR_NODE) {
-        report(r, n->start_mark, "%s: expected a value, got %s", name, node_kind(n));
-        return -1;
-    }
-    const char *s = scalar(n);
-    switch (KNOBS[k].type) {
-    case K_INT: {
-        double v;
-        if (parse_number(s, &v) || v != floor(v) || fabs(v) > 1e9) {
-            report(r, n->start_mark, "%s: expected an integer, got '%s'", name, s);
-            return -1;
-        }
-        if (v <= 0) {
-            report(r, n->start_mark, "%s: must be positive, got %s", name, s);
-            return -1;
-        }
-        out->num = v;
-        return 0;
-    }
-    case K_DOUBLE: {
-        double v;
-        if (parse_number(s, &v)) {
-            report(r, n->start_mark, "%s: expected a number, got '%s'", name, s);
-            return -1;
-        }
-        if (k == KN_TRAIN_NOISE && !(v >= 0 && v <= 1)) {
-            report(r, n->start_mark, "%s: must be in [0,1], got %s", name, s);
-            return -1;
-        }
-        if (k == KN_LR && !(v > 0)) {
-            report(r, n->start_mark, "%s: must be positive, got %s", name, s);
-            return -1;
-        }
-        out->num = v;
-        return 0;
-    }
-    case K_ATTENTION: {
-        attention_kind a;
-        if (attention_parse(s, &a)) {
-            report(r, n->start_mark, "attention: expected softmax or linear, got '%s'", s);
-            return -1;
-        }
-        out->num = a;
-        return 0;
-    }
-    case K_LOSS: {
-        loss_kind l;
-        if (loss_parse(s, &l)) {
-            report(r, n->start_mark, "loss: expected pl or bt, got '%s'", s);
-            return -1;
-        }
-        out->num = l;
-        return 0;
-    }
-    case K_FFN:
-        if (!strcmp(s, "on") || !strcmp(s, "true") || !strcmp(s, "yes")) out->num = 1;
-        else if (!strcmp(s, "off") || !strcmp(s, "false") || !strcmp(s, "no")) out->num = 0;
-        else {
-            report(r, n->start_mark, "ffn: expected on or off, got '%s'", s);
-            return -1;
-        }
-        return 0;
-    }
-    return -1;
-}
 
 static int find_knob(const char *name)
 {
     for (int k = 0; k < KN_COUNT; k++)
-        if (!strcmp(KNOBS[k].name, name))
+        if (strcmp(KNOBS[k].name, name) == 0)
             return k;
     return -1;
 }
 
-static void unknown_knob(reporter *r, yaml_node_t *key, const char *where)
+static void knob_names(char *buf, size_t size)
 {
-    report(r, key->start_mark,
-           "%s: unknown key '%s' (known: dims, points, layers, heads, embd, embd_per_head, "
-           "attention, ffn, loss, train_noise, lr, batch, steps, eval_batch)",
-           where, key->type == YAML_SCALAR_NODE ? scalar(key) : "?");
+    size_t len = 0;
+    buf[0] = 0;
+    for (int k = 0; k < KN_COUNT && len < size; k++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", k ? ", " : "", KNOBS[k].name);
 }
 
-/* Duplicate keys in one mapping: libyaml keeps them all, so check here. */
-static void check_duplicates(reporter *r, yaml_document_t *doc, yaml_node_t *map)
+/* Parses one value of knob k, checking what can be checked without the
+ * rest of the run (combinations are checked after the expansion). */
+static int parse_knob_value(reporter *r, knob_id k, const yaml_node_t *n, knob_value *out)
 {
-    for (yaml_node_pair_t *a = map->data.mapping.pairs.start; a < map->data.mapping.pairs.top; a++)
-        for (yaml_node_pair_t *b = map->data.mapping.pairs.start; b < a; b++) {
-            yaml_node_t *ka = yaml_document_get_node(doc, a->key);
-            yaml_node_t *kb = yaml_document_get_node(doc, b->key);
-            if (ka->type == YAML_SCALAR_NODE && kb->type == YAML_SCALAR_NODE &&
-                !strcmp(scalar(ka), scalar(kb)))
-                report(r, ka->start_mark, "duplicate key '%s' (first at line %zu)", scalar(ka),
-                       kb->start_mark.line + 1);
-        }
-}
-
-/* An axis: a list of values, or one value. */
-static void parse_axis(reporter *r, yaml_document_t *doc, knob_id k, yaml_node_t *n,
-                       knob_axis *axis)
-{
-    axis->n = 0;
-    if (n->type == YAML_SCALAR_NODE) {
-        if (parse_knob(r, k, n, &axis->v[0]) == 0)
-            axis->n = 1;
-        return;
-    }
-    if (n->type != YAML_SEQUENCE_NODE) {
-        report(r, n->start_mark, "%s: expected a value or a list of values, got %s",
-               KNOBS[k].name, node_kind(n));
-        return;
-    }
-    int count = (int)(n->data.sequence.items.top - n->data.sequence.items.start);
-    if (count == 0) {
-        report(r, n->start_mark, "%s: empty axis (give at least one value)", KNOBS[k].name);
-        return;
-    }
-    if (count > MAX_VALUES) {
-        report(r, n->start_mark, "%s: at most %d values", KNOBS[k].name, MAX_VALUES);
-        return;
-    }
-    int bad = 0;
-    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-        knob_value v;
-        if (parse_knob(r, k, yaml_document_get_node(doc, *it), &v) == 0)
-            axis->v[axis->n++] = v;
-        else
-            bad = 1;
-    }
-    if (bad)
-        axis->n = 0;
-}
-
-/* A mapping of knob -> axis (the `axes` block or one sub-grid). */
-typedef struct {
-    knob_axis axes[KN_COUNT];
-    int present[KN_COUNT];
-    yaml_mark_t mark;
-} axis_set;
-
-static void parse_axis_set(reporter *r, yaml_document_t *doc, yaml_node_t *map,
-                           const char *where, int allow_name, axis_set *out)
-{
+    const char *name = KNOBS[k].name;
+    long i = 0;
+    double x = 0;
     memset(out, 0, sizeof *out);
-    out->mark = map->start_mark;
+    out->at = n->start_mark;
+    switch (KNOBS[k].type) {
+    case K_SIZE:
+        if (parse_int(r, n, name, &i))
+            return -1;
+        if (i < 1) {
+            report(r, n->start_mark, "%s: must be at least 1, got %ld", name, i);
+            return -1;
+        }
+        out->i = (int)i;
+        out->x = (double)i;
+        return 0;
+    case K_PROB:
+        if (parse_double(r, n, name, &x))
+            return -1;
+        if (!(x >= 0 && x <= 1)) {
+            report(r, n->start_mark, "%s: must be in [0,1], got %s", name, text_of(n));
+            return -1;
+        }
+        out->x = x;
+        return 0;
+    case K_RATE:
+        if (parse_double(r, n, name, &x))
+            return -1;
+        if (!(x > 0)) {
+            report(r, n->start_mark, "%s: must be positive, got %s", name, text_of(n));
+            return -1;
+        }
+        out->x = x;
+        return 0;
+    case K_CHOICE:
+        if (parse_choice(r, n, name, KNOBS[k].choose, KNOBS[k].choices, &out->i))
+            return -1;
+        out->x = out->i;
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- levels: settings, axes, sub-grids ------------------------------------ */
+
+typedef struct {
+    int n; /* 0: not given at this level */
+    knob_value *v;
+    int given;
+    yaml_mark_t key_at;
+} knob_list;
+
+typedef struct {
+    knob_list k[KN_COUNT];
+    yaml_mark_t at;   /* the mapping */
+    const char *name; /* a sub-grid's label, in the document; may be NULL */
+    int given;
+    int bad;          /* had a problem: not expanded */
+} level;
+
+static void level_free(level *l)
+{
+    for (int k = 0; k < KN_COUNT; k++)
+        free(l->k[k].v);
+    memset(l, 0, sizeof *l);
+}
+
+/* The values of knob k at one level: one value, or (if lists are allowed) a
+ * list of distinct values in the order of the expansion. */
+static int parse_knob_list(reporter *r, yaml_document_t *doc, knob_id k, yaml_node_t *n,
+                           int lists, knob_list *out)
+{
+    char buf[256];
+    const char *name = KNOBS[k].name;
+    size_t count = n->type == YAML_SEQUENCE_NODE ? n_items(n) : 1;
+    if (n->type == YAML_MAPPING_NODE || (!lists && n->type == YAML_SEQUENCE_NODE)) {
+        report(r, n->start_mark, "%s: expected %s, got %s", name,
+               lists ? "a value or a list of values" : "one value (lists go under axes or grids)",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    if (count == 0) {
+        report(r, n->start_mark, "%s: empty list; give at least one value", name);
+        return -1;
+    }
+    out->v = calloc(count, sizeof *out->v);
+    if (!out->v) {
+        report(r, n->start_mark, "%s: out of memory", name);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *one = n->type == YAML_SEQUENCE_NODE ? item(doc, n, i) : n;
+        knob_value v;
+        if (parse_knob_value(r, k, one, &v)) {
+            rc = -1;
+            continue;
+        }
+        for (int j = 0; j < out->n; j++)
+            if (out->v[j].i == v.i && out->v[j].x == v.x) {
+                report(r, one->start_mark, "%s: %s is listed twice", name, text_of(one));
+                rc = -1;
+            }
+        out->v[out->n++] = v;
+    }
+    return rc;
+}
+
+/* settings (lists = 0), axes or a sub-grid (is_subgrid: `name` allowed). */
+static void parse_level(reporter *r, yaml_document_t *doc, yaml_node_t *map, const char *what,
+                        int lists, int is_subgrid, level *out)
+{
+    char buf[256], names[256];
+    int before = r->problems;
+    memset(out, 0, sizeof *out);
+    out->at = map->start_mark;
+    out->given = 1;
     if (map->type != YAML_MAPPING_NODE) {
-        report(r, map->start_mark, "%s: expected a mapping of knob: values, got %s", where,
-               node_kind(map));
+        report(r, map->start_mark, "%s: expected a mapping of knob: %s, got %s", what,
+               lists ? "values" : "value", describe(map, buf, sizeof buf));
+        out->bad = 1;
         return;
     }
-    check_duplicates(r, doc, map);
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        yaml_node_t *key = yaml_document_get_node(doc, p->key);
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const char *key = key_name(r, doc, map, p);
         yaml_node_t *val = yaml_document_get_node(doc, p->value);
-        if (key->type != YAML_SCALAR_NODE) {
-            report(r, key->start_mark, "%s: keys must be knob names", where);
+        if (!key)
+            continue;
+        if (is_subgrid && strcmp(key, "name") == 0) {
+            if (!is_scalar(val))
+                report(r, val->start_mark, "name: expected a label, got %s",
+                       describe(val, buf, sizeof buf));
+            else
+                out->name = text_of(val);
             continue;
         }
-        if (allow_name && !strcmp(scalar(key), "name")) {
-            if (val->type != YAML_SCALAR_NODE)
-                report(r, val->start_mark, "name: expected a label, got %s", node_kind(val));
-            continue;
-        }
-        int k = find_knob(scalar(key));
+        int k = find_knob(key);
         if (k < 0) {
-            unknown_knob(r, key, where);
+            knob_names(names, sizeof names);
+            report(r, yaml_document_get_node(doc, p->key)->start_mark,
+                   "unknown key '%s' in %s (allowed: %s%s)", key, what,
+                   is_subgrid ? "name, " : "", names);
             continue;
         }
-        out->present[k] = 1;
-        parse_axis(r, doc, (knob_id)k, val, &out->axes[k]);
+        out->k[k].given = 1;
+        out->k[k].key_at = yaml_document_get_node(doc, p->key)->start_mark;
+        parse_knob_list(r, doc, (knob_id)k, val, lists, &out->k[k]);
     }
-    if (out->present[KN_EMBD] && out->present[KN_EMBD_PER_HEAD])
-        report(r, map->start_mark, "%s: give embd or embd_per_head, not both", where);
+    const knob_list *e = &out->k[KN_EMBD], *eph = &out->k[KN_EMBD_PER_HEAD];
+    if (e->given && eph->given) {
+        const knob_list *later = e->key_at.index > eph->key_at.index ? e : eph;
+        report(r, later->key_at,
+               "embd and embd_per_head both set the width in %s; give one of them", what);
+    }
+    out->bad = r->problems > before;
+}
+
+/* ---- the top level -------------------------------------------------------- */
+
+typedef struct {
+    level settings, axes; /* axes: all n = 0 when absent */
+    level *subgrids;      /* NULL: the axes alone are the one sub-grid */
+    int n_subgrids;
+    uint64_t *seeds;
+    int n_seeds;
+    double eval_noise[ICAS_MAX_EVAL_NOISE];
+    int n_eval_noise; /* 0: the default levels */
+    int shared_bad;   /* a problem in a part every sub-grid uses */
+    yaml_mark_t root_at;
+} grid_spec;
+
+static void spec_free(grid_spec *s)
+{
+    level_free(&s->settings);
+    level_free(&s->axes);
+    for (int i = 0; i < s->n_subgrids; i++)
+        level_free(&s->subgrids[i]);
+    free(s->subgrids);
+    free(s->seeds);
+}
+
+static int parse_seeds(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
+{
+    char buf[256];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        /* `seeds: 3` reads as "three seeds" but would mean seed 3 alone */
+        report(r, n->start_mark, "seeds: expected a list of integers such as [0, 1, 2], got %s",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    if (n_items(n) == 0) {
+        report(r, n->start_mark, "seeds: empty list; give at least one seed");
+        return -1;
+    }
+    free(s->seeds);
+    s->n_seeds = 0;
+    s->seeds = calloc(n_items(n), sizeof *s->seeds);
+    if (!s->seeds) {
+        report(r, n->start_mark, "seeds: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n_items(n); i++) {
+        yaml_node_t *one = item(doc, n, i);
+        uint64_t seed;
+        if (parse_seed(r, one, &seed)) {
+            rc = -1;
+            continue;
+        }
+        for (int j = 0; j < s->n_seeds; j++)
+            if (s->seeds[j] == seed) {
+                report(r, one->start_mark, "seeds: %s is listed twice", text_of(one));
+                rc = -1;
+            }
+        s->seeds[s->n_seeds++] = seed;
+    }
+    return rc;
+}
+
+static int parse_eval_noise(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
+{
+    char buf[256];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        report(r, n->start_mark, "eval_noise: expected a list of numbers in [0,1], got %s",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    if (n_items(n) == 0) {
+        report(r, n->start_mark, "eval_noise: empty list; give at least one level");
+        return -1;
+    }
+    if (n_items(n) > ICAS_MAX_EVAL_NOISE) {
+        report(r, n->start_mark, "eval_noise: %zu levels, at most %d", n_items(n),
+               ICAS_MAX_EVAL_NOISE);
+        return -1;
+    }
+    int rc = 0;
+    s->n_eval_noise = 0;
+    for (size_t i = 0; i < n_items(n); i++) {
+        yaml_node_t *one = item(doc, n, i);
+        double p;
+        if (parse_double(r, one, "eval_noise", &p)) {
+            rc = -1;
+            continue;
+        }
+        if (!(p >= 0 && p <= 1)) {
+            report(r, one->start_mark, "eval_noise: must be in [0,1], got %s", text_of(one));
+            rc = -1;
+            continue;
+        }
+        for (int j = 0; j < s->n_eval_noise; j++)
+            if (s->eval_noise[j] == p) {
+                report(r, one->start_mark, "eval_noise: %s is listed twice", text_of(one));
+                rc = -1;
+            }
+        s->eval_noise[s->n_eval_noise++] = p;
+    }
+    if (rc)
+        s->n_eval_noise = 0;
+    return rc;
+}
+
+static int parse_grids(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
+{
+    char buf[256];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        report(r, n->start_mark, "grids: expected a list of sub-grids, got %s",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    if (n_items(n) == 0) {
+        report(r, n->start_mark, "grids: empty list; leave it out to expand the axes alone");
+        return -1;
+    }
+    free(s->subgrids);
+    s->subgrids = calloc(n_items(n), sizeof *s->subgrids);
+    if (!s->subgrids) {
+        report(r, n->start_mark, "grids: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n_items(n); i++)
+        parse_level(r, doc, item(doc, n, i), "sub-grid", 1, 1, &s->subgrids[s->n_subgrids++]);
+    return 0;
+}
+
+static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, grid_spec *s,
+                      grid *g)
+{
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+         p < root->data.mapping.pairs.top; p++) {
+        const char *key = key_name(r, doc, root, p);
+        yaml_node_t *val = yaml_document_get_node(doc, p->value);
+        int before = r->problems;
+        if (!key) {
+            s->shared_bad = 1;
+            continue;
+        }
+        if (strcmp(key, "settings") == 0) {
+            parse_level(r, doc, val, "settings", 0, 0, &s->settings);
+        } else if (strcmp(key, "axes") == 0) {
+            parse_level(r, doc, val, "axes", 1, 0, &s->axes);
+        } else if (strcmp(key, "grids") == 0) {
+            if (parse_grids(r, doc, val, s))
+                s->shared_bad = 1; /* the axes alone would be another grid */
+        } else if (strcmp(key, "seeds") == 0) {
+            parse_seeds(r, doc, val, s);
+        } else if (strcmp(key, "eval_noise") == 0) {
+            parse_eval_noise(r, doc, val, s);
+        } else if (strcmp(key, "checkpoint_every") == 0) {
+            long every;
+            if (parse_int(r, val, "checkpoint_every", &every) == 0) {
+                if (every < 0)
+                    report(r, val->start_mark, "checkpoint_every: must be 0 (never) or more, "
+                           "got %ld", every);
+                else
+                    g->checkpoint_every = (int)every;
+            }
+        } else if (strcmp(key, "save_model") == 0) {
+            parse_choice(r, val, "save_model", choose_bool, "true or false", &g->save_model);
+        } else {
+            report(r, yaml_document_get_node(doc, p->key)->start_mark,
+                   "unknown key '%s' (allowed: %s)", key, TOP_KEYS);
+        }
+        /* a problem in a sub-grid spoils that sub-grid only */
+        if (r->problems > before && strcmp(key, "grids") != 0)
+            s->shared_bad = 1;
+    }
+    if (!s->seeds) {
+        s->seeds = calloc(1, sizeof *s->seeds); /* seed 0 */
+        if (!s->seeds) {
+            report(r, root->start_mark, "out of memory");
+            s->shared_bad = 1;
+        }
+        s->n_seeds = 1;
+    }
 }
 
 /* ---- expansion ------------------------------------------------------------ */
 
 typedef struct {
-    run_config base;
-    knob_value base_value[KN_COUNT]; /* from settings, for locating problems */
-    int base_present[KN_COUNT];
-    uint64_t *seeds;
-    int n_seeds;
-    yaml_mark_t seeds_mark;
     grid *out;
-    int capacity;
-} expansion;
+    int cap;
+    uint64_t *ids; /* open addressing; ids[i] valid where used[i] */
+    unsigned char *used;
+    size_t id_cap; /* power of two */
+    int stop;      /* the run cap, memory or the problem limit was hit */
+} expander;
 
-static void apply_knob(run_config *c, knob_id k, double v)
-{
-    switch (k) {
-    case KN_DIMS: c->dims = (int)v; break;
-    case KN_POINTS: c->points = (int)v; break;
-    case KN_LAYERS: c->layers = (int)v; break;
-    case KN_HEADS: c->heads = (int)v; break;
-    case KN_EMBD: c->embd = (int)v; break;
-    case KN_EMBD_PER_HEAD: break; /* applied once heads is known */
-    case KN_ATTENTION: c->attention = (attention_kind)(int)v; break;
-    case KN_FFN: c->ffn = (int)v; break;
-    case KN_LOSS: c->loss = (loss_kind)(int)v; break;
-    case KN_TRAIN_NOISE: c->train_noise = v; break;
-    case KN_LR: c->lr = v; break;
-    case KN_BATCH: c->batch = (int)v; break;
-    case KN_STEPS: c->steps = (int)v; break;
-    case KN_EVAL_BATCH: c->eval_batch = (int)v; break;
-    case KN_COUNT: break;
-    }
-}
-
-/* Where a config_validate message points: the value that set the knob it
- * names, else the sub-grid. */
-static yaml_mark_t locate(const char *msg, const yaml_mark_t *marks, const int *set,
-                          yaml_mark_t fallback)
-{
-    /* "--heads H does not divide --embd E": blame heads' value */
-    for (int k = 0; k < KN_COUNT; k++) {
-        size_t len = strlen(KNOBS[k].flag);
-        if (!strncmp(msg, KNOBS[k].flag, len) && (msg[len] == ' ' || msg[len] == ':')) {
-            if (set[k])
-                return marks[k];
-            if (k == KN_EMBD && set[KN_EMBD_PER_HEAD])
-                return marks[KN_EMBD_PER_HEAD];
-        }
-    }
-    return fallback;
-}
-
-static int add_run(expansion *e, reporter *r, const run_config *c)
+static uint64_t id_value(const run_config *c)
 {
     char id[ICAS_RUN_ID_LEN];
     config_run_id(c, id);
-    grid *g = e->out;
-    for (int i = 0; i < g->n_runs; i++) {
-        char other[ICAS_RUN_ID_LEN];
-        config_run_id(&g->runs[i], other);
-        if (!strcmp(id, other))
-            return 0; /* joined without duplicates */
-    }
-    if (g->n_runs == MAX_RUNS) {
-        yaml_mark_t m = {0, 0, 0};
-        report_once(r, m, "the grid has more than 100000 runs");
+    return strtoull(id + 1, NULL, 16);
+}
+
+static size_t id_slot(const expander *x, uint64_t id)
+{
+    size_t i = (size_t)(id ^ (id >> 29)) & (x->id_cap - 1);
+    while (x->used[i] && x->ids[i] != id)
+        i = (i + 1) & (x->id_cap - 1);
+    return i;
+}
+
+static int id_grow(expander *x)
+{
+    size_t cap = x->id_cap ? 2 * x->id_cap : 256;
+    uint64_t *ids = calloc(cap, sizeof *ids);
+    unsigned char *used = calloc(cap, 1);
+    if (!ids || !used) {
+        free(ids);
+        free(used);
         return -1;
     }
-    if (g->n_runs == e->capacity) {
-        int cap = e->capacity ? 2 * e->capacity : 64;
-        run_config *p = realloc(g->runs, sizeof *p * (size_t)cap);
-        if (!p)
-            return -1;
-        g->runs = p;
-        e->capacity = cap;
-    }
-    g->runs[g->n_runs++] = *c;
+    expander bigger = {.ids = ids, .used = used, .id_cap = cap};
+    for (size_t i = 0; i < x->id_cap; i++)
+        if (x->used[i]) {
+            size_t j = id_slot(&bigger, x->ids[i]);
+            ids[j] = x->ids[i];
+            used[j] = 1;
+        }
+    free(x->ids);
+    free(x->used);
+    x->ids = ids;
+    x->used = used;
+    x->id_cap = cap;
     return 0;
 }
 
-static void expand_subgrid(expansion *e, reporter *r, const axis_set *axes, const axis_set *sub)
+/* Appends the run unless its id was already produced: one-factor-at-a-time
+ * sub-grids share their default point. */
+static int add_run(reporter *r, expander *x, const run_config *c, yaml_mark_t at)
 {
-    const knob_axis *use[KN_COUNT];
-    int n_use = 0;
-    knob_id which[KN_COUNT];
+    if (2 * ((size_t)x->out->n_runs + 1) > x->id_cap && id_grow(x))
+        goto oom;
+    uint64_t id = id_value(c);
+    size_t slot = id_slot(x, id);
+    if (x->used[slot])
+        return 0;
+    if (x->out->n_runs == GRID_MAX_RUNS) {
+        report(r, at, "the grid has more than %d runs", GRID_MAX_RUNS);
+        x->stop = 1;
+        return -1;
+    }
+    if (x->out->n_runs == x->cap) {
+        int cap = x->cap ? 2 * x->cap : 64;
+        run_config *runs = realloc(x->out->runs, sizeof *runs * (size_t)cap);
+        if (!runs)
+            goto oom;
+        x->out->runs = runs;
+        x->cap = cap;
+    }
+    x->used[slot] = 1;
+    x->ids[slot] = id;
+    x->out->runs[x->out->n_runs++] = *c;
+    return 0;
+oom:
+    report(r, at, "out of memory");
+    x->stop = 1;
+    return -1;
+}
+
+/* One knob of a sub-grid's product and the level whose values it takes. */
+typedef struct {
+    knob_id k;
+    const knob_list *values;
+} axis;
+
+/* The knobs a sub-grid sets, in canonical order, each from the most specific
+ * level that gives it: sub-grid, then axes, then settings. embd and
+ * embd_per_head are two spellings of one knob, the width. */
+static int sub_axes(const grid_spec *s, const level *sub, axis out[KN_COUNT])
+{
+    const level *levels[3] = {&s->settings, &s->axes, sub};
+    int width_from = -1;
+    for (int i = 0; i < 3; i++)
+        if (levels[i] && (levels[i]->k[KN_EMBD].n || levels[i]->k[KN_EMBD_PER_HEAD].n))
+            width_from = i;
+    int n = 0;
     for (int k = 0; k < KN_COUNT; k++) {
-        const knob_axis *a = sub && sub->present[k] ? &sub->axes[k]
-                             : axes && axes->present[k] ? &axes->axes[k] : NULL;
-        if (!a)
+        const knob_list *pick = NULL;
+        for (int i = 0; i < 3; i++) {
+            if (!levels[i] || !levels[i]->k[k].n)
+                continue;
+            if ((k == KN_EMBD || k == KN_EMBD_PER_HEAD) && i != width_from)
+                continue;
+            pick = &levels[i]->k[k];
+        }
+        if (pick)
+            out[n++] = (axis){(knob_id)k, pick};
+    }
+    return n;
+}
+
+/* Turns config_validate's flag spelling into the grid's knob names
+ * ("--eval-batch" -> "eval_batch") and lists the knobs it names, in order. */
+static int translate(const char *msg, char *out, size_t size, knob_id named[], int max_named)
+{
+    size_t len = 0;
+    int n = 0;
+    while (*msg && len + 1 < size) {
+        if (msg[0] == '-' && msg[1] == '-' && msg[2] >= 'a' && msg[2] <= 'z') {
+            char word[64];
+            size_t w = 0;
+            for (msg += 2; ((*msg >= 'a' && *msg <= 'z') || *msg == '-') && w + 1 < sizeof word;
+                 msg++)
+                word[w++] = *msg == '-' ? '_' : *msg;
+            word[w] = 0;
+            int k = find_knob(word);
+            if (k >= 0 && n < max_named)
+                named[n++] = (knob_id)k;
+            len += (size_t)snprintf(out + len, size - len, "%s", word);
             continue;
-        if (a->n == 0)
-            return; /* already reported */
-        use[n_use] = a;
-        which[n_use++] = (knob_id)k;
+        }
+        out[len++] = *msg++;
+    }
+    out[len < size ? len : size - 1] = 0;
+    return n;
+}
+
+/* Where a config_validate failure belongs: the current value of a knob the
+ * message names, preferring one that varies (with `heads: [1, 3, 5]` and one
+ * embd, heads 5 is the culprit), else the sub-grid. */
+static yaml_mark_t blame(const knob_id *named, int n_named, const axis *axes, int n_axes,
+                         const int *idx, yaml_mark_t fallback)
+{
+    int best = -1;
+    for (int j = 0; j < n_named; j++)
+        for (int a = 0; a < n_axes; a++) {
+            knob_id k = axes[a].k == KN_EMBD_PER_HEAD ? KN_EMBD : axes[a].k;
+            if (k != named[j])
+                continue;
+            if (best < 0 || (axes[a].values->n > 1 && axes[best].values->n == 1))
+                best = a;
+        }
+    return best < 0 ? fallback : axes[best].values->v[idx[best]].at;
+}
+
+static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const level *sub,
+                           run_config base)
+{
+    axis axes[KN_COUNT];
+    int n = sub_axes(s, sub, axes);
+    yaml_mark_t where = sub ? sub->at : s->axes.given ? s->axes.at : s->root_at;
+    long long count = s->n_seeds;
+    for (int a = 0; a < n; a++) {
+        count *= axes[a].values->n;
+        if (count > GRID_MAX_RUNS) {
+            if (sub && sub->name)
+                report(r, where, "sub-grid '%s' expands to more than %d runs", sub->name,
+                       GRID_MAX_RUNS);
+            else
+                report(r, where, "%s expands to more than %d runs",
+                       sub ? "this sub-grid" : "the grid", GRID_MAX_RUNS);
+            return;
+        }
     }
     int idx[KN_COUNT] = {0};
     for (;;) {
-        run_config c = e->base;
-        yaml_mark_t marks[KN_COUNT];
-        int set[KN_COUNT];
-        for (int k = 0; k < KN_COUNT; k++) {
-            marks[k] = e->base_value[k].mark;
-            set[k] = e->base_present[k];
+        run_config c = base;
+        int per_head = 0;
+        for (int a = 0; a < n; a++) {
+            const knob_value *v = &axes[a].values->v[idx[a]];
+            if (axes[a].k == KN_EMBD_PER_HEAD)
+                per_head = v->i;
+            else
+                KNOBS[axes[a].k].set(&c, v);
         }
-        double per_head = set[KN_EMBD_PER_HEAD] ? e->base_value[KN_EMBD_PER_HEAD].num : 0;
-        for (int i = 0; i < n_use; i++) {
-            const knob_value *v = &use[i]->v[idx[i]];
-            apply_knob(&c, which[i], v->num);
-            marks[which[i]] = v->mark;
-            set[which[i]] = 1;
-            if (which[i] == KN_EMBD_PER_HEAD)
-                per_head = v->num;
-            if (which[i] == KN_EMBD)
-                per_head = 0; /* an explicit width wins over a settings default */
+        if (per_head) {
+            long long e = (long long)per_head * c.heads;
+            c.embd = e > INT_MAX ? INT_MAX : (int)e;
         }
-        if (per_head > 0)
-            c.embd = (int)per_head * c.heads;
-        for (int s = 0; s < e->n_seeds; s++) {
-            c.seed = e->seeds[s];
-            icas_err err;
-            if (config_validate(&c, &err)) {
-                report_once(r, locate(err.msg, marks, set, sub ? sub->mark : e->seeds_mark),
-                            err.msg);
-                break;
+        icas_err err; /* a seed cannot make a run invalid: check each point once */
+        if (config_validate(&c, &err)) {
+            char msg[1100];
+            knob_id named[4];
+            int n_named = translate(err.msg, msg, sizeof msg, named, 4);
+            if (report_once(r, blame(named, n_named, axes, n, idx, where), msg)) {
+                x->stop = 1;
+                return;
             }
-            if (add_run(e, r, &c))
+        } else {
+            for (int i = 0; i < s->n_seeds && !x->stop; i++) {
+                c.seed = s->seeds[i];
+                add_run(r, x, &c, where);
+            }
+            if (x->stop)
                 return;
         }
-        int i = n_use - 1;
-        while (i >= 0 && ++idx[i] == use[i]->n)
-            idx[i--] = 0;
-        if (i < 0)
-            break;
+        int a = n - 1; /* the odometer: the last knob fastest */
+        while (a >= 0 && ++idx[a] == axes[a].values->n)
+            idx[a--] = 0;
+        if (a < 0)
+            return;
     }
+}
+
+static void expand(reporter *r, const grid_spec *s, grid *g)
+{
+    expander x = {.out = g};
+    run_config base = config_default();
+    if (s->n_eval_noise) {
+        base.n_eval_noise = s->n_eval_noise;
+        memcpy(base.eval_noise, s->eval_noise, sizeof s->eval_noise);
+    }
+    if (!s->subgrids) {
+        expand_subgrid(r, &x, s, NULL, base);
+    } else {
+        for (int i = 0; i < s->n_subgrids && !x.stop; i++)
+            if (!s->subgrids[i].bad)
+                expand_subgrid(r, &x, s, &s->subgrids[i], base);
+    }
+    free(x.ids);
+    free(x.used);
 }
 
 /* ---- the file ------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len)
+static char *slurp(const char *path, size_t *len, int *err_no)
 {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
+        *err_no = errno;
         return NULL;
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *p = realloc(buf, cap *= 2);
-            if (!p) {
-                free(buf);
-                buf = NULL;
-            }
-            buf = p;
+    while (buf) {
+        n += fread(buf + n, 1, cap - n - 1, f);
+        if (n + 1 < cap)
+            break;
+        char *bigger = realloc(buf, 2 * cap);
+        if (!bigger) {
+            free(buf);
+            buf = NULL;
         }
+        buf = bigger;
+        cap *= 2;
     }
+    *err_no = !buf ? ENOMEM : ferror(f) ? (errno ? errno : EIO) : 0;
     fclose(f);
-    if (buf)
-        buf[n] = 0;
+    if (*err_no) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
     *len = n;
     return buf;
 }
 
-static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, expansion *e,
-                      grid *g)
+/* libyaml gives a byte offset, not a mark, for text it cannot decode. */
+static yaml_mark_t mark_at_offset(const char *text, size_t len, size_t offset)
 {
-    axis_set axes, settings;
-    int have_axes = 0, have_grids = 0, have_eval_noise = 0;
-    yaml_node_t *grids = NULL;
-    memset(&axes, 0, sizeof axes);
-    memset(&settings, 0, sizeof settings);
-    check_duplicates(r, doc, root);
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *key = yaml_document_get_node(doc, p->key);
-        yaml_node_t *val = yaml_document_get_node(doc, p->value);
-        const char *k = key->type == YAML_SCALAR_NODE ? scalar(key) : "";
-        if (!strcmp(k, "settings")) {
-            parse_axis_set(r, doc, val, "settings", 0, &settings);
-            if (val->type == YAML_MAPPING_NODE)
-                for (yaml_node_pair_t *q = val->data.mapping.pairs.start;
-                     q < val->data.mapping.pairs.top; q++) {
-                    yaml_node_t *v = yaml_document_get_node(doc, q->value);
-                    yaml_node_t *kk = yaml_document_get_node(doc, q->key);
-                    if (v->type == YAML_SEQUENCE_NODE && kk->type == YAML_SCALAR_NODE)
-                        report(r, v->start_mark, "settings.%s: expected one value, got a list "
-                               "(lists go under axes or grids)", scalar(kk));
-                }
-            for (int i = 0; i < KN_COUNT; i++) {
-                if (!settings.present[i] || settings.axes[i].n != 1)
-                    continue;
-                apply_knob(&e->base, (knob_id)i, settings.axes[i].v[0].num);
-                e->base_value[i] = settings.axes[i].v[0];
-                e->base_present[i] = 1;
-            }
-        } else if (!strcmp(k, "axes")) {
-            parse_axis_set(r, doc, val, "axes", 0, &axes);
-            have_axes = 1;
-        } else if (!strcmp(k, "grids")) {
-            grids = val;
-            have_grids = 1;
-            if (val->type != YAML_SEQUENCE_NODE)
-                report(r, val->start_mark, "grids: expected a list of sub-grids, got %s",
-                       node_kind(val));
-            else if (val->data.sequence.items.top == val->data.sequence.items.start)
-                report(r, val->start_mark, "grids: empty list");
-        } else if (!strcmp(k, "seeds")) {
-            e->seeds_mark = val->start_mark;
-            yaml_node_item_t *start = NULL, *top = NULL;
-            yaml_node_item_t single = p->value;
-            if (val->type == YAML_SEQUENCE_NODE) {
-                start = val->data.sequence.items.start;
-                top = val->data.sequence.items.top;
-            } else if (val->type == YAML_SCALAR_NODE) {
-                start = &single;
-                top = &single + 1;
-            } else {
-                report(r, val->start_mark, "seeds: expected a list of integers, got %s",
-                       node_kind(val));
-            }
-            if (start == top && val->type == YAML_SEQUENCE_NODE)
-                report(r, val->start_mark, "seeds: empty list");
-            free(e->seeds);
-            e->seeds = calloc((size_t)(top - start) + 1, sizeof *e->seeds);
-            e->n_seeds = 0;
-            for (yaml_node_item_t *it = start; it && it < top; it++) {
-                yaml_node_t *n = yaml_document_get_node(doc, *it);
-                char *end;
-                errno = 0;
-                const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
-                unsigned long long v = strtoull(s, &end, 10);
-                if (n->type != YAML_SCALAR_NODE || errno || end == s || *end || s[0] == '-')
-                    report(r, n->start_mark, "seeds: expected a non-negative integer, got '%s'",
-                           n->type == YAML_SCALAR_NODE ? s : node_kind(n));
-                else
-                    e->seeds[e->n_seeds++] = v;
-            }
-        } else if (!strcmp(k, "eval_noise")) {
-            have_eval_noise = 1;
-            if (val->type != YAML_SEQUENCE_NODE) {
-                report(r, val->start_mark, "eval_noise: expected a list of numbers in [0,1]");
-                continue;
-            }
-            int n = 0;
-            for (yaml_node_item_t *it = val->data.sequence.items.start;
-                 it < val->data.sequence.items.top; it++) {
-                yaml_node_t *v = yaml_document_get_node(doc, *it);
-                double x;
-                if (v->type != YAML_SCALAR_NODE || parse_number(scalar(v), &x) || x < 0 || x > 1)
-                    report(r, v->start_mark, "eval_noise: expected a number in [0,1], got '%s'",
-                           v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
-                else if (n == ICAS_MAX_EVAL_NOISE)
-                    report(r, v->start_mark, "eval_noise: at most %d levels", ICAS_MAX_EVAL_NOISE);
-                else
-                    e->base.eval_noise[n++] = x;
-            }
-            if (n == 0 && val->data.sequence.items.top == val->data.sequence.items.start)
-                report(r, val->start_mark, "eval_noise: empty list");
-            if (n > 0)
-                e->base.n_eval_noise = n;
-        } else if (!strcmp(k, "checkpoint_every")) {
-            double v;
-            if (val->type != YAML_SCALAR_NODE || parse_number(scalar(val), &v) || v < 0 ||
-                v != floor(v))
-                report(r, val->start_mark, "checkpoint_every: expected a non-negative integer");
-            else
-                g->checkpoint_every = (int)v;
-        } else if (!strcmp(k, "save_model")) {
-            const char *s = val->type == YAML_SCALAR_NODE ? scalar(val) : "";
-            if (!strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "on")) g->save_model = 1;
-            else if (!strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "off")) g->save_model = 0;
-            else report(r, val->start_mark, "save_model: expected true or false");
-        } else {
-            report(r, key->start_mark,
-                   "unknown key '%s' (known: settings, axes, grids, seeds, eval_noise, "
-                   "checkpoint_every, save_model)", k);
+    yaml_mark_t m = {0, 0, 0};
+    for (size_t i = 0; i < offset && i < len; i++, m.index++) {
+        if (text[i] == '\n') {
+            m.line++;
+            m.column = 0;
+        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+            m.column++;
         }
     }
-    (void)have_eval_noise;
-    if (!e->seeds) {
-        e->seeds = calloc(1, sizeof *e->seeds);
-        e->n_seeds = 1; /* seed 0 */
-    }
-    if (r->problems)
+    return m;
+}
+
+static void report_syntax(reporter *r, const yaml_parser_t *p, const char *text, size_t len)
+{
+    if (p->context)
+        report(r, p->problem_mark, "YAML syntax error: %s (%s at line %zu, column %zu)",
+               p->problem ? p->problem : "unknown", p->context, p->context_mark.line + 1,
+               p->context_mark.column + 1);
+    else if (p->error == YAML_READER_ERROR)
+        report(r, mark_at_offset(text, len, p->problem_offset), "YAML error: %s (byte %zu)",
+               p->problem ? p->problem : "unreadable text", p->problem_offset);
+    else
+        report(r, p->problem_mark, "YAML syntax error: %s", p->problem ? p->problem : "unknown");
+}
+
+/* Parses the text into the spec; any problem is reported. */
+static void load_spec(reporter *r, const char *text, size_t len, grid_spec *s, grid *g)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    yaml_mark_t start = {0, 0, 0};
+    if (!yaml_parser_initialize(&parser)) {
+        report(r, start, "out of memory");
         return;
-    if (have_grids && grids && grids->type == YAML_SEQUENCE_NODE) {
-        for (yaml_node_item_t *it = grids->data.sequence.items.start;
-             it < grids->data.sequence.items.top; it++) {
-            axis_set sub;
-            parse_axis_set(r, doc, yaml_document_get_node(doc, *it), "grids", 1, &sub);
-            if (r->problems == 0)
-                expand_subgrid(e, r, have_axes ? &axes : NULL, &sub);
-        }
-    } else {
-        expand_subgrid(e, r, have_axes ? &axes : NULL, NULL);
     }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        report_syntax(r, &parser, text, len);
+        yaml_parser_delete(&parser);
+        return;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        report(r, start, "the file is empty; a grid has at least settings or axes");
+    } else if (root->type != YAML_MAPPING_NODE) {
+        char buf[256];
+        report(r, root->start_mark, "expected a mapping with keys %s, got %s", TOP_KEYS,
+               describe(root, buf, sizeof buf));
+    } else {
+        s->root_at = root->start_mark;
+        parse_top(r, &doc, root, s, g);
+        /* a second document would be silently ignored */
+        if (!yaml_parser_load(&parser, &extra)) {
+            report_syntax(r, &parser, text, len);
+        } else {
+            yaml_node_t *more = yaml_document_get_root_node(&extra);
+            if (more)
+                report(r, more->start_mark, "a grid file holds one YAML document; this is a "
+                       "second one");
+            yaml_document_delete(&extra);
+        }
+        if (!s->shared_bad)
+            expand(r, s, g);
+        if (r->problems == 0 && g->n_runs == 0)
+            report(r, root->start_mark, "the grid has no runs");
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
 }
 
 int grid_load(const char *path, grid *out, FILE *diag, icas_err *err)
 {
     memset(out, 0, sizeof *out);
     out->checkpoint_every = 500;
-    size_t len;
-    char *text = read_file(path, &len);
+    size_t len = 0;
+    int err_no = 0;
+    char *text = slurp(path, &len, &err_no);
     if (!text)
-        return icas_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return icas_fail(err, "%s: cannot open: %s", path, strerror(err_no));
     reporter r = {.path = path, .diag = diag};
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        yaml_mark_t m = parser.problem_mark;
-        report(&r, m, "YAML syntax: %s%s%s", parser.problem ? parser.problem : "error",
-               parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        free(text);
-        return icas_fail(err, "%s: 1 problem in grid file", path);
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    expansion e;
-    memset(&e, 0, sizeof e);
-    e.base = config_default();
-    e.out = out;
-    if (!root || root->type != YAML_MAPPING_NODE) {
-        yaml_mark_t m = root ? root->start_mark : parser.mark;
-        report(&r, m, "a grid file is a mapping (settings, axes, grids, seeds, eval_noise)");
-    } else {
-        parse_top(&r, &doc, root, &e, out);
-    }
-    if (r.problems == 0 && out->n_runs == 0) {
-        yaml_mark_t m = root ? root->start_mark : parser.mark;
-        report(&r, m, "the grid has no runs");
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    free(e.seeds);
+    grid_spec spec;
+    memset(&spec, 0, sizeof spec);
+    load_spec(&r, text, len, &spec, out);
+    spec_free(&spec);
+    reporter_free(&r);
     if (r.problems) {
         free(text);
         grid_free(out);
         return icas_fail(err, "%s: %d problem%s in grid file", path, r.problems,
-                         r.problems > 1 ? "s" : "");
+                         r.problems == 1 ? "" : "s");
     }
     out->text = text;
     return 0;

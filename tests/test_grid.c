@@ -1,6 +1,9 @@
-/* Grid files: expansion order and counts of the shipped grids, duplicates
- * joined, and every kind of problem reported at its file:line:column, all
- * at once. */
+/* Grid files: the shipped grids expand to the expected runs in the expected
+ * order with duplicates joined; the format's rules (precedence, width,
+ * order, defaults); and every kind of problem is reported at its
+ * file:line:column, all at once, combination problems once. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,149 +12,544 @@
 #include "icasweep/grid.h"
 #include "testutil.h"
 
-static char dir[] = "/tmp/icas_grid_XXXXXX";
+/* ---- helpers -------------------------------------------------------------- */
 
-/* Loads `text` from dir/name; returns the diagnostics (malloc'd) and rc. */
-static char *load_text(const char *name, const char *text, grid *g, int *rc)
+static char *read_all(const char *path)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    n = fread(buf, 1, cap - 1, f);
+    buf[n] = 0;
     fclose(f);
-    char *diag = NULL;
-    size_t len = 0;
-    FILE *d = open_memstream(&diag, &len);
-    icas_err err;
-    *rc = grid_load(path, g, d, &err);
-    fclose(d);
-    return diag;
+    return buf;
 }
 
-/* The file must be rejected with a problem at exactly `where` ("4:12")
- * whose message contains `what`. */
-static void expect_problem(const char *text, const char *where, const char *what)
-{
-    grid g;
-    int rc;
-    char *diag = load_text("bad.yaml", text, &g, &rc);
-    char want[128];
-    snprintf(want, sizeof want, "bad.yaml:%s: ", where);
-    char *at = strstr(diag, want);
-    CHECK(rc != 0, "accepted a bad grid (%s)", what);
-    CHECK(at && strstr(at, what) && strchr(at, '\n') > strstr(at, what),
-          "want '%s...%s', got:\n%s", want, what, diag);
-    free(diag);
-}
-
-static void test_shipped(void)
+/* The shipped grid `name`, from the source tree in $ICAS_SOURCE_DIR or
+ * relative to the working directory. */
+static const char *shipped(const char *name, char *buf, size_t size)
 {
     const char *src = getenv("ICAS_SOURCE_DIR");
-    char path[1024];
-    struct { const char *name; int runs; } grids[] = {
-        {"smoke.yaml", 8}, {"quick.yaml", 6}, {"paper.yaml", 33}, {"example.yaml", 15},
-    };
+    const char *prefixes[] = {src, ".", "..", "../.."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        if (!prefixes[i])
+            continue;
+        snprintf(buf, size, "%s/jobs/grids/%s", prefixes[i], name);
+        if (access(buf, R_OK) == 0)
+            return buf;
+    }
+    return NULL;
+}
+
+typedef struct {
+    char dir[64];
+    char path[128]; /* dir/grid.yaml */
+    int rc;
+    grid g;
+    icas_err err;
+    char *diag; /* everything written to diag */
+} loaded;
+
+/* Writes `text` to a fresh grid.yaml and loads it, capturing diagnostics. */
+static void load_text(const char *text, loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    snprintf(l->dir, sizeof l->dir, "/tmp/test_grid.XXXXXX");
+    if (!mkdtemp(l->dir)) {
+        CHECK(0, "mkdtemp failed");
+        l->rc = -1;
+        return;
+    }
+    snprintf(l->path, sizeof l->path, "%s/grid.yaml", l->dir);
+    FILE *f = fopen(l->path, "wb");
+    fputs(text, f);
+    fclose(f);
+    size_t size = 0;
+    FILE *diag = open_memstream(&l->diag, &size);
+    l->rc = grid_load(l->path, &l->g, diag, &l->err);
+    fclose(diag);
+}
+
+static void unload(loaded *l)
+{
+    grid_free(&l->g);
+    free(l->diag);
+    unlink(l->path);
+    rmdir(l->dir);
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static int count_substr(const char *s, const char *what)
+{
+    int n = 0;
+    for (const char *p = s; p && (p = strstr(p, what)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* Asserts that the file fails with `expect` ("grid.yaml:4:14: message")
+ * among its diagnostics; `line` is the caller's, for the failure message. */
+static void expect_problem(const char *text, const char *expect, int line)
+{
+    char want[512];
+    snprintf(want, sizeof want, "/%s", expect);
+    loaded l;
+    load_text(text, &l);
+    CHECK(l.rc != 0, "line %d: loaded, expected '%s'", line, expect);
+    CHECK(l.diag && strstr(l.diag, want), "line %d: want '%s', got:\n%s", line, expect,
+          l.diag ? l.diag : "(nothing)");
+    CHECK(strstr(l.err.msg, "grid.yaml: ") && strstr(l.err.msg, " in grid file"),
+          "line %d: summary '%s'", line, l.err.msg);
+    CHECK(l.g.runs == NULL && l.g.n_runs == 0 && l.g.text == NULL,
+          "line %d: a failed load leaves an empty grid", line);
+    unload(&l);
+}
+#define EXPECT_PROBLEM(text, expect) expect_problem(text, expect, __LINE__)
+
+static int ids_unique(const grid *g)
+{
+    for (int i = 0; i < g->n_runs; i++)
+        for (int j = 0; j < i; j++) {
+            char a[ICAS_RUN_ID_LEN], b[ICAS_RUN_ID_LEN];
+            config_run_id(&g->runs[i], a);
+            config_run_id(&g->runs[j], b);
+            if (strcmp(a, b) == 0)
+                return 0;
+        }
+    return 1;
+}
+
+static int all_valid(const grid *g)
+{
+    for (int i = 0; i < g->n_runs; i++) {
+        icas_err err;
+        if (config_validate(&g->runs[i], &err))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- the shipped grids ---------------------------------------------------- */
+
+static void test_smoke(void)
+{
+    char buf[4096];
+    const char *path = shipped("smoke.yaml", buf, sizeof buf);
+    CHECK(path != NULL, "jobs/grids/smoke.yaml not found (set ICAS_SOURCE_DIR)");
+    if (!path)
+        return;
+    grid g;
+    icas_err err;
+    int rc = grid_load(path, &g, stderr, &err);
+    CHECK(rc == 0, "smoke.yaml: %s", err.msg);
+    if (rc)
+        return;
+    CHECK(g.n_runs == 8, "smoke.yaml: %d runs, want 8", g.n_runs);
+    /* axes layers [1, 2] x attention [softmax, linear] x seeds [0, 1]:
+     * layers slowest, seeds innermost */
+    for (int i = 0; i < g.n_runs && g.n_runs == 8; i++) {
+        const run_config *c = &g.runs[i];
+        CHECK(c->layers == 1 + i / 4, "run %d: layers %d", i, c->layers);
+        CHECK(c->attention == ((i / 2) % 2 ? ATTN_LINEAR : ATTN_SOFTMAX), "run %d: attention", i);
+        CHECK(c->seed == (uint64_t)(i % 2), "run %d: seed", i);
+        CHECK(c->dims == 5 && c->points == 8 && c->heads == 2 && c->embd == 16,
+              "run %d: task or model size", i);
+        CHECK(c->steps == 20 && c->batch == 16 && c->eval_batch == 16 && c->lr == 1e-3,
+              "run %d: training settings", i);
+        CHECK(c->n_eval_noise == 3 && c->eval_noise[0] == 0 && c->eval_noise[1] == 0.5 &&
+                  c->eval_noise[2] == 1,
+              "run %d: eval noise", i);
+    }
+    CHECK(g.checkpoint_every == 10, "checkpoint_every %d", g.checkpoint_every);
+    CHECK(g.save_model == 0, "save_model");
+    CHECK(ids_unique(&g), "smoke.yaml: run ids repeat");
+    char *text = read_all(path);
+    CHECK(text && g.text && strcmp(text, g.text) == 0, "grid.text is the file's text");
+    free(text);
+    grid_free(&g);
+}
+
+static int count_runs(const grid *g, int layers, int heads, int embd, attention_kind a, int ffn)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_runs; i++) {
+        const run_config *c = &g->runs[i];
+        n += c->layers == layers && c->heads == heads && c->embd == embd && c->attention == a &&
+             c->ffn == ffn;
+    }
+    return n;
+}
+
+static void test_paper(void)
+{
+    char buf[4096];
+    const char *path = shipped("paper.yaml", buf, sizeof buf);
+    CHECK(path != NULL, "jobs/grids/paper.yaml not found");
+    if (!path)
+        return;
+    grid g;
+    icas_err err;
+    int rc = grid_load(path, &g, stderr, &err);
+    CHECK(rc == 0, "paper.yaml: %s", err.msg);
+    if (rc)
+        return;
+    /* depth 4 + heads 4 + attention 2 + mlp 2 = 12 points, of which the
+     * default (L=20 H=3 softmax MLP on) is in all four: 9 points x 3 seeds */
+    CHECK(g.n_runs == 27, "paper.yaml: %d runs, want 27", g.n_runs);
+    CHECK(ids_unique(&g), "paper.yaml: run ids repeat");
+    CHECK(all_valid(&g), "paper.yaml: a run fails config_validate");
+    CHECK(count_runs(&g, 20, 3, 96, ATTN_SOFTMAX, 1) == 3, "the default point once per seed");
+    const int depths[] = {5, 10, 15, 20}, heads[] = {1, 3, 4, 6};
     for (int i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/jobs/grids/%s", src ? src : ".", grids[i].name);
+        CHECK(count_runs(&g, depths[i], 3, 96, ATTN_SOFTMAX, 1) == 3, "depth %d", depths[i]);
+        CHECK(count_runs(&g, 20, heads[i], 32 * heads[i], ATTN_SOFTMAX, 1) == 3, "heads %d",
+              heads[i]);
+    }
+    CHECK(count_runs(&g, 20, 3, 96, ATTN_LINEAR, 1) == 3, "linear attention");
+    CHECK(count_runs(&g, 20, 3, 96, ATTN_SOFTMAX, 0) == 3, "MLP off");
+    for (int i = 0; i < g.n_runs; i++) {
+        const run_config *c = &g.runs[i];
+        CHECK(c->steps == 3000 && c->batch == 256 && c->lr == 1e-4 && c->n_eval_noise == 5 &&
+                  c->train_noise == 0 && c->seed == (uint64_t)(i % 3),
+              "run %d: the paper's settings", i);
+    }
+    /* the first sub-grid comes first, in order */
+    CHECK(g.runs[0].layers == 5 && g.runs[3].layers == 10 && g.runs[9].layers == 20,
+          "depth ablation first");
+    grid_free(&g);
+}
+
+static void test_other_shipped(void)
+{
+    const struct {
+        const char *name;
+        int runs;
+    } want[] = {{"quick.yaml", 6}, {"example.yaml", 24}};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        char buf[4096];
+        const char *path = shipped(want[i].name, buf, sizeof buf);
+        CHECK(path != NULL, "%s not found", want[i].name);
+        if (!path)
+            continue;
         grid g;
         icas_err err;
         int rc = grid_load(path, &g, stderr, &err);
-        CHECK(rc == 0, "%s: %s", path, err.msg);
+        CHECK(rc == 0, "%s: %s", want[i].name, err.msg);
         if (rc)
             continue;
-        CHECK(g.n_runs == grids[i].runs, "%s: %d runs, want %d", grids[i].name, g.n_runs,
-              grids[i].runs);
-        for (int a = 0; a < g.n_runs; a++)
-            for (int b = 0; b < a; b++) {
-                char ia[ICAS_RUN_ID_LEN], ib[ICAS_RUN_ID_LEN];
-                config_run_id(&g.runs[a], ia);
-                config_run_id(&g.runs[b], ib);
-                CHECK(strcmp(ia, ib) != 0, "%s: runs %d and %d share an id", grids[i].name, a, b);
-            }
-        CHECK(g.text && strstr(g.text, "seeds"), "%s: text not kept", grids[i].name);
+        CHECK(g.n_runs == want[i].runs, "%s: %d runs, want %d", want[i].name, g.n_runs,
+              want[i].runs);
+        CHECK(ids_unique(&g), "%s: run ids repeat", want[i].name);
+        CHECK(all_valid(&g), "%s: a run fails config_validate", want[i].name);
         grid_free(&g);
     }
 }
 
-static void test_expansion(void)
+/* ---- the format ----------------------------------------------------------- */
+
+static void test_defaults(void)
 {
-    grid g;
-    int rc;
-    char *diag = load_text("ok.yaml",
-                           "settings:\n  steps: 7\n  embd_per_head: 4\n"
-                           "seeds: [5, 6]\n"
-                           "eval_noise: [0, 1]\n"
-                           "axes:\n  attention: [softmax, linear]\n"
-                           "grids:\n"
-                           "  - layers: [1, 2]\n    heads: 2\n"
-                           "  - layers: 2\n    heads: [2, 3]\n",
-                           &g, &rc);
-    CHECK(rc == 0, "rejected: %s", diag);
-    /* sub-grid 1: 2 layers x 2 attention x 2 seeds = 8; sub-grid 2 adds
-     * heads 3 only (heads 2 at L=2 is a duplicate): 2 attention x 2 seeds */
-    CHECK(g.n_runs == 12, "%d runs, want 12", g.n_runs);
-    if (rc == 0 && g.n_runs == 12) {
-        /* layers before attention, the last knob fastest, seeds innermost */
-        const run_config *r = g.runs;
-        CHECK(r[0].layers == 1 && r[0].attention == ATTN_SOFTMAX && r[0].seed == 5, "row 0");
-        CHECK(r[1].layers == 1 && r[1].attention == ATTN_SOFTMAX && r[1].seed == 6, "row 1");
-        CHECK(r[2].layers == 1 && r[2].attention == ATTN_LINEAR, "row 2");
-        CHECK(r[4].layers == 2 && r[4].heads == 2, "row 4");
-        CHECK(r[8].layers == 2 && r[8].heads == 3 && r[8].embd == 12, "row 8: E = 4 * 3");
-        CHECK(r[0].steps == 7 && r[0].embd == 8 && r[0].n_eval_noise == 2, "settings");
+    const char *text = "settings:\n  layers: 2\n";
+    loaded l;
+    load_text(text, &l);
+    CHECK(l.rc == 0, "%s\n%s", l.err.msg, l.diag);
+    if (l.rc == 0) {
+        run_config want = config_default();
+        want.layers = 2;
+        char a[ICAS_RUN_ID_LEN], b[ICAS_RUN_ID_LEN];
+        config_run_id(&want, a);
+        config_run_id(&l.g.runs[0], b);
+        CHECK(l.g.n_runs == 1 && strcmp(a, b) == 0, "one run: the default with layers 2");
+        CHECK(l.g.checkpoint_every == 500 && l.g.save_model == 0, "default checkpointing");
+        CHECK(l.g.text && strcmp(l.g.text, text) == 0, "text");
+        CHECK(l.diag && l.diag[0] == 0, "no diagnostics: %s", l.diag);
     }
-    free(diag);
-    grid_free(&g);
+    unload(&l);
+
+    load_text("settings: {lr: 1, train_noise: 1}\nsave_model: true\ncheckpoint_every: 0\n"
+              "eval_noise: [0.1, 0.9]\nseeds: [18446744073709551615]\n",
+              &l);
+    CHECK(l.rc == 0, "%s\n%s", l.err.msg, l.diag);
+    if (l.rc == 0) {
+        const run_config *c = &l.g.runs[0];
+        CHECK(c->lr == 1 && c->train_noise == 1, "integers are numbers");
+        CHECK(l.g.save_model == 1 && l.g.checkpoint_every == 0, "save_model, checkpoint_every");
+        CHECK(c->n_eval_noise == 2 && c->eval_noise[0] == 0.1 && c->eval_noise[1] == 0.9,
+              "eval_noise");
+        CHECK(c->seed == UINT64_MAX, "seeds are 64-bit");
+    }
+    unload(&l);
 }
+
+static void test_order(void)
+{
+    /* canonical order: heads, attention, train_noise (last fastest), seeds */
+    loaded l;
+    load_text("settings:\n  embd: 12\nseeds: [7, 9]\naxes:\n  train_noise: [0, 0.5]\n"
+              "grids:\n  - attention: [softmax, linear]\n    heads: [1, 2]\n",
+              &l);
+    CHECK(l.rc == 0, "%s\n%s", l.err.msg, l.diag);
+    CHECK(l.g.n_runs == 16, "%d runs, want 16", l.g.n_runs);
+    for (int i = 0; i < l.g.n_runs && l.g.n_runs == 16; i++) {
+        const run_config *c = &l.g.runs[i];
+        CHECK(c->heads == 1 + i / 8, "run %d: heads %d", i, c->heads);
+        CHECK(c->attention == ((i / 4) % 2 ? ATTN_LINEAR : ATTN_SOFTMAX), "run %d: attention", i);
+        CHECK(c->train_noise == ((i / 2) % 2 ? 0.5 : 0), "run %d: train_noise", i);
+        CHECK(c->seed == (i % 2 ? 9u : 7u), "run %d: seed", i);
+    }
+    unload(&l);
+}
+
+static void test_precedence_and_width(void)
+{
+    /* sub-grid over axes over settings; embd_per_head and embd are one knob */
+    loaded l;
+    load_text("settings:\n  layers: 2\n  embd_per_head: 8\naxes:\n  layers: [3, 4]\n"
+              "grids:\n"
+              "  - layers: 5\n    heads: [1, 2]\n"   /* E = 8, 16 */
+              "  - heads: 3\n    embd: 24\n"         /* L 3, 4 with E = 24 */
+              "  - heads: 3\n",                      /* L 3, 4, E = 24: duplicates */
+              &l);
+    CHECK(l.rc == 0, "%s\n%s", l.err.msg, l.diag);
+    const int want[][3] = {{5, 1, 8}, {5, 2, 16}, {3, 3, 24}, {4, 3, 24}};
+    CHECK(l.g.n_runs == 4, "%d runs, want 4 (the third sub-grid repeats the second)",
+          l.g.n_runs);
+    for (int i = 0; i < l.g.n_runs && l.g.n_runs == 4; i++)
+        CHECK(l.g.runs[i].layers == want[i][0] && l.g.runs[i].heads == want[i][1] &&
+                  l.g.runs[i].embd == want[i][2],
+              "run %d: L=%d H=%d E=%d, want %d %d %d", i, l.g.runs[i].layers,
+              l.g.runs[i].heads, l.g.runs[i].embd, want[i][0], want[i][1], want[i][2]);
+    CHECK(ids_unique(&l.g), "ids repeat");
+    unload(&l);
+}
+
+static void test_duplicates_joined(void)
+{
+    /* two one-factor ablations around L=2 H=2 share that point */
+    loaded l;
+    load_text("settings: {layers: 2, heads: 2, embd: 8}\nseeds: [0, 1, 2]\ngrids:\n"
+              "  - layers: [1, 2, 3]\n  - attention: [linear, softmax]\n  - {ffn: [on, off]}\n",
+              &l);
+    CHECK(l.rc == 0, "%s\n%s", l.err.msg, l.diag);
+    CHECK(l.g.n_runs == 5 * 3, "%d runs, want 15", l.g.n_runs);
+    CHECK(ids_unique(&l.g), "ids repeat");
+    if (l.g.n_runs == 15) {
+        CHECK(l.g.runs[9].attention == ATTN_LINEAR && l.g.runs[12].ffn == 0,
+              "later sub-grids keep their order without the shared point");
+    }
+    unload(&l);
+}
+
+/* ---- problems ------------------------------------------------------------- */
 
 static void test_problems(void)
 {
-    expect_problem("settings:\n  layers: 2\n  bogus: 3\n", "3:3", "unknown key 'bogus'");
-    expect_problem("settings:\n  layers: 2\nseed: [1]\n", "3:1", "unknown key 'seed'");
-    expect_problem("axes:\n  layers: [1, two]\n", "2:15", "expected an integer, got 'two'");
-    expect_problem("axes:\n  layers: 2.5\n", "2:11", "expected an integer");
-    expect_problem("axes:\n  heads: []\n", "2:10", "empty axis");
-    expect_problem("axes:\n  attention: [softmax, cosine]\n", "2:24", "softmax or linear");
-    expect_problem("settings:\n  train_noise: 1.5\n", "2:16", "must be in [0,1]");
-    expect_problem("settings:\n  layers: [2, 3]\n", "2:11", "expected one value");
-    expect_problem("settings:\n  layers: {a: 1}\n", "2:11", "expected a value");
-    expect_problem("settings:\n  embd: 96\naxes:\n  heads: [3, 5]\n", "4:14",
-                   "--heads 5 does not divide --embd 96");
-    expect_problem("axes:\n  embd: 8\n  embd_per_head: 4\n", "2:3", "not both");
-    expect_problem("seeds: [1, -2]\n", "1:12", "non-negative integer");
-    expect_problem("seeds: []\n", "1:8", "empty list");
-    expect_problem("eval_noise: [0, 2]\n", "1:17", "number in [0,1]");
-    expect_problem("settings:\n  layers: 2\n  layers: 3\n", "3:3", "duplicate key 'layers'");
-    expect_problem("settings:\n  layers: [2\n", "3:1", "YAML syntax");
-    expect_problem("- just\n- a list\n", "1:1", "a grid file is a mapping");
+    EXPECT_PROBLEM("settings:\n  dims: 5\ngrids:\n  - layers: [two]\n",
+                   "grid.yaml:4:14: layers: expected an integer, got 'two'");
+    EXPECT_PROBLEM("axes:\n  layers: [1, 5.5]\n",
+                   "grid.yaml:2:15: layers: expected an integer, got '5.5'");
+    EXPECT_PROBLEM("axes:\n  steps: 3e3\n", "grid.yaml:2:10: steps: expected an integer, got '3e3'");
+    EXPECT_PROBLEM("axes:\n  layers: \"5\"\n",
+                   "grid.yaml:2:11: layers: expected an integer, got the quoted string '5'");
+    EXPECT_PROBLEM("settings:\n  layers: 2\n   heads: 3\n",
+                   "grid.yaml:3:9: YAML syntax error: mapping values are not allowed");
+    EXPECT_PROBLEM("axes: [1, 2\n", "grid.yaml:2:1: YAML syntax error:");
+    EXPECT_PROBLEM("setings:\n  layers: 2\n",
+                   "grid.yaml:1:1: unknown key 'setings' (allowed: settings, axes, grids, seeds, "
+                   "eval_noise, checkpoint_every, save_model)");
+    EXPECT_PROBLEM("grids:\n  - name: x\n    layer: [1, 2]\n",
+                   "grid.yaml:3:5: unknown key 'layer' in sub-grid (allowed: name, dims, points, "
+                   "layers, heads,");
+    EXPECT_PROBLEM("settings:\n  name: x\n", "grid.yaml:2:3: unknown key 'name' in settings");
+    EXPECT_PROBLEM("settings:\n  layers: [2, 3]\n",
+                   "grid.yaml:2:11: layers: expected one value (lists go under axes or grids), "
+                   "got a list");
+    EXPECT_PROBLEM("axes:\n  heads: {a: 1}\n",
+                   "grid.yaml:2:10: heads: expected a value or a list of values, got a mapping");
+    EXPECT_PROBLEM("axes:\n  layers: [[1, 2]]\n",
+                   "grid.yaml:2:12: layers: expected an integer, got a list");
+    EXPECT_PROBLEM("settings: [layers]\n",
+                   "grid.yaml:1:11: settings: expected a mapping of knob: value, got a list");
+    EXPECT_PROBLEM("grids:\n  - layers: 2\n  - [heads]\n",
+                   "grid.yaml:3:5: sub-grid: expected a mapping of knob: values, got a list");
+    EXPECT_PROBLEM("axes:\n  heads: []\n",
+                   "grid.yaml:2:10: heads: empty list; give at least one value");
+    EXPECT_PROBLEM("axes:\n  layers:\n", "grid.yaml:2:10: layers: expected an integer, got nothing");
+    EXPECT_PROBLEM("axes:\n  heads: [3, 0]\n", "grid.yaml:2:14: heads: must be at least 1, got 0");
+    EXPECT_PROBLEM("axes:\n  train_noise: [0, 1.5]\n",
+                   "grid.yaml:2:20: train_noise: must be in [0,1], got 1.5");
+    EXPECT_PROBLEM("axes:\n  lr: -1.0e-3\n", "grid.yaml:2:7: lr: must be positive, got -1.0e-3");
+    EXPECT_PROBLEM("axes:\n  lr: .inf\n", "grid.yaml:2:7: lr: expected a number, got '.inf'");
+    EXPECT_PROBLEM("axes:\n  attention: [softmax, relu]\n",
+                   "grid.yaml:2:24: attention: expected softmax or linear, got 'relu'");
+    EXPECT_PROBLEM("axes:\n  loss: mse\n", "grid.yaml:2:9: loss: expected pl or bt, got 'mse'");
+    EXPECT_PROBLEM("axes:\n  ffn: maybe\n",
+                   "grid.yaml:2:8: ffn: expected on, off, true or false, got 'maybe'");
+    EXPECT_PROBLEM("axes:\n  layers: [1, 2, 1]\n", "grid.yaml:2:18: layers: 1 is listed twice");
+    EXPECT_PROBLEM("settings:\n  layers: 2\n  heads: 2\n  layers: 3\n",
+                   "grid.yaml:4:3: duplicate key 'layers' (first at line 2)");
+    EXPECT_PROBLEM("seeds: [0]\nseeds: [1]\n",
+                   "grid.yaml:2:1: duplicate key 'seeds' (first at line 1)");
+    EXPECT_PROBLEM("grids:\n  - embd: 64\n    heads: 2\n    embd_per_head: 32\n",
+                   "grid.yaml:4:5: embd and embd_per_head both set the width in sub-grid");
+    EXPECT_PROBLEM("seeds: []\n", "grid.yaml:1:8: seeds: empty list");
+    EXPECT_PROBLEM("seeds: 3\n",
+                   "grid.yaml:1:8: seeds: expected a list of integers such as [0, 1, 2], got '3'");
+    EXPECT_PROBLEM("seeds: [0, -1]\n",
+                   "grid.yaml:1:12: seeds: expected a non-negative integer, got '-1'");
+    EXPECT_PROBLEM("seeds: [18446744073709551616]\n",
+                   "grid.yaml:1:9: seeds: 18446744073709551616 does not fit 64 bits");
+    EXPECT_PROBLEM("eval_noise: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92,"
+                   " 0.93, 0.94, 0.95, 0.96, 1]\n",
+                   "grid.yaml:1:13: eval_noise: 17 levels, at most 16");
+    EXPECT_PROBLEM("eval_noise: [0, 2]\n", "grid.yaml:1:17: eval_noise: must be in [0,1], got 2");
+    EXPECT_PROBLEM("eval_noise: []\n", "grid.yaml:1:13: eval_noise: empty list");
+    EXPECT_PROBLEM("checkpoint_every: -5\n",
+                   "grid.yaml:1:19: checkpoint_every: must be 0 (never) or more, got -5");
+    EXPECT_PROBLEM("save_model: 2\n", "grid.yaml:1:13: save_model: expected true or false, got '2'");
+    EXPECT_PROBLEM("grids: []\n", "grid.yaml:1:8: grids: empty list");
+    EXPECT_PROBLEM("grids: {layers: 2}\n",
+                   "grid.yaml:1:8: grids: expected a list of sub-grids, got a mapping");
+    EXPECT_PROBLEM("", "grid.yaml:1:1: the file is empty");
+    EXPECT_PROBLEM("- layers: 2\n", "grid.yaml:1:1: expected a mapping with keys settings,");
+    EXPECT_PROBLEM("settings: {layers: 2}\n---\naxes: {heads: [1]}\n",
+                   "grid.yaml:3:1: a grid file holds one YAML document");
+    EXPECT_PROBLEM("settings:\n  dims: 5\xff\n", "grid.yaml:2:10: YAML error: invalid leading UTF-8");
+    /* config_validate's problems, at the value that causes them */
+    EXPECT_PROBLEM("settings:\n  points: 2\n",
+                   "grid.yaml:2:11: points 2: must be between 3 and 10000");
+    EXPECT_PROBLEM("axes:\n  layers: [2, 2000]\n",
+                   "grid.yaml:2:15: layers 2000: must be between 1 and 1024");
+    EXPECT_PROBLEM("settings:\n  embd: 96\ngrids:\n  - heads: [1, 3, 5]\n",
+                   "grid.yaml:4:19: heads 5 does not divide embd 96");
+    EXPECT_PROBLEM("settings:\n  heads: 4\naxes:\n  embd: [64, 66]\n",
+                   "grid.yaml:4:14: heads 4 does not divide embd 66");
+    EXPECT_PROBLEM("settings:\n  embd_per_head: 40000\naxes:\n  heads: [1, 2]\n",
+                   "grid.yaml:2:18: embd 80000: must be between 1 and 65536");
+    /* the run cap, before anything is expanded */
+    char big[4096] = "axes:\n";
+    const char *knobs[] = {"layers", "steps", "batch"};
+    for (int k = 0; k < 3; k++) {
+        size_t len = strlen(big);
+        len += (size_t)snprintf(big + len, sizeof big - len, "  %s: [", knobs[k]);
+        for (int v = 1; v <= 47; v++)
+            len += (size_t)snprintf(big + len, sizeof big - len, "%d%s", v, v < 47 ? ", " : "]\n");
+    }
+    EXPECT_PROBLEM(big, "grid.yaml:2:3: the grid expands to more than 100000 runs");
+}
 
-    /* several problems in one file are all reported */
+static void test_combination_once(void)
+{
+    /* heads 5 fails with embd 96 for 2 train_noise values x 3 seeds and in
+     * two sub-grids crossed with the same axis: one problem */
+    loaded l;
+    load_text("settings:\n  embd: 96\nseeds: [0, 1, 2]\naxes:\n  heads: [3, 5]\n"
+              "  train_noise: [0, 0.5]\ngrids:\n  - layers: [1, 2]\n  - attention: linear\n",
+              &l);
+    CHECK(l.rc != 0, "heads 5 with embd 96 must fail");
+    CHECK(count_substr(l.diag, "heads 5 does not divide embd 96") == 1,
+          "reported once, got:\n%s", l.diag);
+    CHECK(strstr(l.diag ? l.diag : "", "/grid.yaml:5:14: heads 5") != NULL, "located: %s",
+          l.diag);
+    CHECK(strstr(l.err.msg, "grid.yaml: 1 problem in grid file") != NULL, "summary: %s",
+          l.err.msg);
+    unload(&l);
+
+    /* 199 distinct combination problems (997 is prime): the first 100, then
+     * a note, not one line per run */
+    char text[4096] = "settings:\n  embd: 997\nseeds: [0, 1]\naxes:\n  heads: [";
+    for (int h = 2; h <= 200; h++) {
+        size_t len = strlen(text);
+        snprintf(text + len, sizeof text - len, "%d%s", h, h < 200 ? ", " : "]\n");
+    }
+    load_text(text, &l);
+    CHECK(l.rc != 0, "must fail");
+    CHECK(count_lines(l.diag) == 101 && count_substr(l.diag, "too many problems") == 1,
+          "%d lines", count_lines(l.diag));
+    CHECK(strstr(l.diag ? l.diag : "", "/grid.yaml:5:11: heads 2 does not divide embd 997"),
+          "the first problem is located");
+    unload(&l);
+}
+
+static void test_all_at_once(void)
+{
+    loaded l;
+    load_text("settings:\n"
+              "  layers: [2]\n"          /* 2:11 list in settings */
+              "  heads: 0\n"             /* 3:10 */
+              "bogus: 1\n"               /* 4:1 unknown key */
+              "seeds: [0, x]\n"          /* 5:12 */
+              "grids:\n"
+              "  - layers: [two, 3]\n"   /* 7:14 */
+              "    attention: relu\n"    /* 8:16 */
+              "  - heads: []\n",         /* 9:12 */
+              &l);
+    const char *want[] = {
+        "/grid.yaml:2:11: layers: expected one value",
+        "/grid.yaml:3:10: heads: must be at least 1",
+        "/grid.yaml:4:1: unknown key 'bogus'",
+        "/grid.yaml:5:12: seeds: expected a non-negative integer, got 'x'",
+        "/grid.yaml:7:14: layers: expected an integer, got 'two'",
+        "/grid.yaml:8:16: attention: expected softmax or linear, got 'relu'",
+        "/grid.yaml:9:12: heads: empty list",
+    };
+    CHECK(l.rc != 0, "must fail");
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++)
+        CHECK(l.diag && strstr(l.diag, want[i]), "missing '%s' in:\n%s", want[i], l.diag);
+    CHECK(count_lines(l.diag) == 7, "%d lines, want 7:\n%s", count_lines(l.diag), l.diag);
+    CHECK(strstr(l.err.msg, "grid.yaml: 7 problems in grid file") != NULL, "summary: %s",
+          l.err.msg);
+    unload(&l);
+
+    /* a broken sub-grid does not hide a combination problem in another */
+    load_text("settings:\n  embd: 96\ngrids:\n  - layers: [x]\n  - heads: [5]\n", &l);
+    CHECK(l.diag && strstr(l.diag, "/grid.yaml:4:14: layers: expected an integer") &&
+              strstr(l.diag, "/grid.yaml:5:13: heads 5 does not divide embd 96"),
+          "both sub-grids' problems:\n%s", l.diag);
+    unload(&l);
+
+    /* diag may be NULL: problems are still counted */
+    load_text("axes:\n  heads: [0]\n", &l);
     grid g;
-    int rc;
-    char *diag = load_text("bad.yaml", "settings:\n  bogus: 1\naxes:\n  heads: []\n"
-                                       "  layers: [x]\nwhat: 2\n", &g, &rc);
-    int lines = 0;
-    for (char *p = diag; (p = strchr(p, '\n')); p++)
-        lines++;
-    CHECK(rc != 0 && lines == 4, "want 4 problems at once, got %d:\n%s", lines, diag);
-    free(diag);
-
     icas_err err;
-    CHECK(grid_load("/nonexistent/grid.yaml", &g, stderr, &err) != 0 &&
-              strstr(err.msg, "/nonexistent/grid.yaml"),
-          "missing file: %s", err.msg);
+    CHECK(grid_load(l.path, &g, NULL, &err) != 0 && strstr(err.msg, "1 problem"),
+          "without diag: %s", err.msg);
+    unload(&l);
+}
+
+static void test_missing_file(void)
+{
+    grid g;
+    icas_err err;
+    int rc = grid_load("/nonexistent/grid.yaml", &g, stderr, &err);
+    CHECK(rc != 0, "a missing file loads");
+    CHECK(strcmp(err.msg, "/nonexistent/grid.yaml: cannot open: No such file or directory") == 0,
+          "message: %s", err.msg);
+    CHECK(g.runs == NULL && g.text == NULL && g.n_runs == 0, "empty grid after failure");
+    grid_free(&g);
 }
 
 int main(void)
 {
-    if (!mkdtemp(dir))
-        return 1;
-    test_shipped();
-    test_expansion();
+    test_smoke();
+    test_paper();
+    test_other_shipped();
+    test_defaults();
+    test_order();
+    test_precedence_and_width();
+    test_duplicates_joined();
     test_problems();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    test_combination_once();
+    test_all_at_once();
+    test_missing_file();
     return test_finish("test_grid");
 }

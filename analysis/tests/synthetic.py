@@ -1,63 +1,108 @@
-"""Result files in icasweep's layout with made-up curves, to test the
-analysis logic on cases whose verdicts are known."""
+#!/usr/bin/env python3
+"""Result files in icasweep's exact layout (include/icasweep/store.h,
+schema 1) with made-up but plausible curves, so that the analysis can be
+tested on cases whose verdicts are known, without the binary.
+
+    make(path, configs, err_fn)   one row per configuration and seed
+    paper_like(config, seed, p, i) curves showing all six SPEC findings
+
+usage: synthetic.py OUT.h5   writes a paper-like file (for trying the tools)
+"""
+import sys
+
 import h5py
 import numpy as np
 
-FIELDS = [("run_id", "S20"), ("row", "<i4"), ("layers", "<i4"), ("heads", "<i4"),
-          ("embd", "<i4"), ("attention", "S8"), ("ffn", "i1"), ("loss", "S4"),
-          ("train_noise", "<f8"), ("lr", "<f8"), ("batch", "<i4"), ("steps", "<i4"),
-          ("seed", "<u8"), ("dims", "<i4"), ("points", "<i4"), ("eval_batch", "<i4"),
-          ("status", "S12"), ("reason", "S128"), ("wall_seconds", "<f8"),
-          ("train_seconds", "<f8"), ("eval_seconds", "<f8"), ("final_loss", "<f4"),
-          ("steps_done", "<i4"), ("host", "S64"), ("rank", "<i4"), ("threads", "<i4"),
-          ("finished_at", "S32")]
+# /runs as the C program writes it (field order and types of store.c).
+RUN_DTYPE = np.dtype([
+    ("run_id", "S20"), ("row", "<i4"), ("layers", "<i4"), ("heads", "<i4"), ("embd", "<i4"),
+    ("attention", "S8"), ("ffn", "i1"), ("loss", "S4"), ("train_noise", "<f8"), ("lr", "<f8"),
+    ("batch", "<i4"), ("steps", "<i4"), ("seed", "<u8"), ("dims", "<i4"), ("points", "<i4"),
+    ("eval_batch", "<i4"), ("status", "S12"), ("reason", "S128"), ("wall_seconds", "<f8"),
+    ("train_seconds", "<f8"), ("eval_seconds", "<f8"), ("final_loss", "<f4"),
+    ("steps_done", "<i4"), ("host", "S64"), ("rank", "<i4"), ("threads", "<i4"),
+    ("finished_at", "S32")])
+
+DEFAULTS = dict(layers=4, heads=3, embd=96, attention="softmax", ffn=1, loss="pl",
+                train_noise=0.0, lr=1e-3, batch=64, steps=200, dims=5, points=20, eval_batch=64)
 
 
-def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1)):
-    """configs: list of dicts of config fields; err_fn(config, seed, p, i) ->
-    transformer error. GD error is a fixed falling curve."""
-    rows = []
-    for c in configs:
-        for s in seeds:
-            rows.append((c, s))
-    R, P = len(rows), len(noise)
-    runs = np.zeros(R, dtype=FIELDS)
-    tf = np.zeros((R, P, N), dtype="f4")
-    gd = np.zeros((R, P, N), dtype="f4")
-    for r, (c, s) in enumerate(rows):
-        base = dict(layers=2, heads=2, embd=32, attention=b"softmax", ffn=1, loss=b"pl",
-                    train_noise=0.0, lr=1e-3, batch=64, steps=100, dims=5, points=N,
-                    eval_batch=64)
-        base.update(c)
-        for k, v in base.items():
+def gd_like(seed, p, k):
+    """GD baseline: falls with k examples while the critic is informative,
+    flat at p = 1."""
+    return 0.3 + 0.55 * np.exp(-k / 4.0) * (1 - p) + 0.55 * p + 0.002 * seed
+
+
+def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
+         status=None, gd_fn=gd_like):
+    """Writes a schema-1 result file with one row per (configuration, seed),
+    seeds innermost like the plan order. configs: dicts overriding DEFAULTS;
+    err_fn(config, seed, p, i) -> transformer error; status(config, seed) ->
+    a status string (default "done"); rows not "done" get NaN curves."""
+    plan = [(dict(DEFAULTS, **c), s) for c in configs for s in seeds]
+    R, P, S = len(plan), len(noise), max(c["steps"] for c, _ in plan)
+    runs = np.zeros(R, dtype=RUN_DTYPE)
+    tf = np.full((R, P, N), np.nan, dtype="f4")
+    gd = np.full((R, P, N), np.nan, dtype="f4")
+    loss = np.full((R, S), np.nan, dtype="f4")
+    for r, (c, s) in enumerate(plan):
+        st = status(c, s) if status else "done"
+        for k, v in c.items():
             runs[k][r] = v.encode() if isinstance(v, str) else v
         runs["run_id"][r] = f"r{r:016x}".encode()
-        runs["row"][r] = r
-        runs["seed"][r] = s
-        runs["status"][r] = b"done"
+        runs["row"][r], runs["seed"][r], runs["status"][r] = r, s, st.encode()
+        runs["host"][r], runs["threads"][r] = b"synthetic", 1
+        if st != "done":
+            runs["reason"][r] = f"synthetic {st} run".encode()
+            continue
+        runs["steps_done"][r] = c["steps"]
+        runs["wall_seconds"][r] = runs["train_seconds"][r] = 1.0
+        runs["finished_at"][r] = b"2026-01-01T00:00:00Z"
         for pi, p in enumerate(noise):
             for i in range(N):
-                tf[r, pi, i] = err_fn(base, s, p, i)
-                gd[r, pi, i] = 0.3 + (1 - p) * 0.7 / (1 + i) + p * 0.7
+                tf[r, pi, i] = err_fn(c, s, p, i)
+                gd[r, pi, i] = gd_fn(s, p, i)
+        loss[r, :c["steps"]] = 20.0 * np.exp(-np.arange(c["steps"]) / 50.0) + 10.0
+        runs["final_loss"][r] = loss[r, c["steps"] - 1]
     with h5py.File(path, "w") as f:
         f.attrs["schema_version"] = np.int32(1)
-        f.attrs["program_version"] = "synthetic"
-        f.attrs["git_revision"] = "none"
-        f.attrs["grid"] = ""
-        f["runs"] = runs
-        f["eval/noise"] = np.asarray(noise, dtype="f8")
-        f["eval/tf_err"] = tf
-        f["eval/gd_err"] = gd
-        f["train/step"] = np.arange(1, 101, dtype="i4")
-        f["train/loss"] = np.ones((R, 100), dtype="f4")
+        f.attrs["program_version"] = np.bytes_(b"synthetic")
+        f.attrs["git_revision"] = np.bytes_(b"none")
+        f.attrs["grid"] = np.bytes_(b"# synthetic file made by analysis/tests/synthetic.py\n")
+        f.attrs["created"] = np.bytes_(b"2026-01-01T00:00:00Z")
+        for name, data, text in (
+                ("runs", runs, "one row per run"),
+                ("eval/noise", np.asarray(noise, dtype="f8"), "evaluation noise levels"),
+                ("eval/tf_err", tf, "transformer error [run, eval noise, i]"),
+                ("eval/gd_err", gd, "GD baseline error [run, eval noise, k]"),
+                ("train/step", np.arange(1, S + 1, dtype="i4"), "training steps"),
+                ("train/loss", loss, "training loss [run, step]")):
+            f[name] = data
+            f[name].attrs["description"] = np.bytes_(text.encode())
     return path
 
 
+def quality(config):
+    """How much a configuration learns from the context: softmax, heads,
+    the MLP and depth all help (SPEC findings 3-6)."""
+    q = 0.25 if config["attention"] == "softmax" else 0.05
+    q += 0.05 * np.log2(config["heads"] + 1) + 0.015 * config["layers"] + 0.1 * config["ffn"]
+    return q
+
+
 def paper_like(config, seed, p, i):
-    """Falls with i, rises with p, flat at p = 1; softmax, more heads, MLP
-    and depth all help."""
-    quality = 0.0
-    quality += 0.2 if config["attention"] in (b"softmax", "softmax") else 0.0
-    quality += 0.05 * config["heads"] + 0.02 * config["layers"] + 0.1 * config["ffn"]
-    learned = (1 - p) * quality * (1 - 1 / (1 + 0.3 * i))
-    return 0.9 - learned + 0.001 * seed
+    """Transformer error: falls with i like the GD baseline, less the noisier
+    the critic, not at all at p = 1; seeds scatter by a few thousandths."""
+    learned = (1 - p) * (0.55 + quality(config)) * (1 - np.exp(-i / 4.0))
+    return 0.95 - 0.6 * learned + 0.003 * (seed - 1)
+
+
+PAPER_CONFIGS = ([dict(layers=L) for L in (2, 4, 8)]
+                 + [dict(heads=H, embd=32 * H) for H in (1, 4, 6)]
+                 + [dict(attention="linear"), dict(ffn=0)])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(make(sys.argv[1], PAPER_CONFIGS, paper_like, noise=(0, 0.25, 0.5, 0.75, 1)))

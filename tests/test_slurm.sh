@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# jobs/sweep.sbatch under a real (private, one-host) Slurm: a sweep job runs
+# to completion; a job that hits its time-limit warning checkpoints, requeues
+# itself and completes with every run present once.
+set -u
+BIN=${ICASWEEP:?}
+SRC=${ICAS_SOURCE_DIR:?}
+PY=/usr/bin/python3
+source "$SRC/tests/slurm_env.sh"
+fail=0; pass=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+if ! slurm_install; then
+  echo "FAIL: cannot install Slurm (apt-get failed)"; echo "test_slurm: 0 passed, 1 failed"; exit 1
+fi
+trap 'slurm_stop; rm -rf "$SLURM_TEST_DIR"' EXIT
+slurm_start || { echo "test_slurm: 0 passed, 1 failed"; exit 1; }
+work=$SLURM_TEST_DIR/work
+mkdir -p "$work"
+cd "$work"
+export ICASWEEP=$BIN
+# the tests' Open MPI needs these for oversubscription inside the job
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
+
+all_done() {  # FILE ROWS: every row done, values finite, run ids unique
+  $PY - "$1" "$2" <<'PYEOF'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+runs = f["runs"][:]
+assert len(runs) == int(sys.argv[2]), len(runs)
+assert (runs["status"] == b"done").all(), runs["status"]
+assert len(set(runs["run_id"])) == len(runs)
+assert np.isfinite(f["eval/tf_err"][()]).all() and np.isfinite(f["eval/gd_err"][()]).all()
+PYEOF
+}
+
+# -- 1. a whole sweep -----------------------------------------------------------
+# three tasks (master + 2 workers) on a 2-CPU test node: --overcommit
+start=$SECONDS
+sbatch --wait --ntasks=3 --overcommit --cpus-per-task=1 --time=5 --output="$work/smoke-%j.log" \
+  "$SRC/jobs/sweep.sbatch" "$SRC/jobs/grids/smoke.yaml" "$work/smoke.h5" >"$work/sbatch1.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && all_done "$work/smoke.h5" 8; then ok "smoke sweep under sbatch ($((SECONDS - start)) s)"
+else bad "smoke sweep: sbatch exit $rc"; cat "$work"/sbatch1.out "$work"/smoke-*.log; slurm_logs; fi
+
+# -- 2. the time-limit warning: checkpoint, requeue, complete ---------------------
+cat >"$work/long.yaml" <<'YAML'
+settings:
+  dims: 5
+  points: 10
+  layers: 2
+  heads: 2
+  embd: 32
+  batch: 64
+  steps: 2500
+  lr: 1.0e-3
+  eval_batch: 32
+eval_noise: [0, 1]
+seeds: [0, 1]
+checkpoint_every: 200
+YAML
+start=$SECONDS
+# a 1-minute limit with the warning 45 s before it: each allocation trains
+# for about 15 s (Slurm checks limits at intervals, so give or take)
+timeout 600 sbatch --wait --ntasks=3 --overcommit --cpus-per-task=1 --time=1 --signal=B:USR1@45 \
+  --output="$work/long-%j.log" "$SRC/jobs/sweep.sbatch" "$work/long.yaml" "$work/long.h5" \
+  >"$work/sbatch2.out" 2>&1
+rc=$?
+log=$(ls "$work"/long-*.log 2>/dev/null | head -1)
+starts=$(grep -c "start (restart" "$log" 2>/dev/null || echo 0)
+requeues=$(grep -c "requeueing" "$log" 2>/dev/null || echo 0)
+echo "time-limit case: sbatch exit $rc after $((SECONDS - start)) s, $starts starts, $requeues requeues"
+[ "$requeues" -ge 1 ] && [ "$starts" -ge 2 ] && ok "job requeued itself after the warning signal" \
+  || { bad "no requeue seen"; cat "$work/sbatch2.out" "$log"; slurm_logs; }
+if [ $rc -eq 0 ] && all_done "$work/long.h5" 2; then ok "requeued job completed with every run once"
+else bad "requeued job: exit $rc"; cat "$log"; fi
+grep -E "sweep.sbatch|interrupted|already finished" "$log" | head -20
+
+echo "test_slurm: $pass passed, $fail failed"
+[ $fail -eq 0 ]
