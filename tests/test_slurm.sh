@@ -53,23 +53,26 @@ settings:
   heads: 2
   embd: 32
   batch: 64
-  steps: 2500
+  steps: 12000
   lr: 1.0e-3
   eval_batch: 32
 eval_noise: [0, 1]
 seeds: [0, 1]
-checkpoint_every: 200
+checkpoint_every: 1000
 YAML
 start=$SECONDS
 # a 1-minute limit with the warning 45 s before it: each allocation trains
-# for about 15 s (Slurm checks limits at intervals, so give or take)
+# for 15 to 45 s (slurmctld checks limits every 30 s or so). Each run needs
+# over a minute of training here (about 6 ms a step), so the first
+# allocation cannot finish it and the warning must come.
 timeout 600 sbatch --wait --ntasks=3 --overcommit --cpus-per-task=1 --time=1 --signal=B:USR1@45 \
   --output="$work/long-%j.log" "$SRC/jobs/sweep.sbatch" "$work/long.yaml" "$work/long.h5" \
   >"$work/sbatch2.out" 2>&1
 rc=$?
 log=$(ls "$work"/long-*.log 2>/dev/null | head -1)
-starts=$(grep -c "start (restart" "$log" 2>/dev/null || echo 0)
-requeues=$(grep -c "requeueing" "$log" 2>/dev/null || echo 0)
+starts=$(grep -c "start (restart" "$log" 2>/dev/null || true)
+requeues=$(grep -c "requeueing" "$log" 2>/dev/null || true)
+starts=${starts:-0} requeues=${requeues:-0}
 echo "time-limit case: sbatch exit $rc after $((SECONDS - start)) s, $starts starts, $requeues requeues"
 [ "$requeues" -ge 1 ] && [ "$starts" -ge 2 ] && ok "job requeued itself after the warning signal" \
   || { bad "no requeue seen"; cat "$work/sbatch2.out" "$log"; slurm_logs; }
