@@ -267,6 +267,8 @@ static void master_record(master_state *m, run_result *r, int row)
                         eta, sizeof eta);
     int finished = m->n_finished_before + m->done + m->diverged + m->failed;
     int last = r->N < 16 ? r->N - 1 : 15;
+    if (r->status == RUN_DONE && m->args->quiet)
+        return;
     if (r->status == RUN_DONE)
         fprintf(stderr,
                 "[%d/%d] %s row %d done: err@%d(p=%g) %.4f (GD %.4f), loss %.4f, %.1f s on "
@@ -398,7 +400,8 @@ static void master_dispatch(master_state *m, int size)
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
         if (!flag) {
             sleep_ms(20);
-            if (m->args->heartbeat > 0 && omp_get_wtime() - last_beat >= m->args->heartbeat) {
+            if (m->args->heartbeat > 0 && !m->args->quiet &&
+                omp_get_wtime() - last_beat >= m->args->heartbeat) {
                 print_heartbeat(m, running, since, size);
                 last_beat = omp_get_wtime();
             }
@@ -437,7 +440,7 @@ static int parse_args(int argc, char **argv, sweep_args *a)
                    "  --checkpoint-dir DIR   checkpoints (default PATH.ckpt; must be on a file\n"
                    "                         system every rank sees)\n"
                    "  --heartbeat SEC        print the runs in flight every SEC s (default 60)\n"
-                   "  -q, --quiet            only the final summary\n\n"
+                   "  -q, --quiet            only failures and the final summary\n\n"
                    "Signals: SIGTERM or SIGUSR1 checkpoint every run in flight and exit 3.\n"
                    "Exit status: 0 all done, 1 some run diverged or failed, 2 bad input,\n"
                    "3 interrupted (rerun to resume), 4 I/O error.\n");
