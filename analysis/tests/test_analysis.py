@@ -182,7 +182,19 @@ def test_finding_1_fails_when_the_transformer_ignores_the_context(tmp_path):
     flat = lambda c, s, p, i: 0.8 + 0.001 * s
     res = make(tmp_path, "flat.h5", [{}], flat)
     assert verdicts(res)[1] == "FAIL"
-    assert "fall 0.000, needed > 0.010: no" in evidence(res, 1)
+    assert "fall 0.000 ± 0.000 per seed, needed > 0.010: no" in evidence(res, 1)
+
+
+def test_finding_1_fall_is_paired_across_seeds(tmp_path):
+    # seeds sit at very different levels but every one falls by about 0.1:
+    # an unpaired comparison of the two positions would drown the fall
+    level = lambda c, s, p, i: 0.3 + 0.3 * (s % 2) + 0.1 * (1 - np.exp(-(15 - i) / 4.0)) + 0.001 * s
+    res = make(tmp_path, "levels.h5", [{}], level)
+    assert "per seed, needed > 0.010: yes" in evidence(res, 1)
+    # and when one seed falls while another rises, the spread of falls wins
+    mixed = lambda c, s, p, i: 0.5 + (0.01 * i if s % 2 else -0.01 * i) + 0.001 * s
+    res = make(tmp_path, "mixed.h5", [{}], mixed)
+    assert verdicts(res)[1] == "FAIL" and ": no);" in evidence(res, 1)
 
 
 def test_finding_1_fails_when_the_transformer_stays_far_above_gd(tmp_path):
