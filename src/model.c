@@ -411,10 +411,14 @@ static void gelu_backward(float *d, const float *inp, size_t n)
  * arithmetic in vector body and scalar remainder. */
 static inline float exp_softmax(float x)
 {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    /* NaN (a diverging run) fails both comparisons and becomes -87, so the
+     * integer conversion below stays defined; it is handed back at the end
+     * so that divergence still shows in the loss. */
+    float xc = x > -87.0f ? x : -87.0f;
+    xc = xc < 88.0f ? xc : 88.0f;
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float n = (x * 1.44269504088896341f + shifter) - shifter;
-    float r = x - n * 0.693145751953125f; /* ln2 split in two for an exact n * hi */
+    float n = (xc * 1.44269504088896341f + shifter) - shifter;
+    float r = xc - n * 0.693145751953125f; /* ln2 split in two for an exact n * hi */
     r = r - n * 1.42860682030941723212e-6f;
     float p = 1.0f / 5040.0f;
     p = p * r + 1.0f / 720.0f;
@@ -424,10 +428,10 @@ static inline float exp_softmax(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* n in [-126, 127] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x == x ? p * scale : x;
 }
 
 /* sum_s a[s] * (b ? b[s] : 1) over s < len in eight interleaved partial
