@@ -413,11 +413,31 @@ static int cmd_plan(int argc, char **argv)
 static int cmd_status(int argc, char **argv)
 {
     icas_err err;
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: icasweep status RESULTS.h5\n");
-        return argc == 2 ? EXIT_ALL_DONE : EXIT_USAGE;
+    const char *path = NULL, *ckpt_dir = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: icasweep status RESULTS.h5 [--checkpoint-dir DIR]\n"
+                   "Summarises a result file while a sweep writes it or after one died:\n"
+                   "runs done, diverged, failed (with reasons), interrupted and pending;\n"
+                   "how many unfinished runs have a checkpoint (in DIR, default\n"
+                   "RESULTS.h5.ckpt); whether a sweep is writing the file now.\n");
+            return EXIT_ALL_DONE;
+        }
+        if (!strcmp(argv[i], "--checkpoint-dir") && i + 1 < argc) {
+            ckpt_dir = argv[++i];
+        } else if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "icasweep status: %s: unknown or incomplete argument; usage: "
+                            "icasweep status RESULTS.h5 [--checkpoint-dir DIR]\n", argv[i]);
+            return EXIT_USAGE;
+        }
     }
-    if (store_print_summary(argv[1], stdout, &err)) {
+    if (!path) {
+        fprintf(stderr, "usage: icasweep status RESULTS.h5 [--checkpoint-dir DIR]\n");
+        return EXIT_USAGE;
+    }
+    if (store_print_summary(path, ckpt_dir, stdout, &err)) {
         fprintf(stderr, "icasweep status: %s\n", err.msg);
         return EXIT_IO;
     }

@@ -609,6 +609,10 @@ int sched_main(int argc, char **argv)
             status = EXIT_RUN_FAILED;
         else
             status = EXIT_ALL_DONE;
+        /* every run has ended, so no checkpoint is left: remove the empty
+         * directory (rmdir leaves a directory that still holds anything) */
+        if (unfinished == 0 && !m.io_error)
+            rmdir(args.ckpt_dir);
     }
     if (lock_fd >= 0)
         store_unlock(args.output, lock_fd);

@@ -662,7 +662,30 @@ done:
 
 /* ---- summary ------------------------------------------------------------- */
 
-int store_print_summary(const char *path, FILE *out, icas_err *err)
+/* 1 when a sweep holds "<path>.lock" (its note, "pid P on host H", in
+ * holder), 0 when none does. Takes the lock shared for an instant, so it
+ * never blocks a writer and never creates the lock file. */
+static int lock_holder(const char *path, char *holder, size_t n)
+{
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s.lock", path);
+    holder[0] = 0;
+    int d = open(lock, O_RDONLY);
+    if (d < 0)
+        return 0;
+    int held = flock(d, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (held) {
+        ssize_t got = read(d, holder, n - 1);
+        holder[got > 0 ? got : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+    } else {
+        flock(d, LOCK_UN);
+    }
+    close(d);
+    return held;
+}
+
+int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err)
 {
     quiet_state q = hdf5_quiet();
     hid_t f = open_file(path, H5F_ACC_RDONLY, err);
@@ -705,6 +728,26 @@ int store_print_summary(const char *path, FILE *out, icas_err *err)
     if (count[RUN_DONE])
         fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
                 wall, wall / count[RUN_DONE]);
+    /* Unfinished runs with a checkpoint continue mid-training when the
+     * sweep is run again; the others start from step 0. */
+    char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
+    snprintf(dir, sizeof dir, "%s%s", ckpt_dir ? ckpt_dir : path, ckpt_dir ? "" : ".ckpt");
+    int unfinished = count[RUN_PENDING] + count[RUN_INTERRUPTED], with_ckpt = 0;
+    for (int i = 0; i < n; i++) {
+        if (strncmp(rows[i].status, "pending", sizeof rows[i].status) != 0 &&
+            strncmp(rows[i].status, "interrupted", sizeof rows[i].status) != 0)
+            continue;
+        snprintf(file, sizeof file, "%s/%.*s.ckpt", dir, ICAS_RUN_ID_LEN, rows[i].run_id);
+        with_ckpt += access(file, R_OK) == 0;
+    }
+    if (unfinished)
+        fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
+                with_ckpt, unfinished, dir);
+    char holder[256];
+    if (lock_holder(path, holder, sizeof holder))
+        fprintf(out, "a sweep is writing this file now (%s)\n", holder[0] ? holder : "holder unknown");
+    else if (unfinished)
+        fprintf(out, "no sweep is writing this file: run the same sweep command to finish it\n");
     fprintf(out, "written by icasweep %s (%s)\n", version ? version : "?",
             revision ? revision : "?");
     free(rows);

@@ -79,6 +79,11 @@ for sig in TERM USR1; do
   "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.1.log" &
   pid=$!
   sleep 2.5
+  if [ $sig = TERM ]; then
+    "$BIN" status "$work/sig$sig.h5" >"$work/status_live" 2>&1
+    grep -q "a sweep is writing this file now (pid [0-9]* on host" "$work/status_live" \
+      && ok "status names the live writer" || bad "status while writing: $(cat "$work/status_live")"
+  fi
   if [ $sig = USR1 ]; then
     kill -USR1 $pid     # mpirun forwards SIGUSR1 to every rank
   else
@@ -91,10 +96,16 @@ for sig in TERM USR1; do
   [ $rc -eq 3 ] && ok "SIG$sig: exit 3" || { bad "SIG$sig: exit $rc, want 3"; cat "$work/sig$sig.1.log"; }
   n_ckpt=$(ls "$work/sig$sig.h5.ckpt" 2>/dev/null | wc -l)
   [ "$n_ckpt" -ge 1 ] && ok "SIG$sig: $n_ckpt checkpoints written" || bad "SIG$sig: no checkpoint"
+  "$BIN" status "$work/sig$sig.h5" >"$work/status_stopped" 2>&1
+  grep -q "unfinished runs: $n_ckpt of [0-9]* have a checkpoint" "$work/status_stopped" \
+    && grep -q "no sweep is writing this file" "$work/status_stopped" \
+    && ok "SIG$sig: status counts the checkpoints" || bad "SIG$sig status: $(cat "$work/status_stopped")"
   "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.2.log"
   rc=$?
   [ $rc -eq 0 ] && ok "SIG$sig: resumed" || { bad "SIG$sig resume: exit $rc"; cat "$work/sig$sig.2.log"; }
   $CMP "$work/slow_ref.h5" "$work/sig$sig.h5" --require-done && ok "SIG$sig + resume identical" || bad "SIG$sig + resume differs"
+  [ ! -e "$work/sig$sig.h5.ckpt" ] && ok "SIG$sig: empty checkpoint directory removed" \
+    || bad "SIG$sig: left $(ls -A "$work/sig$sig.h5.ckpt")"
 done
 
 # -- 3. refusals ------------------------------------------------------------------

@@ -56,8 +56,10 @@ int store_read_status(const char *path, int *n_runs, int **status,
                       icas_err *err);
 
 /* Prints a summary of a file (done, failed with reasons, missing, mean wall
- * time) to `out`; works while a sweep writes it or after one died. */
-int store_print_summary(const char *path, FILE *out, icas_err *err);
+ * time, how many unfinished runs have a checkpoint in ckpt_dir, NULL for
+ * "<path>.ckpt", and whether a sweep is writing it now) to `out`; works
+ * while a sweep writes it or after one died. */
+int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err);
 
 /* Takes an exclusive advisory lock (flock on "<path>.lock", created if
  * missing) so that a second sweep writing the same file is refused with a
