@@ -228,7 +228,7 @@ static void make_task(const master_state *m, int row, task_msg *t)
     t->checkpoint_every = m->g.checkpoint_every;
     char id[ICAS_RUN_ID_LEN];
     config_run_id(&t->cfg, id);
-    snprintf(t->checkpoint_path, sizeof t->checkpoint_path, "%s/%s.ckpt", m->args->ckpt_dir, id);
+    store_checkpoint_file(m->args->ckpt_dir, id, t->checkpoint_path, sizeof t->checkpoint_path);
 }
 
 /* Records one result in the file and prints its line. */
@@ -259,6 +259,8 @@ static void master_record(master_state *m, run_result *r, int row)
     }
     if (r->status != RUN_INTERRUPTED)
         m->cost_done += m->cost[row];
+    if (r->status == RUN_DONE && m->args->quiet)
+        return;
     double elapsed = omp_get_wtime() - m->start;
     char el[32], eta[32];
     cli_format_duration(elapsed, el, sizeof el);
@@ -267,8 +269,6 @@ static void master_record(master_state *m, run_result *r, int row)
                         eta, sizeof eta);
     int finished = m->n_finished_before + m->done + m->diverged + m->failed;
     int last = r->N < 16 ? r->N - 1 : 15;
-    if (r->status == RUN_DONE && m->args->quiet)
-        return;
     if (r->status == RUN_DONE)
         fprintf(stderr,
                 "[%d/%d] %s row %d done: err@%d(p=%g) %.4f (GD %.4f), loss %.4f, %.1f s on "
@@ -496,7 +496,7 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         return EXIT_USAGE;
     }
     if (!a->ckpt_dir) {
-        snprintf(ckpt_default, n, "%s.ckpt", a->output);
+        store_checkpoint_dir(a->output, NULL, ckpt_default, n);
         m->args = a;
     }
     const char *dir = a->ckpt_dir ? a->ckpt_dir : ckpt_default;

@@ -662,25 +662,50 @@ done:
 
 /* ---- summary ------------------------------------------------------------- */
 
-/* 1 when a sweep holds "<path>.lock" (its note, "pid P on host H", in
- * holder), 0 when none does. Takes the lock shared for an instant, so it
- * never blocks a writer and never creates the lock file. */
+/* ---- checkpoints and the writer's lock: file names ---------------------- */
+
+void store_checkpoint_dir(const char *path, const char *ckpt_dir, char *out, size_t n)
+{
+    if (ckpt_dir)
+        snprintf(out, n, "%s", ckpt_dir);
+    else
+        snprintf(out, n, "%s.ckpt", path);
+}
+
+void store_checkpoint_file(const char *dir, const char *run_id, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%.*s.ckpt", dir, ICAS_RUN_ID_LEN, run_id);
+}
+
+static void lock_file(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s.lock", path);
+}
+
+/* The holder's note ("pid P on host H") from an open lock file. */
+static void read_lock_note(int d, char *holder, size_t n)
+{
+    ssize_t got = read(d, holder, n - 1);
+    holder[got > 0 ? got : 0] = 0;
+    holder[strcspn(holder, "\n")] = 0;
+}
+
+/* 1 when a sweep holds the lock of `path` (its note in holder), 0 when none
+ * does. Takes the lock shared for an instant, so it never blocks a writer
+ * and never creates the lock file. */
 static int lock_holder(const char *path, char *holder, size_t n)
 {
     char lock[4096];
-    snprintf(lock, sizeof lock, "%s.lock", path);
+    lock_file(path, lock, sizeof lock);
     holder[0] = 0;
     int d = open(lock, O_RDONLY);
     if (d < 0)
         return 0;
     int held = flock(d, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    if (held) {
-        ssize_t got = read(d, holder, n - 1);
-        holder[got > 0 ? got : 0] = 0;
-        holder[strcspn(holder, "\n")] = 0;
-    } else {
+    if (held)
+        read_lock_note(d, holder, n);
+    else
         flock(d, LOCK_UN);
-    }
     close(d);
     return held;
 }
@@ -706,7 +731,11 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
         free(revision);
         return rc;
     }
-    int count[RUN_INTERRUPTED + 1] = {0};
+    /* Unfinished runs with a checkpoint continue mid-training when the
+     * sweep is run again; the others start from step 0. */
+    char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
+    store_checkpoint_dir(path, ckpt_dir, dir, sizeof dir);
+    int count[RUN_INTERRUPTED + 1] = {0}, with_ckpt = 0;
     double wall = 0;
     for (int i = 0; i < n; i++) {
         int s = RUN_PENDING;
@@ -716,7 +745,12 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
         count[s]++;
         if (s == RUN_DONE)
             wall += rows[i].wall_seconds;
+        if (s == RUN_PENDING || s == RUN_INTERRUPTED) {
+            store_checkpoint_file(dir, rows[i].run_id, file, sizeof file);
+            with_ckpt += access(file, R_OK) == 0;
+        }
     }
+    int unfinished = count[RUN_PENDING] + count[RUN_INTERRUPTED];
     fprintf(out, "%s: %d runs: %d done, %d diverged, %d failed, %d interrupted, %d pending\n",
             path, n, count[RUN_DONE], count[RUN_DIVERGED], count[RUN_FAILED],
             count[RUN_INTERRUPTED], count[RUN_PENDING]);
@@ -728,18 +762,6 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
     if (count[RUN_DONE])
         fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
                 wall, wall / count[RUN_DONE]);
-    /* Unfinished runs with a checkpoint continue mid-training when the
-     * sweep is run again; the others start from step 0. */
-    char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
-    snprintf(dir, sizeof dir, "%s%s", ckpt_dir ? ckpt_dir : path, ckpt_dir ? "" : ".ckpt");
-    int unfinished = count[RUN_PENDING] + count[RUN_INTERRUPTED], with_ckpt = 0;
-    for (int i = 0; i < n; i++) {
-        if (strncmp(rows[i].status, "pending", sizeof rows[i].status) != 0 &&
-            strncmp(rows[i].status, "interrupted", sizeof rows[i].status) != 0)
-            continue;
-        snprintf(file, sizeof file, "%s/%.*s.ckpt", dir, ICAS_RUN_ID_LEN, rows[i].run_id);
-        with_ckpt += access(file, R_OK) == 0;
-    }
     if (unfinished)
         fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
                 with_ckpt, unfinished, dir);
@@ -761,15 +783,13 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
 int store_lock(const char *path, int *fd, icas_err *err)
 {
     char lock[4096];
-    snprintf(lock, sizeof lock, "%s.lock", path);
+    lock_file(path, lock, sizeof lock);
     int d = open(lock, O_RDWR | O_CREAT, 0644);
     if (d < 0)
         return icas_fail(err, "%s: cannot create lock file: %s", lock, strerror(errno));
     if (flock(d, LOCK_EX | LOCK_NB) != 0) {
-        char holder[256] = "";
-        ssize_t got = read(d, holder, sizeof holder - 1);
-        holder[got > 0 ? got : 0] = 0;
-        holder[strcspn(holder, "\n")] = 0;
+        char holder[256];
+        read_lock_note(d, holder, sizeof holder);
         close(d);
         return icas_fail(err, "%s is being written by another sweep (%s); refusing a second "
                               "writer", path, holder[0] ? holder : "holder unknown");
@@ -787,7 +807,7 @@ int store_lock(const char *path, int *fd, icas_err *err)
 void store_unlock(const char *path, int fd)
 {
     char lock[4096];
-    snprintf(lock, sizeof lock, "%s.lock", path);
+    lock_file(path, lock, sizeof lock);
     unlink(lock);
     close(fd);
 }

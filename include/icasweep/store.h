@@ -61,6 +61,12 @@ int store_read_status(const char *path, int *n_runs, int **status,
  * while a sweep writes it or after one died. */
 int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err);
 
+/* Where a sweep writing `path` keeps its checkpoints: ckpt_dir when given,
+ * else "<path>.ckpt"; and the checkpoint file of one run in that directory.
+ * The sweep writes there and `icasweep status` looks there. */
+void store_checkpoint_dir(const char *path, const char *ckpt_dir, char *out, size_t n);
+void store_checkpoint_file(const char *dir, const char *run_id, char *out, size_t n);
+
 /* Takes an exclusive advisory lock (flock on "<path>.lock", created if
  * missing) so that a second sweep writing the same file is refused with a
  * message naming the holder (pid, host from the lock file). */
