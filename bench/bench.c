@@ -188,14 +188,14 @@ static double sgemm_gflops(int M, int K, int N, int reps)
 
 /* The four linear-layer shapes (K, N) of a block: c_attn E->3E, attn proj
  * E->E, c_fc E->4E, mlp proj 4E->E; at rows = batch * T (the whole batch as
- * one product, the ceiling) and at rows = TRAIN_CHUNK * T (what the trainer
- * actually issues). Prints them and returns the ceiling: the best shape's
+ * one product, the ceiling) and at rows = GEMM_BLOCK_CONTEXTS * T (what the
+ * trainer actually issues). Prints them and returns the ceiling: the best shape's
  * median at batch * T rows. */
 static double sgemm_ceiling(const run_config *c, const char *name)
 {
     const int E = c->embd, T = 3 * c->points;
     const int KN[4][2] = {{E, 3 * E}, {E, E}, {E, 4 * E}, {4 * E, E}};
-    const int rows[2] = {c->batch * T, TRAIN_CHUNK * T};
+    const int rows[2] = {c->batch * T, GEMM_BLOCK_CONTEXTS * T};
     double best = -1;
     printf("  sgemm (%s shapes, %d threads, median of 7):", name,
            omp_get_max_threads());

@@ -68,17 +68,18 @@ double loss_one(loss_kind kind, const float *p, const float *resp,
         /* loss = sum_j [-s_j + log Z_j], Z_j = sum_{k>=j} exp(s_k); cosines
          * lie in [-1, 1], so exp cannot overflow and no max-shift is needed.
          * dloss/ds_k = -1 + sum_{j<=k} exp(s_k) / Z_j */
-        double Z[n];
+        double Z[n], e[n];
         double acc = 0;
         for (int j = n - 1; j >= 0; j--) {
-            acc += exp(s[j]);
+            e[j] = exp(s[j]);
+            acc += e[j];
             Z[j] = acc;
         }
         double inv_sum = 0;
         for (int j = 0; j < n; j++) {
             loss += -s[j] + log(Z[j]);
             inv_sum += 1.0 / Z[j];
-            ds[j] = -1.0 + exp(s[j]) * inv_sum;
+            ds[j] = -1.0 + e[j] * inv_sum;
         }
     } else {
         int pairs = 0;

@@ -217,7 +217,13 @@ int model_acts_create(model_acts *a, model_dims D, int M, icas_err *err)
 {
     memset(a, 0, sizeof *a);
     a->M = M;
+    a->block_rows = GEMM_BLOCK_CONTEXTS * D.T;
     size_t BT = (size_t)M * D.T, E = (size_t)D.E, L = (size_t)D.L;
+    size_t blocks = ((size_t)M + GEMM_BLOCK_CONTEXTS - 1) / GEMM_BLOCK_CONTEXTS;
+    /* the largest weight: [E,4E] or [4E,E] with the MLP, [E,3E] without;
+     * read-in and read-out are [d,E] and [E,d] */
+    size_t widest = 4 * E * E, dE = (size_t)D.d * E;
+    widest = widest > dE ? widest : dE;
     size_t TT = (size_t)M * D.H * D.T * D.T;
     size_t ffn = D.ffn ? 1 : 0;
     struct { float **p; size_t n; } plan[] = {
@@ -229,12 +235,13 @@ int model_acts_create(model_acts *a, model_dims D, int M, icas_err *err)
         {&a->resid_mid, L * BT * E},
         {&a->ln2, ffn * L * BT * E}, {&a->ln2_mean, ffn * L * BT},
         {&a->ln2_rstd, ffn * L * BT},
-        {&a->fc, ffn * L * BT * 4 * E}, {&a->fc_gelu, ffn * L * BT * 4 * E},
+        {&a->gelu_grad, ffn * L * BT * 4 * E}, {&a->fc_gelu, ffn * L * BT * 4 * E},
         {&a->lnf, BT * E}, {&a->lnf_mean, BT}, {&a->lnf_rstd, BT},
         {&a->out, BT * (size_t)D.d},
         {&a->d_resid, BT * E}, {&a->d_tmp, BT * E}, {&a->d_qkv, BT * 3 * E},
         {&a->d_att, TT}, {&a->d_fc, ffn * BT * 4 * E},
         {&a->d_out, BT * (size_t)D.d},
+        {&a->dw_part, blocks * widest},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
@@ -262,27 +269,55 @@ void model_acts_free(model_acts *a)
 
 /* ---- layers ---------------------------------------------------------- */
 
-/* out [BT,OC] = inp [BT,IC] @ w [IC,OC] + b [OC] */
-static void linear_forward(float *out, const float *inp, const float *w,
-                           const float *b, int BT, int IC, int OC)
+/* out [BT,OC] = inp [BT,IC] @ w [IC,OC] + b [OC], one product per block of
+ * a->block_rows rows (GEMM_BLOCK_CONTEXTS). Inside the parallel loop
+ * OpenBLAS's OpenMP build runs single-threaded. */
+static void linear_forward(const model_acts *a, float *out, const float *inp,
+                           const float *w, const float *b, int BT, int IC, int OC)
 {
-    for (int r = 0; r < BT; r++)
-        memcpy(out + (size_t)r * OC, b, sizeof(float) * (size_t)OC);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, BT, OC, IC, 1.0f,
-                inp, IC, w, OC, 1.0f, out, OC);
+    const int R = a->block_rows, blocks = (BT + R - 1) / R;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < blocks; k++) {
+        const int r0 = k * R, rows = BT - r0 < R ? BT - r0 : R;
+        float *out_k = out + (size_t)r0 * OC;
+        for (int r = 0; r < rows; r++)
+            memcpy(out_k + (size_t)r * OC, b, sizeof(float) * (size_t)OC);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, OC, IC, 1.0f,
+                    inp + (size_t)r0 * IC, IC, w, OC, 1.0f, out_k, OC);
+    }
 }
 
 /* Backward of linear_forward. dinp = dout @ w^T (overwritten; skipped when
- * dinp is NULL); dw += inp^T @ dout; db += column sums of dout. */
-static void linear_backward(float *dinp, float *dw, float *db,
+ * dinp is NULL); dw += inp^T @ dout; db += column sums of dout. Each block's
+ * share of dw lands in its own slot of a->dw_part and the shares are added
+ * in block order: the same sums in the same order whichever thread
+ * computed which block. */
+static void linear_backward(const model_acts *a, float *dinp, float *dw, float *db,
                             const float *dout, const float *inp,
                             const float *w, int BT, int IC, int OC)
 {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, BT, IC, OC, 1.0f,
-                    dout, OC, w, OC, 0.0f, dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, BT, 1.0f, inp,
-                IC, dout, OC, 1.0f, dw, OC);
+    const int R = a->block_rows, blocks = (BT + R - 1) / R;
+    const size_t W = (size_t)IC * OC;
+#pragma omp parallel for schedule(static)
+    for (int k = 0; k < blocks; k++) {
+        const int r0 = k * R, rows = BT - r0 < R ? BT - r0 : R;
+        const float *dout_k = dout + (size_t)r0 * OC, *inp_k = inp + (size_t)r0 * IC;
+        if (dinp)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, IC, OC, 1.0f,
+                        dout_k, OC, w, OC, 0.0f, dinp + (size_t)r0 * IC, IC);
+        /* zeroed and accumulated into (beta 1) rather than written (beta 0):
+         * OpenBLAS's beta-0 small kernel for this shape is the slower one */
+        float *share = a->dw_part + (size_t)k * W;
+        memset(share, 0, sizeof(float) * W);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, rows, 1.0f, inp_k,
+                    IC, dout_k, OC, 1.0f, share, OC);
+    }
+    for (int k = 0; k < blocks; k++) {
+        const float *share = a->dw_part + (size_t)k * W;
+#pragma omp simd
+        for (size_t i = 0; i < W; i++)
+            dw[i] += share[i];
+    }
     /* rows in order, whatever the thread count: the sum is reproducible */
     for (int r = 0; r < BT; r++) {
         const float *d_r = dout + (size_t)r * OC;
@@ -381,25 +416,28 @@ static inline float tanh_rational(float x)
     return x * p / q;
 }
 
-static void gelu_forward(float *out, const float *inp, size_t n)
+/* out = GELU(x) for x = fc; fc is then overwritten with GELU'(x), all the
+ * backward pass needs of it. Computing the derivative here, where tanh is
+ * at hand, spares the backward pass a second tanh per element (issue 5);
+ * the arithmetic is the same as evaluating it there, so are the bits. */
+static void gelu_forward(float *out, float *fc, size_t n)
 {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanh_rational(GELU_K * (x + 0.044715f * x * x * x)));
+        float x = fc[i];
+        float t = tanh_rational(GELU_K * (x + 0.044715f * x * x * x));
+        float dt = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
+        out[i] = 0.5f * x * (1.0f + t);
+        fc[i] = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
     }
 }
 
-/* dinp = dout * gelu'(inp), in place on dout */
-static void gelu_backward(float *d, const float *inp, size_t n)
+/* d *= GELU'(x), in place, from the derivative gelu_forward left behind */
+static void gelu_backward(float *d, const float *gelu_grad, size_t n)
 {
 #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        float t = tanh_rational(GELU_K * (x + 0.044715f * x * x * x));
-        float dt = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
-        d[i] *= 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
-    }
+    for (size_t i = 0; i < n; i++)
+        d[i] *= gelu_grad[i];
 }
 
 /* exp for the attention softmax: Cody-Waite reduction x = n ln2 + r and a
@@ -556,7 +594,7 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
     double t0;
 
     t0 = omp_get_wtime();
-    linear_forward(a->resid, tokens, p->read_in_w, p->read_in_b, BT, d, E);
+    linear_forward(a, a->resid, tokens, p->read_in_w, p->read_in_b, BT, d, E);
     a->t_matmul += omp_get_wtime() - t0;
     t0 = omp_get_wtime();
 #pragma omp parallel for schedule(static)
@@ -580,7 +618,7 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
                           resid, w->ln_1_w, w->ln_1_b, BT, E);
         a->t_elementwise += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        linear_forward(qkv, ln1, w->c_attn_w, w->c_attn_b, BT, E, 3 * E);
+        linear_forward(a, qkv, ln1, w->c_attn_w, w->c_attn_b, BT, E, 3 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
         attention_forward(atty, att, qkv, M, T, E, D.H, D.attention);
@@ -588,7 +626,7 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
         t0 = omp_get_wtime();
         /* resid_mid = resid + atty @ W_proj + b (the projection lands in
          * resid_mid first, then the residual is added) */
-        linear_forward(resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BT, E, E);
+        linear_forward(a, resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BT, E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
         add_into(resid_mid, resid_mid, resid, (size_t)BT * E);
@@ -598,20 +636,21 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
             memcpy(resid_next, resid_mid, sizeof(float) * (size_t)BT * E);
             continue;
         }
-        float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->fc, l, 4 * E);
+        /* fc holds the pre-activation until gelu_forward turns it into GELU' */
+        float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->gelu_grad, l, 4 * E);
         float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
         t0 = omp_get_wtime();
         layernorm_forward(ln2, LAYER(a->ln2_mean, l, 1), LAYER(a->ln2_rstd, l, 1),
                           resid_mid, w->ln_2_w, w->ln_2_b, BT, E);
         a->t_elementwise += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        linear_forward(fc, ln2, w->c_fc_w, w->c_fc_b, BT, E, 4 * E);
+        linear_forward(a, fc, ln2, w->c_fc_w, w->c_fc_b, BT, E, 4 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
         gelu_forward(fc_gelu, fc, (size_t)BT * 4 * E);
         a->t_elementwise += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        linear_forward(resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BT,
+        linear_forward(a, resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BT,
                        4 * E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
@@ -624,7 +663,7 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
                       p->ln_f_w, p->ln_f_b, BT, E);
     a->t_elementwise += omp_get_wtime() - t0;
     t0 = omp_get_wtime();
-    linear_forward(a->out, a->lnf, p->read_out_w, p->read_out_b, BT, E, d);
+    linear_forward(a, a->out, a->lnf, p->read_out_w, p->read_out_b, BT, E, d);
     a->t_matmul += omp_get_wtime() - t0;
 }
 
@@ -640,7 +679,7 @@ void model_backward(model *m, model_acts *a, const float *tokens,
 
     /* out = lnf @ W_out + b */
     t0 = omp_get_wtime();
-    linear_backward(d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
+    linear_backward(a, d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
                     p->read_out_w, BT, E, d);
     a->t_matmul += omp_get_wtime() - t0;
     /* lnf = LN_f(resid[L]) */
@@ -660,19 +699,19 @@ void model_backward(model *m, model_acts *a, const float *tokens,
         float *att = a->att + (size_t)l * TT;
 
         if (D.ffn) {
-            float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->fc, l, 4 * E);
+            float *ln2 = LAYER(a->ln2, l, E), *gelu_grad = LAYER(a->gelu_grad, l, 4 * E);
             float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
             /* resid_next = resid_mid + fc_gelu @ W_mproj + b: d_resid passes
              * through to resid_mid unchanged, plus the MLP branch below */
             t0 = omp_get_wtime();
-            linear_backward(a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b, d_resid,
+            linear_backward(a, a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b, d_resid,
                             fc_gelu, w->mlp_proj_w, BT, 4 * E, E);
             a->t_matmul += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
-            gelu_backward(a->d_fc, fc, (size_t)BT * 4 * E);
+            gelu_backward(a->d_fc, gelu_grad, (size_t)BT * 4 * E);
             a->t_elementwise += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
-            linear_backward(d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
+            linear_backward(a, d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
                             w->c_fc_w, BT, E, 4 * E);
             a->t_matmul += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
@@ -683,7 +722,7 @@ void model_backward(model *m, model_acts *a, const float *tokens,
         }
         /* resid_mid = resid + atty @ W_proj + b */
         t0 = omp_get_wtime();
-        linear_backward(d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid, atty,
+        linear_backward(a, d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid, atty,
                         w->attn_proj_w, BT, E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
@@ -692,7 +731,7 @@ void model_backward(model *m, model_acts *a, const float *tokens,
         a->t_attention += omp_get_wtime() - t0;
         /* qkv = ln1 @ W_attn + b */
         t0 = omp_get_wtime();
-        linear_backward(d_tmp, gw->c_attn_w, gw->c_attn_b, a->d_qkv, ln1,
+        linear_backward(a, d_tmp, gw->c_attn_w, gw->c_attn_b, a->d_qkv, ln1,
                         w->c_attn_w, BT, E, 3 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
@@ -704,7 +743,7 @@ void model_backward(model *m, model_acts *a, const float *tokens,
 
     /* resid[0] = tokens @ W_in + b + wpe[t] */
     t0 = omp_get_wtime();
-    linear_backward(NULL, g->read_in_w, g->read_in_b, d_resid, tokens,
+    linear_backward(a, NULL, g->read_in_w, g->read_in_b, d_resid, tokens,
                     p->read_in_w, BT, d, E);
     a->t_matmul += omp_get_wtime() - t0;
     t0 = omp_get_wtime();

@@ -20,7 +20,7 @@ static run_config small_config(void)
     c.heads = 2;
     c.embd = 32;
     c.points = 10;
-    c.batch = 40; /* not a multiple of TRAIN_CHUNK: a partial chunk too */
+    c.batch = 40;
     c.lr = 1e-3;
     c.steps = 300;
     c.eval_batch = 48;
@@ -72,6 +72,10 @@ static void test_thread_determinism(void)
 {
     run_config c = small_config();
     c.steps = 12;
+    /* not multiples of TRAIN_CHUNK or GEMM_BLOCK_CONTEXTS: partial chunks
+     * and partial product blocks, whose rows the threads split unevenly */
+    c.batch = 42;
+    c.eval_batch = 50;
     run_result a, b;
     run_with_threads(1, c, &a);
     run_with_threads(2, c, &b);
