@@ -77,7 +77,7 @@ int eval_run(const run_config *cfg, const model *m, float *tf_err,
         icas_fail(err, "eval: out of memory for %d contexts", B);
         goto done;
     }
-    if (model_acts_create(&acts, m->dims, C, err))
+    if (model_acts_create(&acts, m->dims, C, TASK_QUERY_STRIDE, err))
         goto done;
     for (int c = 0; c < B; c++) {
         if (task_context_alloc(&ctx[c], d, N)) {
@@ -106,7 +106,7 @@ int eval_run(const run_config *cfg, const model *m, float *tf_err,
             for (int b = 0; b < M; b++) {
                 const task_context *cx = &ctx[c0 + b];
                 for (int i = 0; i < N; i++) {
-                    const float *pred = acts.out + ((size_t)b * T + 3 * i) * d;
+                    const float *pred = acts.out + ((size_t)b * N + i) * d;
                     err_c[(size_t)(c0 + b) * N + i] = 1.0 - loss_cosine(pred, cx->y_star, d);
                     if (pi == keep && eval_pred)
                         memcpy(eval_pred + ((size_t)(c0 + b) * N + i) * d, pred,

@@ -213,10 +213,14 @@ void model_zero_grad(model *m)
 
 /* ---- activations ----------------------------------------------------- */
 
-int model_acts_create(model_acts *a, model_dims D, int M, icas_err *err)
+int model_acts_create(model_acts *a, model_dims D, int M, int out_stride,
+                      icas_err *err)
 {
     memset(a, 0, sizeof *a);
+    if (out_stride < 1 || out_stride > D.T)
+        return icas_fail(err, "model: output stride %d outside 1..%d", out_stride, D.T);
     a->M = M;
+    a->out_stride = out_stride;
     a->block_rows = GEMM_BLOCK_CONTEXTS * D.T;
     size_t BT = (size_t)M * D.T, E = (size_t)D.E, L = (size_t)D.L;
     size_t blocks = ((size_t)M + GEMM_BLOCK_CONTEXTS - 1) / GEMM_BLOCK_CONTEXTS;
@@ -487,30 +491,35 @@ static inline float sum8(const float *a, const float *b, int len)
     return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
-/* Causal attention for M contexts and H heads.
- * qkv [M*T, 3E] (q | k | v, head h at columns h*hs within each block);
- * att [M,H,T,T] receives the weights (row t uses columns 0..t, the rest 0);
- * out [M*T, E]. softmax: att = softmax(q k^T / sqrt(hs)) over s <= t;
- * linear: att = q k^T / sqrt(hs) for s <= t, no normalisation.
- * The products go through BLAS on the full T x T square (the masked half
- * is zeroed after): at T = 60 that is faster than skipping it by hand.
+/* Causal attention for M contexts and H heads, queried at every qs-th token.
+ * qkv [M*T, 3E] (q | k | v, head h at columns h*hs within each block).
+ * Query rows are the tokens t_k = k * qs, k < Tq = ceil(T / qs): all of
+ * them when qs = 1; in the last layer only the tokens whose outputs are
+ * used (model_acts_create's out_stride), since no other row of it reaches
+ * the output. Keys and values are every token's.
+ * att [M,H,Tq,T] receives the weights (row k uses columns 0..t_k, the rest
+ * 0); out [M*Tq, E]. softmax: att = softmax(q k^T / sqrt(hs)) over s <= t_k;
+ * linear: att = q k^T / sqrt(hs) for s <= t_k, no normalisation.
+ * The products go through BLAS on the full rectangle (the masked part is
+ * zeroed after): at T = 60 that is faster than skipping it by hand.
  * Inside this parallel loop OpenBLAS's OpenMP build runs single-threaded. */
 static void attention_forward(float *out, float *att, const float *qkv,
-                              int M, int T, int E, int H,
+                              int M, int T, int qs, int E, int H,
                               attention_kind kind)
 {
-    const int hs = E / H, ld = 3 * E;
+    const int hs = E / H, ld = 3 * E, Tq = (T + qs - 1) / qs;
     const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < M * H; bh++) {
         int b = bh / H, h = bh % H;
         const float *q_bh = qkv + (size_t)b * T * ld + h * hs;
         const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
-        float *att_bh = att + (size_t)bh * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q_bh, ld,
-                    k_bh, ld, 0.0f, att_bh, T);
-        for (int t = 0; t < T; t++) {
-            float *a_t = att_bh + (size_t)t * T;
+        float *att_bh = att + (size_t)bh * Tq * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hs, scale, q_bh,
+                    qs * ld, k_bh, ld, 0.0f, att_bh, T);
+        for (int k = 0; k < Tq; k++) {
+            const int t = k * qs;
+            float *a_t = att_bh + (size_t)k * T;
             if (kind == ATTN_SOFTMAX) {
                 float maxv = a_t[0];
                 for (int s = 1; s <= t; s++)
@@ -525,18 +534,19 @@ static void attention_forward(float *out, float *att, const float *qkv,
             for (int s = t + 1; s < T; s++)
                 a_t[s] = 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, att_bh, T,
-                    v_bh, ld, 0.0f, out + (size_t)b * T * E + h * hs, E);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, T, 1.0f, att_bh, T,
+                    v_bh, ld, 0.0f, out + (size_t)b * Tq * E + h * hs, E);
     }
 }
 
-/* Backward of attention_forward: dqkv (overwritten) from dout [M*T, E].
- * datt is scratch [M,H,T,T]. */
+/* Backward of attention_forward: dqkv [M*T, 3E] (overwritten; the q part of
+ * rows that were not queried is 0) from dout [M*Tq, E]. datt is scratch
+ * [M,H,Tq,T]. */
 static void attention_backward(float *dqkv, float *datt, const float *dout,
                                const float *att, const float *qkv, int M,
-                               int T, int E, int H, attention_kind kind)
+                               int T, int qs, int E, int H, attention_kind kind)
 {
-    const int hs = E / H, ld = 3 * E;
+    const int hs = E / H, ld = 3 * E, Tq = (T + qs - 1) / qs;
     const float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < M * H; bh++) {
@@ -545,19 +555,20 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
         const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
         float *dq_bh = dqkv + (size_t)b * T * ld + h * hs;
         float *dk_bh = dq_bh + E, *dv_bh = dq_bh + 2 * E;
-        const float *att_bh = att + (size_t)bh * T * T;
-        const float *do_bh = dout + (size_t)b * T * E + h * hs;
-        float *datt_bh = datt + (size_t)bh * T * T;
+        const float *att_bh = att + (size_t)bh * Tq * T;
+        const float *do_bh = dout + (size_t)b * Tq * E + h * hs;
+        float *datt_bh = datt + (size_t)bh * Tq * T;
         /* out = att @ v */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, do_bh, E,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hs, 1.0f, do_bh, E,
                     v_bh, ld, 0.0f, datt_bh, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, att_bh, T,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, Tq, 1.0f, att_bh, T,
                     do_bh, E, 0.0f, dv_bh, ld);
         /* att = softmax(z): dz_ts = a_ts (da_ts - sum_s' a_ts' da_ts');
          * linear: dz = da. Masked entries get no gradient. */
-        for (int t = 0; t < T; t++) {
-            const float *a_t = att_bh + (size_t)t * T;
-            float *da_t = datt_bh + (size_t)t * T;
+        for (int k = 0; k < Tq; k++) {
+            const int t = k * qs;
+            const float *a_t = att_bh + (size_t)k * T;
+            float *da_t = datt_bh + (size_t)k * T;
             if (kind == ATTN_SOFTMAX) {
                 float dot = sum8(a_t, da_t, t + 1);
                 for (int s = 0; s <= t; s++)
@@ -567,10 +578,46 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
                 da_t[s] = 0;
         }
         /* z = scale * q @ k^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, datt_bh, T,
-                    k_bh, ld, 0.0f, dq_bh, ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, datt_bh, T,
-                    q_bh, ld, 0.0f, dk_bh, ld);
+        if (qs > 1)
+            for (int t = 0; t < T; t++)
+                if (t % qs)
+                    memset(dq_bh + (size_t)t * ld, 0, sizeof(float) * (size_t)hs);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, T, scale, datt_bh, T,
+                    k_bh, ld, 0.0f, dq_bh, qs * ld);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, Tq, scale, datt_bh, T,
+                    q_bh, qs * ld, 0.0f, dk_bh, ld);
+    }
+}
+
+/* dst [M*Tq, E] += src [M*T, E] at the rows of tokens 0, qs, 2qs, ...: the
+ * residual connection around attention, in the layer whose later rows are
+ * only the queried ones (qs = 1: every row). */
+static void add_queried_rows(float *dst, const float *src, int M, int T, int qs, int E)
+{
+    const int Tq = (T + qs - 1) / qs;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < M * Tq; r++) {
+        const float *s_r = src + ((size_t)(r / Tq) * T + (size_t)(r % Tq) * qs) * E;
+        float *d_r = dst + (size_t)r * E;
+        for (int i = 0; i < E; i++)
+            d_r[i] = d_r[i] + s_r[i];
+    }
+}
+
+/* The reverse: g [M*Tq, E] (the gradient at the queried rows) spread in
+ * place to [M*T, E], zero at the other rows. Rows move only to higher
+ * indices, so going from the last row down never overwrites one still to
+ * be read. */
+static void spread_queried_rows(float *g, int M, int T, int qs, int E)
+{
+    const int Tq = (T + qs - 1) / qs;
+    for (int r = M * T - 1; r >= 0; r--) {
+        const int b = r / T, t = r % T;
+        float *g_r = g + (size_t)r * E;
+        if (t % qs)
+            memset(g_r, 0, sizeof(float) * (size_t)E);
+        else
+            memmove(g_r, g + ((size_t)b * Tq + t / qs) * E, sizeof(float) * (size_t)E);
     }
 }
 
@@ -584,6 +631,14 @@ static void add_into(float *dst, const float *a, const float *b, size_t n)
 /* ---- the model ------------------------------------------------------- */
 
 #define LAYER(ptr, l, per_row) ((ptr) + (size_t)(l) * (size_t)BTcap * (per_row))
+
+/* Token stride of the rows a layer carries past its attention: every row
+ * but in the last layer, whose only rows that reach the output are the
+ * tokens 0, s, 2s, ... with s = out_stride. */
+static int query_stride(const model_acts *a, const model_dims *D, int l)
+{
+    return l == D->L - 1 ? a->out_stride : 1;
+}
 
 void model_forward(const model *m, model_acts *a, const float *tokens, int M)
 {
@@ -606,8 +661,11 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
     }
     a->t_elementwise += omp_get_wtime() - t0;
 
+    int BQ = BT; /* rows after the attention of the layer, see query_stride */
     for (int l = 0; l < D.L; l++) {
         const layer_params *w = &p->h[l];
+        const int qs = query_stride(a, &D, l);
+        BQ = M * ((T + qs - 1) / qs);
         float *resid = LAYER(a->resid, l, E), *resid_next = LAYER(a->resid, l + 1, E);
         float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
         float *atty = LAYER(a->atty, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
@@ -621,19 +679,19 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
         linear_forward(a, qkv, ln1, w->c_attn_w, w->c_attn_b, BT, E, 3 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        attention_forward(atty, att, qkv, M, T, E, D.H, D.attention);
+        attention_forward(atty, att, qkv, M, T, qs, E, D.H, D.attention);
         a->t_attention += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
         /* resid_mid = resid + atty @ W_proj + b (the projection lands in
          * resid_mid first, then the residual is added) */
-        linear_forward(a, resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BT, E, E);
+        linear_forward(a, resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BQ, E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        add_into(resid_mid, resid_mid, resid, (size_t)BT * E);
+        add_queried_rows(resid_mid, resid, M, T, qs, E);
         a->t_elementwise += omp_get_wtime() - t0;
 
         if (!D.ffn) {
-            memcpy(resid_next, resid_mid, sizeof(float) * (size_t)BT * E);
+            memcpy(resid_next, resid_mid, sizeof(float) * (size_t)BQ * E);
             continue;
         }
         /* fc holds the pre-activation until gelu_forward turns it into GELU' */
@@ -641,29 +699,29 @@ void model_forward(const model *m, model_acts *a, const float *tokens, int M)
         float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
         t0 = omp_get_wtime();
         layernorm_forward(ln2, LAYER(a->ln2_mean, l, 1), LAYER(a->ln2_rstd, l, 1),
-                          resid_mid, w->ln_2_w, w->ln_2_b, BT, E);
+                          resid_mid, w->ln_2_w, w->ln_2_b, BQ, E);
         a->t_elementwise += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        linear_forward(a, fc, ln2, w->c_fc_w, w->c_fc_b, BT, E, 4 * E);
+        linear_forward(a, fc, ln2, w->c_fc_w, w->c_fc_b, BQ, E, 4 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        gelu_forward(fc_gelu, fc, (size_t)BT * 4 * E);
+        gelu_forward(fc_gelu, fc, (size_t)BQ * 4 * E);
         a->t_elementwise += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        linear_forward(a, resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BT,
+        linear_forward(a, resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BQ,
                        4 * E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        add_into(resid_next, resid_next, resid_mid, (size_t)BT * E);
+        add_into(resid_next, resid_next, resid_mid, (size_t)BQ * E);
         a->t_elementwise += omp_get_wtime() - t0;
     }
 
     t0 = omp_get_wtime();
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->resid, D.L, E),
-                      p->ln_f_w, p->ln_f_b, BT, E);
+                      p->ln_f_w, p->ln_f_b, BQ, E);
     a->t_elementwise += omp_get_wtime() - t0;
     t0 = omp_get_wtime();
-    linear_forward(a, a->out, a->lnf, p->read_out_w, p->read_out_b, BT, E, d);
+    linear_forward(a, a->out, a->lnf, p->read_out_w, p->read_out_b, BQ, E, d);
     a->t_matmul += omp_get_wtime() - t0;
 }
 
@@ -675,29 +733,33 @@ void model_backward(model *m, model_acts *a, const float *tokens,
     const size_t TT = (size_t)a->M * D.H * T * T;
     const param_ptrs *p = &m->p, *g = &m->g;
     float *d_resid = a->d_resid, *d_tmp = a->d_tmp;
+    const int qs_last = query_stride(a, &D, D.L - 1);
+    const int BQ_last = M * ((T + qs_last - 1) / qs_last);
     double t0;
 
     /* out = lnf @ W_out + b */
     t0 = omp_get_wtime();
     linear_backward(a, d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
-                    p->read_out_w, BT, E, d);
+                    p->read_out_w, BQ_last, E, d);
     a->t_matmul += omp_get_wtime() - t0;
     /* lnf = LN_f(resid[L]) */
     t0 = omp_get_wtime();
-    memset(d_resid, 0, sizeof(float) * (size_t)BT * E);
+    memset(d_resid, 0, sizeof(float) * (size_t)BQ_last * E);
     layernorm_backward(d_resid, g->ln_f_w, g->ln_f_b, d_tmp,
                        LAYER(a->resid, D.L, E), p->ln_f_w, a->lnf_mean,
-                       a->lnf_rstd, BT, E);
+                       a->lnf_rstd, BQ_last, E);
     a->t_elementwise += omp_get_wtime() - t0;
 
     for (int l = D.L - 1; l >= 0; l--) {
         const layer_params *w = &p->h[l];
         const layer_params *gw = &g->h[l];
+        const int qs = query_stride(a, &D, l), BQ = M * ((T + qs - 1) / qs);
         float *resid = LAYER(a->resid, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
         float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
         float *atty = LAYER(a->atty, l, E);
         float *att = a->att + (size_t)l * TT;
 
+        /* d_resid holds BQ rows: the gradient at resid_next */
         if (D.ffn) {
             float *ln2 = LAYER(a->ln2, l, E), *gelu_grad = LAYER(a->gelu_grad, l, 4 * E);
             float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
@@ -705,28 +767,28 @@ void model_backward(model *m, model_acts *a, const float *tokens,
              * through to resid_mid unchanged, plus the MLP branch below */
             t0 = omp_get_wtime();
             linear_backward(a, a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b, d_resid,
-                            fc_gelu, w->mlp_proj_w, BT, 4 * E, E);
+                            fc_gelu, w->mlp_proj_w, BQ, 4 * E, E);
             a->t_matmul += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
-            gelu_backward(a->d_fc, gelu_grad, (size_t)BT * 4 * E);
+            gelu_backward(a->d_fc, gelu_grad, (size_t)BQ * 4 * E);
             a->t_elementwise += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
             linear_backward(a, d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
-                            w->c_fc_w, BT, E, 4 * E);
+                            w->c_fc_w, BQ, E, 4 * E);
             a->t_matmul += omp_get_wtime() - t0;
             t0 = omp_get_wtime();
             layernorm_backward(d_resid, gw->ln_2_w, gw->ln_2_b, d_tmp, resid_mid,
                                w->ln_2_w, LAYER(a->ln2_mean, l, 1),
-                               LAYER(a->ln2_rstd, l, 1), BT, E);
+                               LAYER(a->ln2_rstd, l, 1), BQ, E);
             a->t_elementwise += omp_get_wtime() - t0;
         }
         /* resid_mid = resid + atty @ W_proj + b */
         t0 = omp_get_wtime();
         linear_backward(a, d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid, atty,
-                        w->attn_proj_w, BT, E, E);
+                        w->attn_proj_w, BQ, E, E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
-        attention_backward(a->d_qkv, a->d_att, d_tmp, att, qkv, M, T, E, D.H,
+        attention_backward(a->d_qkv, a->d_att, d_tmp, att, qkv, M, T, qs, E, D.H,
                            D.attention);
         a->t_attention += omp_get_wtime() - t0;
         /* qkv = ln1 @ W_attn + b */
@@ -735,6 +797,9 @@ void model_backward(model *m, model_acts *a, const float *tokens,
                         w->c_attn_w, BT, E, 3 * E);
         a->t_matmul += omp_get_wtime() - t0;
         t0 = omp_get_wtime();
+        /* the residual path carries d_resid to the queried rows of resid */
+        if (qs > 1)
+            spread_queried_rows(d_resid, M, T, qs, E);
         layernorm_backward(d_resid, gw->ln_1_w, gw->ln_1_b, d_tmp, resid,
                            w->ln_1_w, LAYER(a->ln1_mean, l, 1),
                            LAYER(a->ln1_rstd, l, 1), BT, E);

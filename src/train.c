@@ -95,7 +95,7 @@ int trainer_create(trainer **out, const run_config *cfg, icas_err *err)
     const int C = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
     t->cfg = *cfg;
     if (model_create(&t->m, model_dims_of(cfg), err) ||
-        model_acts_create(&t->acts, t->m.dims, C, err) ||
+        model_acts_create(&t->acts, t->m.dims, C, TASK_QUERY_STRIDE, err) ||
         adam_init(&t->opt, t->m.n_params, cfg->lr, err))
         goto fail;
     model_init_params(&t->m, cfg->seed);
@@ -179,22 +179,14 @@ float trainer_step(trainer *t, int step)
         model_forward(&t->m, &t->acts, t->tokens, M);
 
         t0 = omp_get_wtime();
+        /* the model's outputs are the predictions, [M, N, d] */
         float *dout = t->acts.d_out;
-        memset(dout, 0, sizeof(float) * (size_t)M * T * d);
+        memset(dout, 0, sizeof(float) * (size_t)M * N * d);
 #pragma omp parallel for schedule(static)
-        for (int b = 0; b < M; b++) {
-            float pred[N * d], dpred[N * d];
-            for (int n = 0; n < N; n++)
-                memcpy(pred + n * d, t->acts.out + ((size_t)b * T + task_query_token(n)) * d,
-                       sizeof(float) * (size_t)d);
-            memset(dpred, 0, sizeof dpred);
-            t->loss_c[b] = loss_context(cfg->loss, pred, t->ctx[b].resp,
-                                        t->r_seen + (size_t)b * N, N, d,
-                                        1.0f / (float)B, dpred);
-            for (int n = 0; n < N; n++)
-                memcpy(dout + ((size_t)b * T + task_query_token(n)) * d, dpred + n * d,
-                       sizeof(float) * (size_t)d);
-        }
+        for (int b = 0; b < M; b++)
+            t->loss_c[b] = loss_context(cfg->loss, t->acts.out + (size_t)b * N * d,
+                                        t->ctx[b].resp, t->r_seen + (size_t)b * N, N, d,
+                                        1.0f / (float)B, dout + (size_t)b * N * d);
         for (int b = 0; b < M; b++)
             loss_sum += t->loss_c[b];
         t->prof.loss += omp_get_wtime() - t0;

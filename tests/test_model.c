@@ -1,6 +1,8 @@
 /* The transformer: central finite-difference checks of the gradient of every
  * parameter tensor (softmax and linear attention, with and without MLP, both
- * losses), and causality (changing token t changes no output before t). */
+ * losses, outputs at every token or only at the query tokens as in
+ * training), the two output layouts agreeing, and causality (changing token
+ * t changes no output before t). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +17,15 @@ enum { B = 2 };
 
 typedef struct {
     run_config cfg;
+    int out_stride; /* 1 or TASK_QUERY_STRIDE */
     model m;
     model_acts a;
     task_context ctx[B];
     float *tokens, *r_seen, *dout;
 } fixture;
 
-static void fixture_init(fixture *f, attention_kind attn, int ffn, loss_kind loss)
+static void fixture_init(fixture *f, attention_kind attn, int ffn, loss_kind loss,
+                         int out_stride)
 {
     icas_err err;
     f->cfg = config_default();
@@ -33,9 +37,10 @@ static void fixture_init(fixture *f, attention_kind attn, int ffn, loss_kind los
     f->cfg.attention = attn;
     f->cfg.ffn = ffn;
     f->cfg.loss = loss;
+    f->out_stride = out_stride;
     int d = 3, N = 5, T = 15;
     if (model_create(&f->m, model_dims_of(&f->cfg), &err) ||
-        model_acts_create(&f->a, f->m.dims, B, &err)) {
+        model_acts_create(&f->a, f->m.dims, B, out_stride, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         exit(1);
     }
@@ -68,6 +73,13 @@ static void fixture_free(fixture *f)
     model_free(&f->m);
 }
 
+/* the output row of context b's prediction n */
+static float *pred_row(const fixture *f, float *out, int b, int n)
+{
+    int T = 3 * f->cfg.points, s = f->out_stride, Tq = (T + s - 1) / s;
+    return out + ((size_t)b * Tq + (size_t)TASK_QUERY_STRIDE * n / s) * f->cfg.dims;
+}
+
 /* forward + loss; with grad, also the backward pass into m.grads */
 static double loss_of(fixture *f, int grad)
 {
@@ -79,11 +91,11 @@ static double loss_of(fixture *f, int grad)
         float pred[N * d], dpred[N * d];
         memset(dpred, 0, sizeof dpred);
         for (int n = 0; n < N; n++)
-            memcpy(pred + n * d, f->a.out + (b * T + 3 * n) * d, sizeof(float) * d);
+            memcpy(pred + n * d, pred_row(f, f->a.out, b, n), sizeof(float) * d);
         loss += loss_context(f->cfg.loss, pred, f->ctx[b].resp, f->r_seen + b * N, N, d,
                              1.0f / B, grad ? dpred : NULL) / B;
         for (int n = 0; n < N; n++)
-            memcpy(f->dout + (b * T + 3 * n) * d, dpred + n * d, sizeof(float) * d);
+            memcpy(pred_row(f, f->dout, b, n), dpred + n * d, sizeof(float) * d);
     }
     if (grad) {
         model_zero_grad(&f->m);
@@ -92,10 +104,10 @@ static double loss_of(fixture *f, int grad)
     return loss;
 }
 
-static void check_gradients(attention_kind attn, int ffn, loss_kind loss)
+static void check_gradients(attention_kind attn, int ffn, loss_kind loss, int out_stride)
 {
     fixture f;
-    fixture_init(&f, attn, ffn, loss);
+    fixture_init(&f, attn, ffn, loss, out_stride);
     loss_of(&f, 1);
     float *analytic = malloc(sizeof(float) * f.m.n_params);
     memcpy(analytic, f.m.grads, sizeof(float) * f.m.n_params);
@@ -123,12 +135,13 @@ static void check_gradients(attention_kind attn, int ffn, loss_kind loss)
         double e = den > 0 ? sqrt(num / den) : sqrt(num);
         if (e > worst)
             worst = e;
-        CHECK(e < 2e-2 && den > 0, "%s attention, ffn %s, %s loss: %s gradient error %.3g "
-              "(|g|^2 %.3g)", attention_name(attn), ffn ? "on" : "off", loss_name(loss),
-              view->name, e, den);
+        CHECK(e < 2e-2 && den > 0, "%s attention, ffn %s, %s loss, output stride %d: %s "
+              "gradient error %.3g (|g|^2 %.3g)", attention_name(attn), ffn ? "on" : "off",
+              loss_name(loss), out_stride, view->name, e, den);
     }
-    printf("gradient check %s ffn=%s %s: %d tensors, worst normalised error %.2e\n",
-           attention_name(attn), ffn ? "on" : "off", loss_name(loss), f.m.n_views, worst);
+    printf("gradient check %s ffn=%s %s stride %d: %d tensors, worst normalised error %.2e\n",
+           attention_name(attn), ffn ? "on" : "off", loss_name(loss), out_stride,
+           f.m.n_views, worst);
     free(analytic);
     fixture_free(&f);
 }
@@ -136,7 +149,7 @@ static void check_gradients(attention_kind attn, int ffn, loss_kind loss)
 static void check_causality(attention_kind attn)
 {
     fixture f;
-    fixture_init(&f, attn, 1, LOSS_PL);
+    fixture_init(&f, attn, 1, LOSS_PL, 1);
     int d = f.cfg.dims, T = 3 * f.cfg.points;
     model_forward(&f.m, &f.a, f.tokens, B);
     float *before = malloc(sizeof(float) * B * T * d);
@@ -163,12 +176,50 @@ static void check_causality(attention_kind attn)
     fixture_free(&f);
 }
 
+/* Outputs only at the query tokens are the same numbers as those tokens'
+ * outputs with every token computed, and so is the gradient, to rounding:
+ * the last layer's other rows cannot reach them. */
+static void check_query_outputs(attention_kind attn, int ffn)
+{
+    fixture all, q;
+    fixture_init(&all, attn, ffn, LOSS_PL, 1);
+    fixture_init(&q, attn, ffn, LOSS_PL, TASK_QUERY_STRIDE);
+    double loss_all = loss_of(&all, 1), loss_q = loss_of(&q, 1);
+    double worst = 0;
+    for (int b = 0; b < B; b++)
+        for (int n = 0; n < all.cfg.points; n++)
+            for (int j = 0; j < all.cfg.dims; j++) {
+                double x = pred_row(&all, all.a.out, b, n)[j], y = pred_row(&q, q.a.out, b, n)[j];
+                worst = fmax(worst, fabs(x - y) / fmax(1e-3, fabs(x)));
+            }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < all.m.n_params; i++) {
+        double x = all.m.grads[i], y = q.m.grads[i];
+        num += (x - y) * (x - y);
+        den += x * x;
+    }
+    CHECK(worst < 1e-5, "%s ffn=%s: query-only outputs differ by %.3g (relative)",
+          attention_name(attn), ffn ? "on" : "off", worst);
+    CHECK(fabs(loss_all - loss_q) <= 1e-6 * fabs(loss_all), "%s ffn=%s: loss %.9g vs %.9g",
+          attention_name(attn), ffn ? "on" : "off", loss_all, loss_q);
+    CHECK(den > 0 && sqrt(num / den) < 1e-5, "%s ffn=%s: query-only gradient differs by %.3g",
+          attention_name(attn), ffn ? "on" : "off", den > 0 ? sqrt(num / den) : 0.0);
+    printf("query-only outputs %s ffn=%s: outputs within %.1e, gradient within %.1e\n",
+           attention_name(attn), ffn ? "on" : "off", worst, den > 0 ? sqrt(num / den) : 0.0);
+    fixture_free(&all);
+    fixture_free(&q);
+}
+
 int main(void)
 {
     for (int a = 0; a < 2; a++)
-        for (int ffn = 0; ffn < 2; ffn++)
+        for (int ffn = 0; ffn < 2; ffn++) {
             for (int l = 0; l < 2; l++)
-                check_gradients(a ? ATTN_LINEAR : ATTN_SOFTMAX, ffn, l ? LOSS_BT : LOSS_PL);
+                for (int s = 1; s <= TASK_QUERY_STRIDE; s += TASK_QUERY_STRIDE - 1)
+                    check_gradients(a ? ATTN_LINEAR : ATTN_SOFTMAX, ffn,
+                                    l ? LOSS_BT : LOSS_PL, s);
+            check_query_outputs(a ? ATTN_LINEAR : ATTN_SOFTMAX, ffn);
+        }
     check_causality(ATTN_SOFTMAX);
     check_causality(ATTN_LINEAR);
     return test_finish("test_model");

@@ -10,6 +10,7 @@
 #include "icasweep/eval.h"
 #include "icasweep/loss.h"
 #include "icasweep/model.h"
+#include "icasweep/task.h"
 #include "testutil.h"
 
 static hid_t file;
@@ -84,7 +85,9 @@ static double max_rel_err(const float *got, const double *want, size_t n)
     return scale > 0 ? worst / scale : worst;
 }
 
-static void check_group(const char *group)
+/* out_stride 1 computes every token's output, TASK_QUERY_STRIDE only the
+ * query tokens' (as training does); both must match PyTorch. */
+static void check_group(const char *group, int out_stride)
 {
     char attn[32], path[256];
     read_string_attr(group, "attention", attn, sizeof attn);
@@ -102,11 +105,12 @@ static void check_group(const char *group)
 
     model m;
     model_acts acts;
-    if (model_create(&m, model_dims_of(&cfg), &err) || model_acts_create(&acts, m.dims, B, &err)) {
+    if (model_create(&m, model_dims_of(&cfg), &err) || model_acts_create(&acts, m.dims, B, out_stride, &err)) {
         CHECK(0, "%s: %s", group, err.msg);
         return;
     }
     int d = cfg.dims, N = cfg.points, T = 3 * N;
+    int Tq = (T + out_stride - 1) / out_stride, query_row = TASK_QUERY_STRIDE / out_stride;
 
     /* every tensor of the file is one of ours, with the same size */
     int n_file = 0;
@@ -167,9 +171,11 @@ static void check_group(const char *group)
     for (int b = 0; b < B; b++)
         for (int n = 0; n < N; n++)
             memcpy(pred + ((size_t)b * N + n) * d,
-                   acts.out + ((size_t)b * T + 3 * n) * d, sizeof(float) * d);
+                   acts.out + ((size_t)b * Tq + (size_t)query_row * n) * d,
+                   sizeof(float) * d);
     double e = max_rel_err(pred, pred_d, (size_t)B * N * d);
-    CHECK(e < 1e-5, "%s: predictions differ from PyTorch by %.3g (relative)", group, e);
+    CHECK(e < 1e-5, "%s, output stride %d: predictions differ from PyTorch by %.3g "
+          "(relative)", group, out_stride, e);
 
     for (int n = 0; n < N; n++) {
         double err_n = 0;
@@ -192,7 +198,8 @@ static void check_group(const char *group)
             loss += loss_context(kinds[k], pred + (size_t)b * N * d, resp + (size_t)b * N * d,
                                  rew + (size_t)b * N, N, d, 1.0f / B, dpred) / B;
             for (int n = 0; n < N; n++)
-                memcpy(dout + ((size_t)b * T + 3 * n) * d, dpred + (size_t)n * d,
+                memcpy(dout + ((size_t)b * Tq + (size_t)query_row * n) * d,
+                       dpred + (size_t)n * d,
                        sizeof(float) * d);
         }
         CHECK(test_close(loss, loss_want[k], 1e-5, 1e-5), "%s: %s loss %.10g vs %.10g", group,
@@ -207,7 +214,8 @@ static void check_group(const char *group)
             snprintf(path, sizeof path, "%s/%s/%s", group, gnames[k], v->name);
             if (read_doubles(path, gw, n) == 0) {
                 double ge = max_rel_err(m.grads + v->offset, gw, n);
-                CHECK(ge < 1e-4, "%s: %s differs by %.3g (relative)", group, path, ge);
+                CHECK(ge < 1e-4, "%s, output stride %d: %s differs by %.3g (relative)", group,
+                      out_stride, path, ge);
                 if (ge > worst) {
                     worst = ge;
                     worst_name = v->name;
@@ -222,7 +230,8 @@ static void check_group(const char *group)
         free(dout);
         free(dpred);
     }
-    printf("%s: %d tensors, prediction error %.2e\n", group, n_file, e);
+    printf("%s, output stride %d: %d tensors, prediction error %.2e\n", group, out_stride,
+           n_file, e);
     free(tokens_d); free(pred_d); free(resp_d); free(rew_d); free(ystar_d);
     free(tokens); free(pred); free(resp); free(rew); free(ystar);
     model_acts_free(&acts);
@@ -267,8 +276,10 @@ int main(void)
         return 1;
     }
     const char *groups[] = {"softmax_mlp", "linear_mlp", "softmax_nomlp", "softmax_h3"};
-    for (int i = 0; i < 4; i++)
-        check_group(groups[i]);
+    for (int i = 0; i < 4; i++) {
+        check_group(groups[i], 1);
+        check_group(groups[i], TASK_QUERY_STRIDE);
+    }
     check_gd_baseline();
     H5Fclose(file);
     return test_finish("test_reference");

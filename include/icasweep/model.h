@@ -5,7 +5,8 @@
  * float block split by a table of named views whose names and orientation
  * are GPT-2's (y = x W + b, W stored [in, out]). Activations are processed
  * for a chunk of M contexts at a time: rows are (context, token) pairs,
- * BT = M * T of them, so linear layers are single BLAS products. */
+ * BT = M * T of them, so a linear layer is a BLAS product per block of
+ * rows (GEMM_BLOCK_CONTEXTS). */
 #ifndef ICASWEEP_MODEL_H
 #define ICASWEEP_MODEL_H
 
@@ -71,6 +72,7 @@ typedef struct {
 /* Activations for up to M contexts (forward cache and backward scratch). */
 typedef struct {
     int M;    /* capacity in contexts */
+    int out_stride;  /* outputs at tokens 0, s, 2s, ... of each context */
     int block_rows;  /* rows per linear-layer product: GEMM_BLOCK_CONTEXTS * T */
     float *dw_part;  /* [blocks][largest IC*OC]: each block's share of a dW */
     float *buf;
@@ -80,14 +82,15 @@ typedef struct {
     float *resid;    /* residual stream entering each layer [L+1][BT,E] */
     float *ln1, *ln1_mean, *ln1_rstd; /* [L][BT,E], [L][BT], [L][BT] */
     float *qkv;      /* [L][BT,3E] */
-    float *att;      /* [L][M,H,T,T] weights after softmax/masking */
+    float *att;      /* [L][M,H,T,T] weights after softmax/masking (the last
+                        layer's [M,H,ceil(T/out_stride),T]) */
     float *atty;     /* [L][BT,E] attention output before projection */
     float *resid_mid;/* [L][BT,E] after attention residual */
     float *ln2, *ln2_mean, *ln2_rstd; /* [L][BT,E], [L][BT], [L][BT] */
     float *gelu_grad;/* [L][BT,4E] GELU'(x) at the MLP's pre-activation x */
     float *fc_gelu;  /* [L][BT,4E] */
     float *lnf, *lnf_mean, *lnf_rstd; /* [BT,E], [BT], [BT] */
-    float *out;      /* [BT,d] read-out */
+    float *out;      /* [M, ceil(T/out_stride), d] read-out at the output tokens */
     /* backward scratch */
     float *d_resid;  /* [BT,E] gradient of the residual stream */
     float *d_tmp;    /* [BT,E] gradient of an attention output or LN output */
@@ -111,13 +114,20 @@ void model_bind(const model *m, float *block, param_ptrs *out);
 const param_view *model_find_view(const model *m, const char *name);
 size_t model_count_params(model_dims dims);
 
-int model_acts_create(model_acts *a, model_dims dims, int M, icas_err *err);
+/* out_stride s: the model's outputs are needed only at tokens 0, s, 2s, ...
+ * of each context (1: every token). The last layer then carries only those
+ * rows past its attention, which no other row of it reaches the output
+ * through: with s = 3 (the task's query tokens) and L = 2 that is about a
+ * quarter of the work of a training step (issue 5). */
+int model_acts_create(model_acts *a, model_dims dims, int M, int out_stride,
+                      icas_err *err);
 void model_acts_free(model_acts *a);
 
-/* tokens [M, T, d] -> out [M, T, d] (also kept in acts->out). */
+/* tokens [M, T, d] -> acts->out [M, ceil(T/out_stride), d]. */
 void model_forward(const model *m, model_acts *a, const float *tokens, int M);
-/* Given dout [M, T, d] = dloss/dout, accumulates (+=) parameter gradients
- * into m->grads. Must follow model_forward on the same acts and tokens. */
+/* Given dout = dloss/dout (laid out as acts->out), accumulates (+=)
+ * parameter gradients into m->grads. Must follow model_forward on the same
+ * acts and tokens. */
 void model_backward(model *m, model_acts *a, const float *tokens,
                     const float *dout, int M);
 void model_zero_grad(model *m);

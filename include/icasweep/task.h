@@ -30,7 +30,8 @@ void task_seen_rewards(const task_context *c, double p, float *r_seen /*[N]*/);
 /* tokens [3N, d]: for each i, x, y_i, (r_seen_i, 0, ..., 0). */
 void task_tokens(const task_context *c, const float *r_seen, float *tokens);
 
-/* Query-token index of prediction i (SPEC: token 3i). */
-static inline int task_query_token(int i) { return 3 * i; }
+/* Prediction i is the model's output at token 3i, the query of example i
+ * (SPEC): the outputs used are those at every TASK_QUERY_STRIDE-th token. */
+#define TASK_QUERY_STRIDE 3
 
 #endif
