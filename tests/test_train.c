@@ -68,6 +68,39 @@ static void run_with_threads(int threads, run_config c, run_result *r)
     CHECK(train_and_evaluate(&c, &opt, r, &err) == 0, "%s", err.msg);
 }
 
+/* Training and evaluation at 2, 3 and 4 threads give the bits of 1 thread:
+ * each count splits the chunks, product blocks and heads among the threads
+ * differently. */
+static void check_threads_agree(run_config c, const char *what)
+{
+    run_result a;
+    run_with_threads(1, c, &a);
+    CHECK(a.status == RUN_DONE, "%s: status %d at 1 thread", what, a.status);
+    for (int threads = 2; threads <= 4; threads++) {
+        run_result b;
+        run_with_threads(threads, c, &b);
+        CHECK(b.status == RUN_DONE, "%s: status %d at %d threads", what, b.status, threads);
+        CHECK(memcmp(a.train_loss, b.train_loss, sizeof(float) * c.steps) == 0,
+              "%s: training losses differ between 1 and %d threads", what, threads);
+        CHECK(memcmp(a.params, b.params, sizeof(float) * a.n_params) == 0,
+              "%s: parameters differ between 1 and %d threads", what, threads);
+        CHECK(memcmp(a.tf_err, b.tf_err, sizeof(float) * a.P * a.N) == 0,
+              "%s: evaluation differs between 1 and %d threads", what, threads);
+        CHECK(memcmp(a.gd_err, b.gd_err, sizeof(float) * a.P * a.N) == 0,
+              "%s: GD baseline differs between 1 and %d threads", what, threads);
+        run_result_free(&b);
+    }
+    /* and a different seed gives different numbers (the check can fail) */
+    c.seed = 1;
+    run_result s;
+    run_with_threads(2, c, &s);
+    CHECK(memcmp(a.train_loss, s.train_loss, sizeof(float) * c.steps) != 0,
+          "%s: seeds 0 and 1 gave identical losses", what);
+    run_result_free(&a);
+    run_result_free(&s);
+    omp_set_num_threads(2);
+}
+
 static void test_thread_determinism(void)
 {
     run_config c = small_config();
@@ -76,28 +109,13 @@ static void test_thread_determinism(void)
      * and partial product blocks, whose rows the threads split unevenly */
     c.batch = 42;
     c.eval_batch = 50;
-    run_result a, b;
-    run_with_threads(1, c, &a);
-    run_with_threads(2, c, &b);
-    omp_set_num_threads(2);
-    CHECK(a.status == RUN_DONE && b.status == RUN_DONE, "status %d %d", a.status, b.status);
-    CHECK(memcmp(a.train_loss, b.train_loss, sizeof(float) * c.steps) == 0,
-          "training losses differ between 1 and 2 threads");
-    CHECK(memcmp(a.params, b.params, sizeof(float) * a.n_params) == 0,
-          "parameters differ between 1 and 2 threads");
-    CHECK(memcmp(a.tf_err, b.tf_err, sizeof(float) * a.P * a.N) == 0,
-          "evaluation differs between 1 and 2 threads");
-    CHECK(memcmp(a.gd_err, b.gd_err, sizeof(float) * a.P * a.N) == 0,
-          "GD baseline differs between 1 and 2 threads");
-    /* and a different seed gives different numbers (the check can fail) */
-    c.seed = 1;
-    run_result s;
-    run_with_threads(2, c, &s);
-    CHECK(memcmp(a.train_loss, s.train_loss, sizeof(float) * c.steps) != 0,
-          "seeds 0 and 1 gave identical losses");
-    run_result_free(&a);
-    run_result_free(&b);
-    run_result_free(&s);
+    check_threads_agree(c, "E=32");
+    /* the paper's width, where the products are large enough that OpenBLAS
+     * would thread them outside the parallel loops */
+    c.embd = 96;
+    c.heads = 3;
+    c.steps = 4;
+    check_threads_agree(c, "E=96");
 }
 
 typedef struct {
