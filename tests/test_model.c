@@ -196,21 +196,21 @@ static void check_query_outputs(attention_kind attn, int ffn)
                 out_num += (x - y) * (x - y);
                 out_den += x * x;
             }
-    double worst = out_den > 0 ? sqrt(out_num / out_den) : 1;
+    double out_rel = out_den > 0 ? sqrt(out_num / out_den) : 1;
     double num = 0, den = 0;
     for (size_t i = 0; i < all.m.n_params; i++) {
         double x = all.m.grads[i], y = q.m.grads[i];
         num += (x - y) * (x - y);
         den += x * x;
     }
-    CHECK(worst < 1e-5, "%s ffn=%s: query-only outputs differ by %.3g (relative)",
-          attention_name(attn), ffn ? "on" : "off", worst);
+    CHECK(out_rel < 1e-5, "%s ffn=%s: query-only outputs differ by %.3g (relative)",
+          attention_name(attn), ffn ? "on" : "off", out_rel);
     CHECK(fabs(loss_all - loss_q) <= 1e-6 * fabs(loss_all), "%s ffn=%s: loss %.9g vs %.9g",
           attention_name(attn), ffn ? "on" : "off", loss_all, loss_q);
     CHECK(den > 0 && sqrt(num / den) < 1e-5, "%s ffn=%s: query-only gradient differs by %.3g",
           attention_name(attn), ffn ? "on" : "off", den > 0 ? sqrt(num / den) : 0.0);
     printf("query-only outputs %s ffn=%s: outputs within %.1e, gradient within %.1e\n",
-           attention_name(attn), ffn ? "on" : "off", worst, den > 0 ? sqrt(num / den) : 0.0);
+           attention_name(attn), ffn ? "on" : "off", out_rel, den > 0 ? sqrt(num / den) : 0.0);
     fixture_free(&all);
     fixture_free(&q);
 }

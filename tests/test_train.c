@@ -110,8 +110,8 @@ static void test_thread_determinism(void)
     c.batch = 42;
     c.eval_batch = 50;
     check_threads_agree(c, "E=32");
-    /* the paper's width, where the products are large enough that OpenBLAS
-     * would thread them outside the parallel loops */
+    /* the paper's width and head count: with 3 heads per context, the
+     * threads' shares of (context, head) pairs end mid-context */
     c.embd = 96;
     c.heads = 3;
     c.steps = 4;
