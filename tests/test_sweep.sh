@@ -78,7 +78,11 @@ $CMP "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resum
 for sig in TERM USR1; do
   "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.1.log" &
   pid=$!
-  sleep 2.5
+  # signal once runs are mid-training, as their first periodic checkpoint
+  # shows: a fixed delay can fall between runs, with nothing to checkpoint
+  for _ in $(seq 600); do
+    ls -A "$work/sig$sig.h5.ckpt" 2>/dev/null | grep -q . && break; sleep 0.05
+  done
   if [ $sig = TERM ]; then
     "$BIN" status "$work/sig$sig.h5" >"$work/status_live" 2>&1
     grep -q "a sweep is writing this file now (pid [0-9]* on host" "$work/status_live" \
@@ -95,7 +99,9 @@ for sig in TERM USR1; do
   rc=$?
   [ $rc -eq 3 ] && ok "SIG$sig: exit 3" || { bad "SIG$sig: exit $rc, want 3"; cat "$work/sig$sig.1.log"; }
   n_ckpt=$(ls "$work/sig$sig.h5.ckpt" 2>/dev/null | wc -l)
-  [ "$n_ckpt" -ge 1 ] && ok "SIG$sig: $n_ckpt checkpoints written" || bad "SIG$sig: no checkpoint"
+  [ "$n_ckpt" -ge 1 ] && grep -q "interrupted at step [0-9]" "$work/sig$sig.1.log" \
+    && ok "SIG$sig: runs stopped mid-training, $n_ckpt checkpoints written" \
+    || { bad "SIG$sig: $n_ckpt checkpoints"; cat "$work/sig$sig.1.log"; }
   "$BIN" status "$work/sig$sig.h5" >"$work/status_stopped" 2>&1
   grep -q "unfinished runs: $n_ckpt of [0-9]* have a checkpoint" "$work/status_stopped" \
     && grep -q "no sweep is writing this file" "$work/status_stopped" \
