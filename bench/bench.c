@@ -254,7 +254,8 @@ static int bench_one(const bench_config *bc, int with_eval, bench_result *out,
     int rss_reset = reset_peak_rss();
     trainer *t = NULL;
     double *dt = malloc(sizeof(double) * (size_t)bc->steps);
-    float *tf_err = NULL, *gd_err = NULL;
+    run_result curves;
+    int have_curves = 0;
     int rc = -1;
     if (!dt) {
         icas_fail(err, "bench: out of memory");
@@ -293,15 +294,11 @@ static int bench_one(const bench_config *bc, int with_eval, bench_result *out,
     out->gflops = config_train_step_flops(c) / out->step.med * 1e-9;
 
     if (with_eval) {
-        size_t PN = (size_t)c->n_eval_noise * c->points;
-        tf_err = malloc(sizeof(float) * PN);
-        gd_err = malloc(sizeof(float) * PN);
-        if (!tf_err || !gd_err) {
-            icas_fail(err, "bench: out of memory");
+        if (run_result_alloc(&curves, c, 0, err))
             goto done;
-        }
+        have_curves = 1;
         double t0 = now();
-        if (eval_run(c, trainer_model(t), tf_err, gd_err, NULL, NULL, err)) {
+        if (eval_run(c, trainer_model(t), &curves, err)) {
             icas_wrap(err, "%s: eval: ", bc->name);
             goto done;
         }
@@ -315,8 +312,8 @@ static int bench_one(const bench_config *bc, int with_eval, bench_result *out,
     rc = 0;
 done:
     free(dt);
-    free(tf_err);
-    free(gd_err);
+    if (have_curves)
+        run_result_free(&curves);
     trainer_free(t);
     return rc;
 }

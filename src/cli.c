@@ -13,6 +13,7 @@
 
 #include "icasweep/grid.h"
 #include "icasweep/model.h"
+#include "icasweep/progress.h"
 #include "icasweep/sched.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
@@ -112,49 +113,6 @@ int cli_parse_run_flag(run_config *cfg, const char *flag, const char *value,
         return 1;
     }
     return 0;
-}
-
-/* ---- progress ---------------------------------------------------------- */
-
-void cli_format_duration(double s, char *out, size_t n)
-{
-    if (!isfinite(s) || s < 0)
-        snprintf(out, n, "?");
-    else if (s >= 3600)
-        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-    else if (s >= 60)
-        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-    else
-        snprintf(out, n, "%.1fs", s);
-}
-
-void cli_progress_init(cli_progress *p, const char *label, double step_flops,
-                       int first_step)
-{
-    p->label = label;
-    p->start = omp_get_wtime();
-    p->last_print = -1e9;
-    p->step_flops = step_flops;
-    p->tty = isatty(STDERR_FILENO);
-    p->first_step = first_step;
-}
-
-void cli_progress_step(void *user, int step, int steps, float loss)
-{
-    cli_progress *p = user;
-    double now = omp_get_wtime();
-    /* a live line refreshes often; a log file gets a line every 10 s */
-    double period = p->tty ? 0.25 : 10.0;
-    if (step < steps && now - p->last_print < period && step != p->first_step + 1)
-        return;
-    p->last_print = now;
-    double rate = (step - p->first_step) / fmax(now - p->start, 1e-9);
-    char eta[32];
-    cli_format_duration((steps - step) / rate, eta, sizeof eta);
-    fprintf(stderr, "%s%s step %d/%d  loss %.5f  %.2f steps/s  %.1f GFLOP/s  ETA %s%s",
-            p->tty ? "\r\033[K" : "", p->label, step, steps, loss, rate,
-            rate * p->step_flops / 1e9, eta, p->tty && step < steps ? "" : "\n");
-    fflush(stderr);
 }
 
 /* ---- signals ----------------------------------------------------------- */
@@ -302,10 +260,10 @@ static int cmd_train(int argc, char **argv)
     config_describe(&cfg, label, sizeof label);
     fprintf(stderr, "icasweep train: run %s: %s, %d threads\n", id, label,
             omp_get_max_threads());
-    cli_progress prog;
-    cli_progress_init(&prog, id, config_train_step_flops(&cfg), 0);
+    progress_meter prog;
+    progress_init(&prog, id, config_train_step_flops(&cfg), 0);
     train_options opt = {
-        .progress = quiet ? NULL : cli_progress_step,
+        .progress = quiet ? NULL : progress_step,
         .user = &prog,
         .stop = &stop_requested,
         .checkpoint_path = ckpt,
@@ -313,9 +271,7 @@ static int cmd_train(int argc, char **argv)
         .save_model = save_model,
     };
     run_result res;
-    model names;
     int status = EXIT_IO;
-    memset(&names, 0, sizeof names);
     if (train_and_evaluate(&cfg, &opt, &res, &err)) {
         fprintf(stderr, "icasweep train: %s\n", err.msg);
         goto out;
@@ -326,11 +282,7 @@ static int cmd_train(int argc, char **argv)
         status = EXIT_INTERRUPTED;
         goto out;
     }
-    if (save_model && model_create(&names, model_dims_of(&cfg), &err)) {
-        fprintf(stderr, "icasweep train: %s\n", err.msg);
-        goto out;
-    }
-    if (store_write_result(tmp, 0, &res, save_model ? &names : NULL, &err) ||
+    if (store_write_result(tmp, 0, &res, &err) ||
         rename(tmp, output) != 0) {
         fprintf(stderr, "icasweep train: -o %s: %s\n", output,
                 err.msg[0] ? err.msg : strerror(errno));
@@ -352,7 +304,6 @@ static int cmd_train(int argc, char **argv)
 out:
     if (status != EXIT_ALL_DONE && status != EXIT_RUN_FAILED)
         unlink(tmp);
-    model_free(&names);
     run_result_free(&res);
     return status;
 }

@@ -7,7 +7,11 @@
 #include "icasweep/loss.h"
 #include "icasweep/rng.h"
 #include "icasweep/task.h"
-#include "icasweep/train.h"
+
+/* Contexts per forward pass. The products of a forward pass round
+ * differently with the number of contexts it carries, so this count is
+ * part of what makes evaluation numbers reproducible. */
+#define EVAL_CHUNK 8
 
 int eval_gd_steps(double p) { return (int)floor(50.0 - 25.0 * p + 1e-9); }
 
@@ -49,6 +53,44 @@ double eval_gd_one(const float *x, const float *resp, const float *r_seen,
     return 1.0 - loss_cosine(pred, y_star, d);
 }
 
+double eval_blind_one(const float *resp, int k, int d, const float *y_star)
+{
+    if (k <= 0)
+        return NAN;
+    float mean[d];
+    for (int j = 0; j < d; j++) {
+        double s = 0;
+        for (int i = 0; i < k; i++)
+            s += resp[(size_t)i * d + j];
+        mean[j] = (float)(s / k);
+    }
+    return 1.0 - loss_cosine(mean, y_star, d);
+}
+
+double eval_pick_one(const float *resp, const float *r_seen, int k, int d,
+                     const float *y_star)
+{
+    if (k <= 0)
+        return NAN;
+    int best = 0;
+    for (int i = 1; i < k; i++)
+        if (r_seen[i] > r_seen[best])
+            best = i;
+    return 1.0 - loss_cosine(resp + (size_t)best * d, y_star, d);
+}
+
+/* Mean over B contexts of per_context [B, N], column by column, in context
+ * order, into out [N]. */
+static void mean_over_contexts(const double *per_context, int B, int N, float *out)
+{
+    for (int i = 0; i < N; i++) {
+        double s = 0;
+        for (int c = 0; c < B; c++)
+            s += per_context[(size_t)c * N + i];
+        out[i] = (float)(s / B);
+    }
+}
+
 /* The level whose tokens and predictions are saved with the model: p = 0
  * when evaluated (SPEC), else the first level. */
 static int saved_level(const run_config *cfg)
@@ -59,13 +101,13 @@ static int saved_level(const run_config *cfg)
     return 0;
 }
 
-int eval_run(const run_config *cfg, const model *m, float *tf_err,
-             float *gd_err, float *eval_tokens, float *eval_pred,
+int eval_run(const run_config *cfg, const model *m, run_result *out,
              icas_err *err)
 {
     const int d = cfg->dims, N = cfg->points, T = 3 * N, B = cfg->eval_batch;
-    const int P = cfg->n_eval_noise, C = TRAIN_CHUNK;
+    const int P = cfg->n_eval_noise, C = EVAL_CHUNK;
     const int keep = saved_level(cfg);
+    float *eval_tokens = out->eval_tokens, *eval_pred = out->eval_pred;
     int rc = -1;
     task_context *ctx = calloc((size_t)B, sizeof *ctx);
     float *tokens = malloc(sizeof(float) * (size_t)C * T * d);
@@ -91,6 +133,9 @@ int eval_run(const run_config *cfg, const model *m, float *tf_err,
         rng_init(&rng, cfg->seed, rng_stream(RNG_EVAL, (uint64_t)c, 0));
         task_sample(&ctx[c], &rng);
     }
+    if (out->eval_target)
+        for (int c = 0; c < B; c++)
+            memcpy(out->eval_target + (size_t)c * d, ctx[c].y_star, sizeof(float) * (size_t)d);
 
     for (int pi = 0; pi < P; pi++) {
         double p = cfg->eval_noise[pi];
@@ -117,12 +162,7 @@ int eval_run(const run_config *cfg, const model *m, float *tf_err,
                            tokens + (size_t)b * T * d, sizeof(float) * (size_t)T * d);
             }
         }
-        for (int i = 0; i < N; i++) {
-            double s = 0;
-            for (int c = 0; c < B; c++)
-                s += err_c[(size_t)c * N + i];
-            tf_err[(size_t)pi * N + i] = (float)(s / B);
-        }
+        mean_over_contexts(err_c, B, N, out->tf_err + (size_t)pi * N);
         /* the GD baseline on the same contexts and rewards */
         int steps = eval_gd_steps(p);
 #pragma omp parallel for schedule(dynamic, 4)
@@ -140,12 +180,17 @@ int eval_run(const run_config *cfg, const model *m, float *tf_err,
                                 steps, cx->y_star, A);
             }
         }
-        for (int k = 0; k < N; k++) {
-            double s = 0;
-            for (int c = 0; c < B; c++)
-                s += err_c[(size_t)c * N + k];
-            gd_err[(size_t)pi * N + k] = (float)(s / B);
-        }
+        mean_over_contexts(err_c, B, N, out->gd_err + (size_t)pi * N);
+        /* the reference strategies; k = 0 has no response to use */
+        for (int c = 0; c < B; c++)
+            for (int k = 0; k < N; k++)
+                err_c[(size_t)c * N + k] = eval_blind_one(ctx[c].resp, k, d, ctx[c].y_star);
+        mean_over_contexts(err_c, B, N, out->blind_err + (size_t)pi * N);
+        for (int c = 0; c < B; c++)
+            for (int k = 0; k < N; k++)
+                err_c[(size_t)c * N + k] = eval_pick_one(ctx[c].resp, r_seen + (size_t)c * N,
+                                                         k, d, ctx[c].y_star);
+        mean_over_contexts(err_c, B, N, out->pick_err + (size_t)pi * N);
     }
     rc = 0;
 done:

@@ -28,41 +28,35 @@ model_dims model_dims_of(const run_config *cfg)
 
 /* ---- the parameter table -------------------------------------------- */
 
-typedef enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_RESID, INIT_FANIN } init_kind;
-
 typedef struct {
-    model *m;
+    param_view *views; /* NULL: only count */
+    int n_views;
     size_t offset;
-    init_kind init[ICAS_MAX_VIEWS];
-    int fan_in[ICAS_MAX_VIEWS];
 } table_builder;
 
 static void add_view(table_builder *tb, const char *name, int rows, int cols,
-                     init_kind init, int fan_in)
+                     param_init init, int fan_in)
 {
-    model *m = tb->m;
-    param_view *v = &m->views[m->n_views];
-    snprintf(v->name, sizeof v->name, "%s", name);
-    v->offset = tb->offset;
-    v->rank = cols > 0 ? 2 : 1;
-    v->shape[0] = rows;
-    v->shape[1] = cols > 0 ? cols : 1;
-    tb->init[m->n_views] = init;
-    tb->fan_in[m->n_views] = fan_in;
+    if (tb->views) {
+        param_view *v = &tb->views[tb->n_views];
+        snprintf(v->name, sizeof v->name, "%s", name);
+        v->offset = tb->offset;
+        v->rank = cols > 0 ? 2 : 1;
+        v->shape[0] = rows;
+        v->shape[1] = cols > 0 ? cols : 1;
+        v->init = init;
+        v->fan_in = fan_in;
+    }
     tb->offset += (size_t)rows * (cols > 0 ? cols : 1);
-    m->n_views++;
+    tb->n_views++;
 }
 
 /* The GPT-2 names, order and shapes; also where each tensor's init comes
  * from (SPEC "initialisation"). */
-static void build_table(model *m, table_builder *tb)
+static void build_table(model_dims D, table_builder *tb)
 {
-    model_dims D = m->dims;
     int E = D.E;
     char name[ICAS_VIEW_NAME];
-    memset(tb, 0, sizeof *tb);
-    tb->m = m;
-    m->n_views = 0;
     add_view(tb, "read_in.weight", D.d, E, INIT_FANIN, D.d);
     add_view(tb, "read_in.bias", E, 0, INIT_FANIN, D.d);
     add_view(tb, "wpe", D.T, E, INIT_NORMAL, 0);
@@ -90,18 +84,29 @@ static void build_table(model *m, table_builder *tb)
     add_view(tb, "ln_f.bias", E, 0, INIT_ZERO, 0);
     add_view(tb, "read_out.weight", E, D.d, INIT_FANIN, E);
     add_view(tb, "read_out.bias", D.d, 0, INIT_FANIN, E);
-    m->n_params = tb->offset;
 }
 
 size_t model_count_params(model_dims dims)
 {
-    model m;
-    table_builder tb;
-    if (dims.L * 12 + 8 > ICAS_MAX_VIEWS)
-        return 0;
-    m.dims = dims;
-    build_table(&m, &tb);
-    return m.n_params;
+    table_builder tb = {0};
+    build_table(dims, &tb);
+    return tb.offset;
+}
+
+int model_view_table(model_dims dims, param_view **views, int *n_views,
+                     icas_err *err)
+{
+    table_builder tb = {0};
+    build_table(dims, &tb);
+    tb.views = calloc((size_t)tb.n_views, sizeof *tb.views);
+    if (!tb.views)
+        return icas_fail(err, "model: out of memory for %d tensor views", tb.n_views);
+    tb.n_views = 0;
+    tb.offset = 0;
+    build_table(dims, &tb);
+    *views = tb.views;
+    *n_views = tb.n_views;
+    return 0;
 }
 
 void model_bind(const model *m, float *block, param_ptrs *out)
@@ -140,13 +145,11 @@ void model_bind(const model *m, float *block, param_ptrs *out)
 
 int model_create(model *m, model_dims dims, icas_err *err)
 {
-    table_builder tb;
     memset(m, 0, sizeof *m);
-    if (dims.L * 12 + 8 > ICAS_MAX_VIEWS)
-        return icas_fail(err, "--layers %d: at most %d layers", dims.L,
-                         (ICAS_MAX_VIEWS - 8) / 12);
     m->dims = dims;
-    build_table(m, &tb);
+    if (model_view_table(dims, &m->views, &m->n_views, err))
+        return -1;
+    m->n_params = model_count_params(dims);
     m->params = calloc(m->n_params, sizeof(float));
     m->grads = calloc(m->n_params, sizeof(float));
     m->p.h = calloc((size_t)dims.L, sizeof(layer_params));
@@ -167,14 +170,15 @@ void model_free(model *m)
     free(m->grads);
     free(m->p.h);
     free(m->g.h);
+    free(m->views);
+    m->views = NULL;
+    m->n_views = 0;
     m->params = m->grads = NULL;
     m->p.h = m->g.h = NULL;
 }
 
 void model_init_params(model *m, uint64_t seed)
 {
-    table_builder tb;
-    build_table(m, &tb);
     float resid_std = 0.02f / sqrtf(2.0f * (float)m->dims.L);
     for (int i = 0; i < m->n_views; i++) {
         const param_view *v = &m->views[i];
@@ -183,13 +187,13 @@ void model_init_params(model *m, uint64_t seed)
         rng_state rng;
         rng_init(&rng, seed, rng_stream(RNG_INIT, (uint64_t)i, 0));
         for (size_t j = 0; j < n; j++) {
-            switch (tb.init[i]) {
+            switch ((param_init)v->init) {
             case INIT_ZERO: w[j] = 0; break;
             case INIT_ONE: w[j] = 1; break;
             case INIT_NORMAL: w[j] = 0.02f * rng_normal(&rng); break;
             case INIT_RESID: w[j] = resid_std * rng_normal(&rng); break;
             case INIT_FANIN: {
-                float bound = 1.0f / sqrtf((float)tb.fan_in[i]);
+                float bound = 1.0f / sqrtf((float)v->fan_in);
                 w[j] = bound * (2.0f * rng_uniform(&rng) - 1.0f);
                 break;
             }

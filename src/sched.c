@@ -13,9 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "icasweep/cli.h"
 #include "icasweep/grid.h"
-#include "icasweep/model.h"
+#include "icasweep/progress.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
 
@@ -138,8 +137,10 @@ static void send_result(int dest, const task_msg *task, const run_result *r, int
         return;
     const run_config *c = &task->cfg;
     MPI_Send(r->train_loss, c->steps, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-    MPI_Send(r->tf_err, r->P * r->N, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-    MPI_Send(r->gd_err, r->P * r->N, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
+    float *curves[RUN_RESULT_N_CURVES];
+    run_result_curves((run_result *)r, curves);
+    for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
+        MPI_Send(curves[i], r->P * r->N, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
     if (h.has_model) {
         int T = 3 * c->points;
         MPI_Send(r->params, (int)r->n_params, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
@@ -147,6 +148,8 @@ static void send_result(int dest, const task_msg *task, const run_result *r, int
                  MPI_COMM_WORLD);
         MPI_Send(r->eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT, dest,
                  TAG_ARRAYS, MPI_COMM_WORLD);
+        MPI_Send(r->eval_target, c->eval_batch * c->dims, MPI_FLOAT, dest, TAG_ARRAYS,
+                 MPI_COMM_WORLD);
     }
 }
 
@@ -235,21 +238,11 @@ static void make_task(const master_state *m, int row, task_msg *t)
 static void master_record(master_state *m, run_result *r, int row)
 {
     icas_err err;
-    model names;
-    memset(&names, 0, sizeof names);
-    int with_model = r->params != NULL && r->status == RUN_DONE;
-    if (with_model && model_create(&names, model_dims_of(&r->cfg), &err) == 0) {
-        /* names only */
-    } else {
-        with_model = 0;
-    }
-    if (m->io_error == 0 &&
-        store_write_result(m->args->output, row, r, with_model ? &names : NULL, &err)) {
+    if (m->io_error == 0 && store_write_result(m->args->output, row, r, &err)) {
         m->io_error = 1;
         m->io_err = err;
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
     }
-    model_free(&names);
 
     switch (r->status) {
     case RUN_DONE: m->done++; break;
@@ -263,8 +256,8 @@ static void master_record(master_state *m, run_result *r, int row)
         return;
     double elapsed = omp_get_wtime() - m->start;
     char el[32], eta[32];
-    cli_format_duration(elapsed, el, sizeof el);
-    cli_format_duration(m->cost_done > 0 ? elapsed * (m->cost_todo - m->cost_done) / m->cost_done
+    progress_format_duration(elapsed, el, sizeof el);
+    progress_format_duration(m->cost_done > 0 ? elapsed * (m->cost_todo - m->cost_done) / m->cost_done
                                          : NAN,
                         eta, sizeof eta);
     int finished = m->n_finished_before + m->done + m->diverged + m->failed;
@@ -305,10 +298,11 @@ static int master_receive(master_state *m, int source)
     if (h.ok) {
         MPI_Recv(r.train_loss, c->steps, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
                  MPI_STATUS_IGNORE);
-        MPI_Recv(r.tf_err, r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
-        MPI_Recv(r.gd_err, r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
+        float *curves[RUN_RESULT_N_CURVES];
+        run_result_curves(&r, curves);
+        for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
+            MPI_Recv(curves[i], r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
         if (h.has_model) {
             int T = 3 * c->points;
             MPI_Recv(r.params, (int)r.n_params, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
@@ -317,6 +311,8 @@ static int master_receive(master_state *m, int source)
                      MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             MPI_Recv(r.eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT, source,
                      TAG_ARRAYS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            MPI_Recv(r.eval_target, c->eval_batch * c->dims, MPI_FLOAT, source, TAG_ARRAYS,
+                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         }
     }
     master_record(m, &r, h.row);
@@ -332,7 +328,7 @@ static void print_heartbeat(const master_state *m, const int *running, const dou
     for (int w = 1; w < size; w++)
         if (running[w] >= 0) {
             char el[32];
-            cli_format_duration(now - since[w], el, sizeof el);
+            progress_format_duration(now - since[w], el, sizeof el);
             fprintf(stderr, " row %d on rank %d (%s)", running[w], w, el);
         }
     fprintf(stderr, "; %d of %d queued runs not started\n", m->n_todo - m->next, m->n_todo);
@@ -589,7 +585,7 @@ int sched_main(int argc, char **argv)
 
         int unfinished = m.n_todo - (m.done + m.diverged + m.failed);
         char el[32];
-        cli_format_duration(omp_get_wtime() - m.start, el, sizeof el);
+        progress_format_duration(omp_get_wtime() - m.start, el, sizeof el);
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
         double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +

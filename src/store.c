@@ -1,6 +1,8 @@
 #define _DEFAULT_SOURCE /* flock */
 #include "icasweep/store.h"
 
+#include "icasweep/model.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -40,6 +42,25 @@ typedef struct {
     int32_t rank, threads;
     char finished_at[32];
 } run_row;
+
+/* The [R, P, N] curves under /eval, in run_result_curves order. */
+static const struct {
+    const char *name;      /* under /eval */
+    const char *description;
+} curve_datasets[RUN_RESULT_N_CURVES] = {
+    {"tf_err", "transformer error [run, eval noise, i]: mean over evaluation contexts of "
+               "1 - cos(prediction at query token 3i, y*), with i in-context examples; "
+               "NaN until the run is done"},
+    {"gd_err", "GD baseline error [run, eval noise, k]: a linear map trained with Adam "
+               "(lr 0.1, floor(50 - 25p) steps) on the PL loss of k examples; mean of "
+               "1 - cos(x A, y*) over the same contexts"},
+    {"blind_err", "reward-blind average [run, eval noise, k]: mean over the same contexts "
+                  "of 1 - cos(mean(y_0..y_{k-1}), y*), what a model that ignores the "
+                  "rewards can reach (the same at every p); NaN at k = 0"},
+    {"pick_err", "critic-following pick [run, eval noise, k]: mean over the same contexts "
+                 "of 1 - cos(y_j, y*), j the highest seen reward among the first k "
+                 "(ties: lowest index); NaN at k = 0"},
+};
 
 static hid_t string_type(size_t n)
 {
@@ -332,16 +353,9 @@ static int write_layout(hid_t f, const store_layout *l)
         ok = H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c0->eval_noise) >= 0;
         H5Dclose(ds);
     }
-    ok = ok && make_dataset(g_eval, "tf_err", H5T_NATIVE_FLOAT, 3, dims3, &nanf_,
-                            "transformer error [run, eval noise, i]: mean over evaluation "
-                            "contexts of 1 - cos(prediction at query token 3i, y*), "
-                            "with i in-context examples; NaN until the run is done",
-                            NULL) == 0;
-    ok = ok && make_dataset(g_eval, "gd_err", H5T_NATIVE_FLOAT, 3, dims3, &nanf_,
-                            "GD baseline error [run, eval noise, k]: a linear map trained "
-                            "with Adam (lr 0.1, floor(50 - 25p) steps) on the PL loss of "
-                            "k examples; mean of 1 - cos(x A, y*) over the same contexts",
-                            NULL) == 0;
+    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++)
+        ok = make_dataset(g_eval, curve_datasets[i].name, H5T_NATIVE_FLOAT, 3, dims3,
+                          &nanf_, curve_datasets[i].description, NULL) == 0;
     ok = ok && make_dataset(g_train, "step", H5T_NATIVE_INT32, 1, &dimS, NULL,
                             "training step numbers 1..S [S]", &ds) == 0;
     if (ok) {
@@ -440,6 +454,12 @@ static int check_schema(hid_t f, const char *path, icas_err *err)
         H5Aread(a, H5T_NATIVE_INT32, &v);
         H5Aclose(a);
     }
+    if (v == 1)
+        return icas_fail(err, "%s: schema version 1, written by an older icasweep: it lacks "
+                              "/eval/blind_err and /eval/pick_err (the reference strategies); "
+                              "this program writes version %d (start over with --force, or "
+                              "finish it with the icasweep that made it)",
+                         path, STORE_SCHEMA_VERSION);
     if (v != STORE_SCHEMA_VERSION)
         return icas_fail(err, "%s: schema version %d, this program reads %d", path, v,
                          STORE_SCHEMA_VERSION);
@@ -521,17 +541,23 @@ int store_read_status(const char *path, int *n_runs, int **status, icas_err *err
 
 /* ---- writing a result ---------------------------------------------------- */
 
-static int write_model(hid_t f, const run_result *r, const model *m)
+static int write_model(hid_t f, const run_result *r)
 {
-    hid_t models = H5Gopen2(f, "models", H5P_DEFAULT);
-    if (models < 0)
+    param_view *views = NULL;
+    int n_views = 0;
+    if (model_view_table(model_dims_of(&r->cfg), &views, &n_views, NULL))
         return -1;
+    hid_t models = H5Gopen2(f, "models", H5P_DEFAULT);
+    if (models < 0) {
+        free(views);
+        return -1;
+    }
     if (H5Lexists(models, r->run_id, H5P_DEFAULT) > 0)
         H5Ldelete(models, r->run_id, H5P_DEFAULT);
     hid_t g = H5Gcreate2(models, r->run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int ok = g >= 0;
-    for (int i = 0; ok && i < m->n_views; i++) {
-        const param_view *v = &m->views[i];
+    for (int i = 0; ok && i < n_views; i++) {
+        const param_view *v = &views[i];
         hsize_t dims[2] = {(hsize_t)v->shape[0], (hsize_t)v->shape[1]};
         hid_t sp = H5Screate_simple(v->rank, dims, NULL);
         hid_t ds = H5Dcreate2(g, v->name, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT,
@@ -550,21 +576,26 @@ static int write_model(hid_t f, const run_result *r, const model *m)
     struct {
         const char *name;
         const float *data;
+        int rank;
         hsize_t dims[3];
         const char *description;
-    } extra[2] = {
-        {"eval_tokens", r->eval_tokens,
+    } extra[3] = {
+        {"eval_tokens", r->eval_tokens, 3,
          {(hsize_t)c->eval_batch, 3 * (hsize_t)c->points, (hsize_t)c->dims},
          "evaluation token sequences fed to the model at evaluation noise 0 [B, 3N, d]: "
          "x, y_i, (r_i, 0, ..., 0) with the rewards the model sees"},
-        {"eval_pred", r->eval_pred,
+        {"eval_pred", r->eval_pred, 3,
          {(hsize_t)c->eval_batch, (hsize_t)c->points, (hsize_t)c->dims},
          "the model's predictions at query tokens 3i for those sequences [B, N, d]"},
+        {"eval_target", r->eval_target, 2,
+         {(hsize_t)c->eval_batch, (hsize_t)c->dims, 0},
+         "each evaluation context's best response y* = x W* [B, d]: with eval_tokens, "
+         "every curve under /eval can be recomputed from the file"},
     };
-    for (int i = 0; ok && i < 2; i++) {
+    for (int i = 0; ok && i < 3; i++) {
         if (!extra[i].data)
             continue;
-        hid_t sp = H5Screate_simple(3, extra[i].dims, NULL);
+        hid_t sp = H5Screate_simple(extra[i].rank, extra[i].dims, NULL);
         hid_t ds = H5Dcreate2(g, extra[i].name, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT,
                               H5P_DEFAULT, H5P_DEFAULT);
         ok = ds >= 0 &&
@@ -577,11 +608,11 @@ static int write_model(hid_t f, const run_result *r, const model *m)
     if (g >= 0)
         H5Gclose(g);
     H5Gclose(models);
+    free(views);
     return ok ? 0 : -1;
 }
 
-int store_write_result(const char *path, int row, const run_result *r,
-                       const model *m, icas_err *err)
+int store_write_result(const char *path, int row, const run_result *r, icas_err *err)
 {
     quiet_state q = hdf5_quiet();
     hid_t f = open_file(path, H5F_ACC_RDWR, err);
@@ -621,13 +652,19 @@ int store_write_result(const char *path, int row, const run_result *r,
 
     hid_t rt = row_type();
     hid_t ds_runs = H5Dopen2(f, "runs", H5P_DEFAULT);
-    hid_t ds_tf = H5Dopen2(f, "eval/tf_err", H5P_DEFAULT);
-    hid_t ds_gd = H5Dopen2(f, "eval/gd_err", H5P_DEFAULT);
     hid_t ds_loss = H5Dopen2(f, "train/loss", H5P_DEFAULT);
-    int ok = ds_runs >= 0 && ds_tf >= 0 && ds_gd >= 0 && ds_loss >= 0;
+    int ok = ds_runs >= 0 && ds_loss >= 0;
+    float *curves[RUN_RESULT_N_CURVES];
+    run_result_curves((run_result *)r, curves);
+    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        ok = ds >= 0 && write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, curves[i]) >= 0;
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
     ok = ok && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
-    ok = ok && write_row(ds_tf, H5T_NATIVE_FLOAT, (hsize_t)row, r->tf_err) >= 0;
-    ok = ok && write_row(ds_gd, H5T_NATIVE_FLOAT, (hsize_t)row, r->gd_err) >= 0;
     if (ok) {
         /* the loss row is S long; this run has cfg.steps of them */
         hid_t fsp = H5Dget_space(ds_loss);
@@ -641,11 +678,9 @@ int store_write_result(const char *path, int row, const run_result *r,
         free(buf);
         H5Sclose(fsp);
     }
-    if (ok && m && r->params)
-        ok = write_model(f, r, m) == 0;
+    if (ok && r->params && r->status == RUN_DONE)
+        ok = write_model(f, r) == 0;
     if (ds_runs >= 0) H5Dclose(ds_runs);
-    if (ds_tf >= 0) H5Dclose(ds_tf);
-    if (ds_gd >= 0) H5Dclose(ds_gd);
     if (ds_loss >= 0) H5Dclose(ds_loss);
     H5Tclose(rt);
     ok = ok && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0;

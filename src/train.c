@@ -14,63 +14,6 @@
 #include "icasweep/rng.h"
 #include "icasweep/task.h"
 
-const char *run_status_name(run_status s)
-{
-    switch (s) {
-    case RUN_PENDING: return "pending";
-    case RUN_DONE: return "done";
-    case RUN_DIVERGED: return "diverged";
-    case RUN_FAILED: return "failed";
-    case RUN_INTERRUPTED: return "interrupted";
-    }
-    return "unknown";
-}
-
-int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
-                     icas_err *err)
-{
-    memset(r, 0, sizeof *r);
-    r->cfg = *cfg;
-    config_run_id(cfg, r->run_id);
-    r->P = cfg->n_eval_noise;
-    r->N = cfg->points;
-    r->final_loss = NAN;
-    r->train_loss = malloc(sizeof(float) * (size_t)cfg->steps);
-    r->tf_err = malloc(sizeof(float) * (size_t)r->P * r->N);
-    r->gd_err = malloc(sizeof(float) * (size_t)r->P * r->N);
-    if (!r->train_loss || !r->tf_err || !r->gd_err)
-        goto oom;
-    for (int i = 0; i < cfg->steps; i++)
-        r->train_loss[i] = NAN;
-    for (int i = 0; i < r->P * r->N; i++)
-        r->tf_err[i] = r->gd_err[i] = NAN;
-    if (with_model) {
-        size_t T = 3 * (size_t)cfg->points, d = (size_t)cfg->dims;
-        r->n_params = model_count_params(model_dims_of(cfg));
-        r->params = malloc(sizeof(float) * r->n_params);
-        r->eval_tokens = malloc(sizeof(float) * (size_t)cfg->eval_batch * T * d);
-        r->eval_pred = malloc(sizeof(float) * (size_t)cfg->eval_batch * cfg->points * d);
-        if (!r->params || !r->eval_tokens || !r->eval_pred)
-            goto oom;
-    }
-    return 0;
-oom:
-    run_result_free(r);
-    return icas_fail(err, "run: out of memory for results");
-}
-
-void run_result_free(run_result *r)
-{
-    free(r->train_loss);
-    free(r->tf_err);
-    free(r->gd_err);
-    free(r->params);
-    free(r->eval_tokens);
-    free(r->eval_pred);
-    r->train_loss = r->tf_err = r->gd_err = r->params = NULL;
-    r->eval_tokens = r->eval_pred = NULL;
-}
-
 /* ---- the training step ---------------------------------------------- */
 
 struct trainer {
@@ -356,8 +299,7 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
     }
     if (out->status == RUN_DONE) {
         double e0 = omp_get_wtime();
-        if (eval_run(cfg, &t->m, out->tf_err, out->gd_err, out->eval_tokens,
-                     out->eval_pred, err)) {
+        if (eval_run(cfg, &t->m, out, err)) {
             trainer_free(t);
             return -1;
         }

@@ -16,7 +16,8 @@ VOLATILE = {"host", "rank", "threads", "wall_seconds", "train_seconds",
 def main(a_path, b_path, require_done):
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
         problems = []
-        for name in ("eval/noise", "eval/tf_err", "eval/gd_err", "train/step", "train/loss"):
+        for name in ("eval/noise", "eval/tf_err", "eval/gd_err", "eval/blind_err",
+                     "eval/pick_err", "train/step", "train/loss"):
             x, y = a[name][()], b[name][()]
             if x.shape != y.shape or x.tobytes() != y.tobytes():
                 diff = np.nanmax(np.abs(x - y)) if x.shape == y.shape else "shape"

@@ -72,7 +72,10 @@ for field in ["run_id", "layers", "heads", "embd", "attention", "ffn", "loss", "
               "lr", "batch", "steps", "seed", "status", "wall_seconds", "final_loss"]:
     assert field in runs.dtype.names, field
 assert runs["status"][0] == b"done", runs["status"]
-assert f["eval/tf_err"].shape == (1, 5, 5) and f["eval/gd_err"].shape == (1, 5, 5)
+for name in ("tf_err", "gd_err", "blind_err", "pick_err"):
+    assert f["eval/" + name].shape == (1, 5, 5), name
+assert np.isnan(f["eval/blind_err"][0, :, 0]).all() and np.isfinite(f["eval/blind_err"][0, :, 1:]).all()
+assert int(f.attrs["schema_version"]) == 2
 assert f["train/loss"].shape == (1, 4) and np.isfinite(f["train/loss"][()]).all()
 assert list(f["eval/noise"][()]) == [0, 0.25, 0.5, 0.75, 1]
 rid = runs["run_id"][0].decode()
@@ -80,6 +83,7 @@ g = f["models"][rid]
 assert g["h.0.attn.c_attn.weight"].shape == (8, 24)
 assert g["read_in.weight"].shape == (5, 8) and g["wpe"].shape == (15, 8)
 assert g["eval_tokens"].shape == (4, 15, 5) and g["eval_pred"].shape == (4, 5, 5)
+assert g["eval_target"].shape == (4, 5)
 for k in ("schema_version", "program_version", "git_revision"):
     assert k in f.attrs, k
 def walk(name, obj):

@@ -36,27 +36,37 @@ static void test_learns(void)
     icas_err err;
     trainer *t;
     CHECK(trainer_create(&t, &c, &err) == 0, "%s", err.msg);
-    int P = c.n_eval_noise, N = c.points;
-    float tf0[P * N], gd0[P * N];
-    CHECK(eval_run(&c, trainer_model(t), tf0, gd0, NULL, NULL, &err) == 0, "%s", err.msg);
+    int N = c.points;
+    run_result before, after;
+    CHECK(run_result_alloc(&before, &c, 0, &err) == 0 && run_result_alloc(&after, &c, 0, &err) == 0,
+          "%s", err.msg);
+    CHECK(eval_run(&c, trainer_model(t), &before, &err) == 0, "%s", err.msg);
+    const float *tf0 = before.tf_err, *gd0 = before.gd_err;
     double first = 0, last = 0;
     for (int s = 0; s < c.steps; s++) {
         float loss = trainer_step(t, s);
         if (s < 30) first += loss / 30;
         if (s >= c.steps - 30) last += loss / 30;
     }
-    float tf1[P * N], gd1[P * N];
-    CHECK(eval_run(&c, trainer_model(t), tf1, gd1, NULL, NULL, &err) == 0, "%s", err.msg);
+    CHECK(eval_run(&c, trainer_model(t), &after, &err) == 0, "%s", err.msg);
+    const float *tf1 = after.tf_err, *gd1 = after.gd_err;
     printf("smoke: loss %.4f -> %.4f; err[%d] at p=0 %.4f -> %.4f (GD %.4f)\n", first, last,
            N - 1, tf0[N - 1], tf1[N - 1], gd1[N - 1]);
     CHECK(last < first - 0.02, "training loss did not fall: %.4f -> %.4f", first, last);
     CHECK(tf1[N - 1] < tf0[N - 1] - 0.05, "p=0 error at the last position did not fall: "
           "%.4f -> %.4f", tf0[N - 1], tf1[N - 1]);
     /* the GD baseline does not depend on the model */
-    CHECK(memcmp(gd0, gd1, sizeof gd0) == 0, "GD baseline changed with the model");
+    size_t curve_bytes = sizeof(float) * (size_t)c.n_eval_noise * N;
+    CHECK(memcmp(gd0, gd1, curve_bytes) == 0, "GD baseline changed with the model");
+    /* nor do the reference strategies */
+    CHECK(memcmp(before.blind_err, after.blind_err, curve_bytes) == 0 &&
+          memcmp(before.pick_err, after.pick_err, curve_bytes) == 0,
+          "reference strategies changed with the model");
     /* the GD baseline learns from examples at p = 0 */
     CHECK(gd1[N - 1] < gd1[1], "GD error with %d examples %.4f not below 1 example %.4f", N - 1,
           gd1[N - 1], gd1[1]);
+    run_result_free(&before);
+    run_result_free(&after);
     trainer_free(t);
 }
 

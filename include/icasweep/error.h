@@ -6,6 +6,15 @@
 
 #include <stddef.h>
 
+/* Exit statuses, shared by every command (documented in the README). */
+enum {
+    EXIT_ALL_DONE = 0,     /* every run finished */
+    EXIT_RUN_FAILED = 1,   /* finished, but some run diverged or failed */
+    EXIT_USAGE = 2,        /* bad input: nothing was run or written */
+    EXIT_INTERRUPTED = 3,  /* stopped by a signal; the same command resumes */
+    EXIT_IO = 4,           /* I/O, MPI or internal error */
+};
+
 typedef struct {
     char msg[1024];
 } icas_err;

@@ -1,18 +1,30 @@
-/* SPEC.md "Evaluation" and "Gradient-descent baseline": error curves of a
- * trained model at several evaluation noise levels, and the GD baseline on
- * the same contexts. */
+/* SPEC.md "Evaluation", "Gradient-descent baseline" and "Reference
+ * strategies": error curves of a trained model at several evaluation noise
+ * levels, and of the GD baseline, the reward-blind average and the
+ * critic-following pick on the same contexts. */
 #ifndef ICASWEEP_EVAL_H
 #define ICASWEEP_EVAL_H
 
 #include "icasweep/config.h"
 #include "icasweep/error.h"
 #include "icasweep/model.h"
+#include "icasweep/result.h"
 
-/* tf_err [P, N] and gd_err [P, N]; with eval_tokens/eval_pred non-NULL also
- * the tokens and predictions at the first evaluation noise level. */
-int eval_run(const run_config *cfg, const model *m, float *tf_err,
-             float *gd_err, float *eval_tokens, float *eval_pred,
+/* Fills out->tf_err, gd_err, blind_err and pick_err [P, N] (allocated by
+ * run_result_alloc); when out->eval_tokens is non-NULL (a saved model) also
+ * eval_tokens, eval_pred and eval_target at the saved noise level (p = 0
+ * when evaluated, else the first level). */
+int eval_run(const run_config *cfg, const model *m, run_result *out,
              icas_err *err);
+
+/* 1 - cos(mean(resp[0..k-1]), y_star): the reward-blind average of the
+ * first k responses [k, d]. NaN for k = 0. */
+double eval_blind_one(const float *resp, int k, int d, const float *y_star);
+
+/* 1 - cos(resp[j], y_star) with j the highest of r_seen[0..k-1], ties to the
+ * lowest index: the critic-following pick. NaN for k = 0. */
+double eval_pick_one(const float *resp, const float *r_seen, int k, int d,
+                     const float *y_star);
 
 /* The GD baseline on one context: A [d, d] (pred = x A) starts at A (given,
  * updated in place), Adam lr 0.1 for `steps` steps on the PL loss of x A

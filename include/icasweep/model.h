@@ -15,7 +15,6 @@
 #include "icasweep/config.h"
 #include "icasweep/error.h"
 
-#define ICAS_MAX_VIEWS 512
 #define ICAS_VIEW_NAME 48
 
 typedef struct {
@@ -24,11 +23,16 @@ typedef struct {
     int ffn;
 } model_dims;
 
+/* How a tensor is initialised (SPEC "initialisation"). */
+typedef enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_RESID, INIT_FANIN } param_init;
+
 typedef struct {
     char name[ICAS_VIEW_NAME]; /* GPT-2 name, e.g. "h.0.attn.c_attn.weight" */
     size_t offset;             /* in floats, into the block */
     int rank;                  /* 1 or 2 */
     int shape[2];
+    param_init init;
+    int fan_in;                /* for INIT_FANIN */
 } param_view;
 
 /* Named pointers into one block (parameters or gradients). */
@@ -53,7 +57,7 @@ typedef struct {
     model_dims dims;
     size_t n_params;
     int n_views;
-    param_view views[ICAS_MAX_VIEWS];
+    param_view *views; /* [n_views] */
     float *params; /* [n_params] */
     float *grads;  /* [n_params] */
     param_ptrs p, g;
@@ -113,6 +117,11 @@ void model_bind(const model *m, float *block, param_ptrs *out);
 /* The view of a tensor by GPT-2 name, or NULL. */
 const param_view *model_find_view(const model *m, const char *name);
 size_t model_count_params(model_dims dims);
+/* The table of named views of a parameter block of these dimensions, in
+ * block order, without allocating the block itself: what a reader or writer
+ * of stored parameters needs. *views is malloc'd (free() it). */
+int model_view_table(model_dims dims, param_view **views, int *n_views,
+                     icas_err *err);
 
 /* out_stride s: the model's outputs are needed only at tokens 0, s, 2s, ...
  * of each context (1: every token). The last layer then carries only those

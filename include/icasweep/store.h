@@ -5,10 +5,13 @@
  *   /eval/noise    [P]        evaluation noise levels
  *   /eval/tf_err   [R, P, N]  transformer error at position i
  *   /eval/gd_err   [R, P, N]  GD baseline with k examples
+ *   /eval/blind_err [R, P, N] reward-blind average of k responses
+ *   /eval/pick_err [R, P, N]  highest-seen-reward response of k
  *   /train/step    [S]        1..S (S = the largest step count of the grid)
  *   /train/loss    [R, S]     training loss per step, NaN past a run's steps
  *   /models/<run_id>/...      with save_model: GPT-2-named parameters,
- *                             eval_tokens [B, 3N, d], eval_pred [B, N, d]
+ *                             eval_tokens [B, 3N, d], eval_pred [B, N, d],
+ *                             eval_target [B, d]
  *   root attributes: schema_version, program_version, git_revision,
  *                    grid (the grid file's text), created
  *   every dataset has a `description` attribute.
@@ -23,10 +26,10 @@
 
 #include "icasweep/config.h"
 #include "icasweep/error.h"
-#include "icasweep/model.h"
-#include "icasweep/train.h"
+#include "icasweep/result.h"
 
-#define STORE_SCHEMA_VERSION 1
+/* 2: /eval/blind_err, /eval/pick_err and /models/<id>/eval_target added */
+#define STORE_SCHEMA_VERSION 2
 
 typedef struct {
     int n_runs;             /* R */
@@ -46,9 +49,7 @@ int store_check_same(const char *path, const store_layout *layout,
 
 /* Writes a finished (or failed) run into row `row`, then flushes and
  * closes the file. The row's run_id must match. */
-int store_write_result(const char *path, int row, const run_result *r,
-                       const model *m /* for view names; NULL if no model */,
-                       icas_err *err);
+int store_write_result(const char *path, int row, const run_result *r, icas_err *err);
 
 /* Per-row status codes (run_status) of an existing file; *status is malloc'd
  * with *n_runs entries. */

@@ -11,47 +11,12 @@
 #include "icasweep/config.h"
 #include "icasweep/error.h"
 #include "icasweep/model.h"
+#include "icasweep/result.h"
 
 /* Two product blocks (GEMM_BLOCK_CONTEXTS) per chunk, one for each of two
  * threads; a chunk of 16 was about 5% slower on one thread (issue 5): the
  * activations of fewer contexts stay in cache. Results depend on it. */
 #define TRAIN_CHUNK 8
-
-typedef enum {
-    RUN_PENDING = 0,
-    RUN_DONE = 1,
-    RUN_DIVERGED = 2,
-    RUN_FAILED = 3,
-    RUN_INTERRUPTED = 4, /* stopped by a signal; its checkpoint resumes it */
-} run_status;
-
-const char *run_status_name(run_status s);
-
-typedef struct {
-    run_config cfg;
-    char run_id[ICAS_RUN_ID_LEN];
-    run_status status;
-    char reason[256];
-    double wall_seconds;  /* training + evaluation of this attempt chain */
-    double train_seconds, eval_seconds;
-    float final_loss;     /* mean training loss of the last step */
-    int steps_done;
-    float *train_loss;    /* [cfg.steps], NaN where not reached */
-    int P, N;
-    float *tf_err;        /* [P, N]: err_i at eval noise P, position i */
-    float *gd_err;        /* [P, N]: GD baseline with k examples */
-    char host[64];
-    int rank, threads;
-    /* with save_model */
-    size_t n_params;
-    float *params;        /* [n_params], laid out as model.h's views */
-    float *eval_tokens;   /* [eval_batch, 3N, d] at eval noise 0 */
-    float *eval_pred;     /* [eval_batch, N, d] */
-} run_result;
-
-int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
-                     icas_err *err);
-void run_result_free(run_result *r);
 
 typedef struct {
     /* called after every step; may be NULL */

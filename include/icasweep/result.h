@@ -1,0 +1,58 @@
+/* One run's outcome: its status, training curve, evaluation curves and the
+ * reference strategies' curves, timings and where it ran. train produces
+ * it, sched sends it between ranks, store writes it. */
+#ifndef ICASWEEP_RESULT_H
+#define ICASWEEP_RESULT_H
+
+#include <stddef.h>
+
+#include "icasweep/config.h"
+#include "icasweep/error.h"
+
+typedef enum {
+    RUN_PENDING = 0,
+    RUN_DONE = 1,
+    RUN_DIVERGED = 2,
+    RUN_FAILED = 3,
+    RUN_INTERRUPTED = 4, /* stopped by a signal; its checkpoint resumes it */
+} run_status;
+
+const char *run_status_name(run_status s);
+
+typedef struct {
+    run_config cfg;
+    char run_id[ICAS_RUN_ID_LEN];
+    run_status status;
+    char reason[256];
+    double wall_seconds;  /* training + evaluation of this attempt chain */
+    double train_seconds, eval_seconds;
+    float final_loss;     /* mean training loss of the last step */
+    int steps_done;
+    float *train_loss;    /* [cfg.steps], NaN where not reached */
+    int P, N;
+    /* [P, N] each, indexed by evaluation noise and position/example count */
+    float *tf_err;        /* transformer error at position i (i examples) */
+    float *gd_err;        /* GD baseline with k examples */
+    float *blind_err;     /* reward-blind average of k responses; NaN at k = 0 */
+    float *pick_err;      /* highest-seen-reward response of k; NaN at k = 0 */
+    char host[64];
+    int rank, threads;
+    /* with save_model */
+    size_t n_params;
+    float *params;        /* [n_params], laid out as model.h's views */
+    float *eval_tokens;   /* [eval_batch, 3N, d] at the saved noise level */
+    float *eval_pred;     /* [eval_batch, N, d] */
+    float *eval_target;   /* [eval_batch, d]: each context's y* */
+} run_result;
+
+/* Allocates the curves (NaN-filled) for cfg, and with with_model the
+ * parameter and evaluation-context arrays. */
+int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
+                     icas_err *err);
+void run_result_free(run_result *r);
+
+/* The [P, N] curves of a result, in the order they are stored and sent. */
+#define RUN_RESULT_N_CURVES 4
+void run_result_curves(run_result *r, float *curves[RUN_RESULT_N_CURVES]);
+
+#endif

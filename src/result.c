@@ -1,0 +1,80 @@
+#include "icasweep/result.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "icasweep/model.h"
+
+const char *run_status_name(run_status s)
+{
+    switch (s) {
+    case RUN_PENDING: return "pending";
+    case RUN_DONE: return "done";
+    case RUN_DIVERGED: return "diverged";
+    case RUN_FAILED: return "failed";
+    case RUN_INTERRUPTED: return "interrupted";
+    }
+    return "unknown";
+}
+
+void run_result_curves(run_result *r, float *curves[RUN_RESULT_N_CURVES])
+{
+    curves[0] = r->tf_err;
+    curves[1] = r->gd_err;
+    curves[2] = r->blind_err;
+    curves[3] = r->pick_err;
+}
+
+int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
+                     icas_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = *cfg;
+    config_run_id(cfg, r->run_id);
+    r->P = cfg->n_eval_noise;
+    r->N = cfg->points;
+    r->final_loss = NAN;
+    size_t PN = (size_t)r->P * r->N;
+    r->train_loss = malloc(sizeof(float) * (size_t)cfg->steps);
+    r->tf_err = malloc(sizeof(float) * PN);
+    r->gd_err = malloc(sizeof(float) * PN);
+    r->blind_err = malloc(sizeof(float) * PN);
+    r->pick_err = malloc(sizeof(float) * PN);
+    if (!r->train_loss || !r->tf_err || !r->gd_err || !r->blind_err || !r->pick_err)
+        goto oom;
+    for (int i = 0; i < cfg->steps; i++)
+        r->train_loss[i] = NAN;
+    for (size_t i = 0; i < PN; i++)
+        r->tf_err[i] = r->gd_err[i] = r->blind_err[i] = r->pick_err[i] = NAN;
+    if (with_model) {
+        size_t T = 3 * (size_t)cfg->points, d = (size_t)cfg->dims;
+        size_t B = (size_t)cfg->eval_batch;
+        r->n_params = model_count_params(model_dims_of(cfg));
+        r->params = malloc(sizeof(float) * r->n_params);
+        r->eval_tokens = malloc(sizeof(float) * B * T * d);
+        r->eval_pred = malloc(sizeof(float) * B * (size_t)cfg->points * d);
+        r->eval_target = malloc(sizeof(float) * B * d);
+        if (!r->params || !r->eval_tokens || !r->eval_pred || !r->eval_target)
+            goto oom;
+    }
+    return 0;
+oom:
+    run_result_free(r);
+    return icas_fail(err, "run %s: out of memory for its results", r->run_id);
+}
+
+void run_result_free(run_result *r)
+{
+    free(r->train_loss);
+    free(r->tf_err);
+    free(r->gd_err);
+    free(r->blind_err);
+    free(r->pick_err);
+    free(r->params);
+    free(r->eval_tokens);
+    free(r->eval_pred);
+    free(r->eval_target);
+    r->train_loss = r->tf_err = r->gd_err = r->blind_err = r->pick_err = NULL;
+    r->params = r->eval_tokens = r->eval_pred = r->eval_target = NULL;
+}
