@@ -14,7 +14,7 @@ import report
 import synthetic
 from conftest import ANALYSIS, SMOKE_GRID
 from icaresults import MissingDataError, SchemaError, load
-from pairedstats import mean_interval, seeds_needed
+from pairedstats import seeds_needed
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
