@@ -7,7 +7,9 @@ Every panel plots the error 1 - cos(prediction, y*) against the number of
 in-context examples, 2..15 (or 2..N-1 when N <= 16): a line for the mean
 over seeds and a band across seeds (min-max by default, or mean ± one
 sample standard deviation), legend and caption saying which. Only finished
-("done") runs are drawn.
+("done") runs are drawn. When the file has them (schema version 2), the
+reference strategies are drawn as mean lines without bands: the reward-blind
+average (dotted) and the highest-seen-reward pick (dash-dot).
 
   tf_vs_gd        transformer vs GD baseline at eval noise 0, reference model
   tf_vs_gd_all    the same for every configuration (small multiples)
@@ -216,6 +218,35 @@ def _curve(ax, res, rows, p, xs, name, band, which="tf", shade=True, **kw):
     return line
 
 
+BLIND_STYLE = dict(ls=":", lw=1.4)
+PICK_STYLE = dict(ls="-.", lw=1.0)
+BLIND_NAME = "blind: reward-blind average"
+PICK_NAME = "pick: highest seen reward"
+
+
+def _reference_lines(ax, res, rows, p, xs, blind=True, pick=True, pick_name=PICK_NAME,
+                     pick_color="0.35"):
+    """The reference strategies (mean over seeds); nothing for a file that
+    does not have them. blind is the same at every p, pick depends on p."""
+    if not res.has("blind"):
+        return False
+    if blind:
+        ax.plot(xs, res.stats(rows, p, "blind").mean[xs], color="k", label=BLIND_NAME,
+                **BLIND_STYLE)
+    if pick:
+        ax.plot(xs, res.stats(rows, p, "pick").mean[xs], color=pick_color, label=pick_name,
+                **PICK_STYLE)
+    return True
+
+
+def _reference_caption(res, pick=True):
+    if not res.has("blind"):
+        return " Reference strategies not drawn: " + res.missing_text("blind") + "."
+    return (" Reference strategies, mean over seeds: the reward-blind average of the k "
+            "responses (dotted)" + (" and the response with the highest seen reward "
+                                    "(dash-dot)" if pick else "") + ".")
+
+
 def _legend(ax, band):
     """Inside the axes for a few lines; beside them for more, where it
     cannot hide a curve."""
@@ -239,6 +270,7 @@ def panel_tf_vs_gd(res, out_dir, band, ref):
     fig, (ax,) = _axes(f"Transformer vs GD baseline (eval noise p = {p:g})")
     _curve(ax, res, ref.rows, p, xs, "transformer", band)
     _curve(ax, res, ref.rows, p, xs, "GD baseline", band, which="gd", ls="--", color="k")
+    _reference_lines(ax, res, ref.rows, p, xs)
     _style(ax, xs, describe(ref.config))
     _legend(ax, band)
     return _save(fig, out_dir, Panel(
@@ -246,7 +278,7 @@ def panel_tf_vs_gd(res, out_dir, band, ref):
         f"Error against in-context examples at evaluation noise p = {p:g} for the reference "
         f"model ({describe(ref.config)}; {_seeds(len(ref.rows))}): transformer (solid) and "
         f"GD baseline with the same number of examples (dashed). Lines: mean over seeds; "
-        f"bands: {BANDS[band]}."))
+        f"bands: {BANDS[band]}." + _reference_caption(res)))
 
 
 def panel_tf_vs_gd_all(res, out_dir, band, groups, log):
@@ -262,6 +294,7 @@ def panel_tf_vs_gd_all(res, out_dir, band, groups, log):
     for ax, g in zip(axes, groups):
         _curve(ax, res, g.rows, p, xs, "TF", band)
         _curve(ax, res, g.rows, p, xs, "GD", band, which="gd", ls="--", color="k")
+        _reference_lines(ax, res, g.rows, p, xs, pick=False)
         _style(ax, xs)
         ax.set_title(describe(g.config, sep="\n"), fontsize=6)
         ax.set_ylim(0, top * 1.05)
@@ -271,7 +304,7 @@ def panel_tf_vs_gd_all(res, out_dir, band, groups, log):
     return _save(fig, out_dir, Panel(
         "tf_vs_gd_all", "Transformer vs GD baseline, every configuration",
         f"As above for every finished configuration (one panel each, shared y axis), "
-        f"p = {p:g}. Bands: {BANDS[band]}."))
+        f"p = {p:g}. Bands: {BANDS[band]}." + _reference_caption(res, pick=False)))
 
 
 def panel_reward_noise(res, out_dir, band, ref):
@@ -282,13 +315,19 @@ def panel_reward_noise(res, out_dir, band, ref):
         _curve(ax, res, ref.rows, p, xs, f"p = {p:g}", band, color=color)
         _curve(ax, res, ref.rows, p, xs, f"GD, p = {p:g}", band, which="gd", shade=False,
                color=color, ls="--", lw=0.8)
+        _reference_lines(ax, res, ref.rows, p, xs, blind=False, pick_name=f"pick, p = {p:g}",
+                         pick_color=color)
+    _reference_lines(ax, res, ref.rows, reference_noise(res), xs, pick=False)
     _style(ax, xs, describe(ref.config))
     _legend(ax, band)
+    refs = (" The reward-blind average (dotted black, the same at every p) and the "
+            "response with the highest seen reward at each p (dash-dot, the colour of its p): "
+            "means over seeds." if res.has("blind") else _reference_caption(res))
     return _save(fig, out_dir, Panel(
         "reward_noise", "Reward noise p at evaluation",
         f"The reference model ({describe(ref.config)}) evaluated with reward noise "
         f"p = {', '.join(f'{p:g}' for p in sorted(res.noise))}: transformer (solid, with bands: "
-        f"{BANDS[band]}) and GD baseline at the same p (dashed, mean only)."))
+        f"{BANDS[band]}) and GD baseline at the same p (dashed, mean only)." + refs))
 
 
 def panel_ablation(res, out_dir, band, abl, log):
@@ -303,9 +342,10 @@ def panel_ablation(res, out_dir, band, abl, log):
     for ax, (what, eval_p) in zip(axes, evals):
         for value, g in abl.arms:
             _curve(ax, res, g.rows, eval_p(value), xs, label(abl.factor, value, g.config), band)
-        if len(evals) == 1:  # GD is the same for every arm at one p
+        if len(evals) == 1:  # GD and blind are the same for every arm at one p
             _curve(ax, res, abl.arms[0][1].rows, p, xs, "GD baseline", band, which="gd",
                    shade=False, ls="--", color="0.5", lw=1)
+            _reference_lines(ax, res, abl.arms[0][1].rows, p, xs, pick=False)
         _style(ax, xs, f"{held}\neval noise {what}")
         _legend(ax, band)
     if abl.note:
@@ -317,6 +357,7 @@ def panel_ablation(res, out_dir, band, abl, log):
         f"Evaluation noise {' and '.join(w for w, _ in evals)}"
         f"{'; GD baseline dashed grey' if len(evals) == 1 else ''}. "
         f"Lines: mean over seeds; bands: {BANDS[band]}."
+        + (_reference_caption(res, pick=False) if len(evals) == 1 else "")
         + (f" Note: {abl.note}." if abl.note else "")))
 
 

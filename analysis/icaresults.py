@@ -1,16 +1,24 @@
 """Load an icasweep result file (include/icasweep/store.h) for analysis.
 
     from icaresults import load
-    res = load("results.h5")                 # checks schema_version
+    res = load("results.h5")                 # schema version 1 or 2
     res.runs                                 # /runs, strings decoded to str
     res.tf_err[row, p, i]                    # error with i examples at res.noise[p]
+    res.gd_err, res.blind_err, res.pick_err  # GD baseline, reference strategies
+    res.has("blind")                         # False for a schema-1 file
     rows = res.select(attention="softmax", ffn=1, status="done")
     for g in res.groups():                   # configurations, seeds together
         s = res.stats(g.rows, p=0.0)         # mean/std/min/max over seeds, per i
     res.summary(p=0.0, position=15)          # one dict per configuration
+    res.tidy()                               # long pandas table: run x noise x position
+    res.to_xarray()                          # xarray Dataset (run, noise, position)
+
+Schema version 2 adds the reference strategies /eval/blind_err and
+/eval/pick_err. A version-1 file loads; asking it for those raises
+MissingDataError saying what the file lacks.
 
 `load(path, as_frame=True)` makes `.runs` a pandas DataFrame instead (pandas
-is optional; everything else works on either form).
+is needed only for that, tidy() and to_xarray(), which also needs xarray).
 """
 import time
 from collections import Counter
@@ -19,7 +27,8 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-SCHEMA_VERSION = 1  # STORE_SCHEMA_VERSION in include/icasweep/store.h
+SCHEMA_VERSION = 2  # STORE_SCHEMA_VERSION in include/icasweep/store.h
+KNOWN_SCHEMAS = (1, 2)
 
 STATUSES = ("done", "pending", "diverged", "failed", "interrupted")
 
@@ -28,11 +37,28 @@ STATUSES = ("done", "pending", "diverged", "failed", "interrupted")
 CONFIG_FIELDS = ("layers", "heads", "embd", "attention", "ffn", "loss", "train_noise",
                  "lr", "batch", "steps", "dims", "points", "eval_batch")
 
+# The [R, P, N] error curves: short name -> dataset, and the schema version
+# that introduced each.
+CURVES = {"tf": "eval/tf_err", "gd": "eval/gd_err",
+          "blind": "eval/blind_err", "pick": "eval/pick_err"}
+CURVE_SINCE = {"tf": 1, "gd": 1, "blind": 2, "pick": 2}
+CURVE_MEANING = {"tf": "the transformer", "gd": "the GD baseline",
+                 "blind": "reference strategies", "pick": "reference strategies"}
+
 DATASETS = ("runs", "eval/noise", "eval/tf_err", "eval/gd_err", "train/step", "train/loss")
+
+
+def datasets(version):
+    """The datasets a file of this schema version must have."""
+    return DATASETS + tuple(CURVES[c] for c, v in CURVE_SINCE.items() if 1 < v <= version)
 
 
 class SchemaError(ValueError):
     """The file is not a result file this loader understands."""
+
+
+class MissingDataError(SchemaError):
+    """The file is readable but was written before a dataset existed."""
 
 
 @dataclass
@@ -80,6 +106,51 @@ class Results:
     train_loss: np.ndarray   # [R, S]
     attrs: dict = field(default_factory=dict)
     descriptions: dict = field(default_factory=dict)  # dataset -> description
+    reference: dict = field(default_factory=dict)     # "blind"/"pick" -> [R, P, N], if stored
+
+    @property
+    def schema_version(self):
+        return int(self.attrs.get("schema_version", 1))
+
+    def has(self, which):
+        """Whether the file holds curve `which` (tf, gd, blind, pick)."""
+        if which not in CURVES:
+            raise KeyError(f"no curve {which!r}; curves: {', '.join(CURVES)}")
+        return which in ("tf", "gd") or which in self.reference
+
+    def missing_text(self, which):
+        """What the file lacks, in words, or "" when it has curve `which`."""
+        if self.has(which):
+            return ""
+        return (f"file has schema version {self.schema_version}: no /{CURVES[which]} "
+                f"({CURVE_MEANING[which]}); re-run with icasweep >= schema version "
+                f"{CURVE_SINCE[which]} to get it")
+
+    def curve(self, which):
+        """The [R, P, N] array of curve `which`: "tf", "gd", "blind" or
+        "pick". MissingDataError (naming the file's schema version) when the
+        file predates it."""
+        if which == "tf":
+            return self.tf_err
+        if which == "gd":
+            return self.gd_err
+        if not self.has(which):
+            raise MissingDataError(f"{self.path}: {self.missing_text(which)}")
+        return self.reference[which]
+
+    @property
+    def blind_err(self):
+        """[R, P, N] reward-blind average 1 - cos(mean(y_0..y_{k-1}), y*); NaN at k = 0."""
+        return self.curve("blind")
+
+    @property
+    def pick_err(self):
+        """[R, P, N] 1 - cos(y_j, y*), j the highest seen reward of the first k; NaN at k = 0."""
+        return self.curve("pick")
+
+    def curves_present(self):
+        """Short names of the curves the file holds, in CURVES order."""
+        return [c for c in CURVES if self.has(c)]
 
     @property
     def n_runs(self):
@@ -151,8 +222,9 @@ class Results:
     def stats(self, rows, p=0.0, which="tf"):
         """Spread across the given rows (seeds) of the error curve at
         evaluation noise p: arrays over positions 0..N-1. which: "tf" for
-        the transformer, "gd" for the GD baseline."""
-        err = {"tf": self.tf_err, "gd": self.gd_err}[which]
+        the transformer, "gd" for the GD baseline, "blind" or "pick" for the
+        reference strategies (NaN at position 0)."""
+        err = self.curve(which)
         rows = np.asarray(rows, dtype=int)
         return spread(err[rows, self.noise_index(p), :], axis=0)
 
@@ -174,18 +246,78 @@ class Results:
         """The /runs table as a pandas DataFrame (needs pandas)."""
         return _as_frame(self.runs) if isinstance(self.runs, np.ndarray) else self.runs
 
+    def _run_rows(self, status):
+        if status is None:
+            return np.arange(self.n_runs)
+        return self.select(status=status)
+
+    def tidy(self, status=None, fields=()):
+        """A long pandas DataFrame, one row per run x evaluation noise x
+        position: columns row, run_id, seed, status, every knob
+        (CONFIG_FIELDS), any extra /runs `fields` (e.g. "final_loss"), noise,
+        position (= in-context examples), then tf_err, gd_err and, when the
+        file has them, blind_err and pick_err. status: keep only runs with
+        this status (or any of a list); None keeps every run (unfinished
+        runs have NaN errors, which pandas' means skip)."""
+        pd = _require("pandas", "tidy()")
+        rows = self._run_rows(status)
+        P, N = len(self.noise), self.n_points
+        per_run = P * N
+        columns = {}
+        for name in ("row", "run_id", "seed", "status", *CONFIG_FIELDS, *fields):
+            columns[name] = np.repeat(self.column(name)[rows], per_run)
+        columns["noise"] = np.tile(np.repeat(self.noise.astype(float), N), len(rows))
+        columns["position"] = np.tile(np.arange(N), len(rows) * P)
+        for which in self.curves_present():
+            columns[f"{which}_err"] = self.curve(which)[rows].astype(float).ravel()
+        return pd.DataFrame(columns)
+
+    def to_xarray(self, status=None):
+        """An xarray Dataset with dimensions run (labelled by run_id), noise
+        (the evaluation levels), position (0..N-1 in-context examples) and
+        step; data variables tf_err, gd_err, blind_err and pick_err (those
+        the file has) over (run, noise, position) and train_loss over (run,
+        step); coordinates along run: row, seed, status and every knob, so
+        ds.tf_err.sel(noise=0, position=15).groupby("layers").mean() works.
+        status as in tidy()."""
+        xr = _require("xarray", "to_xarray()")
+        rows = self._run_rows(status)
+        coords = {"run": self.column("run_id")[rows], "noise": self.noise.astype(float),
+                  "position": np.arange(self.n_points), "step": self.train_step}
+        for name in ("row", "seed", "status", *CONFIG_FIELDS):
+            coords[name] = ("run", self.column(name)[rows])
+        data = {}
+        for which in self.curves_present():
+            ds_name = CURVES[which]
+            data[f"{which}_err"] = (("run", "noise", "position"),
+                                    self.curve(which)[rows].astype(float),
+                                    {"description": self.descriptions.get(ds_name, "")})
+        data["train_loss"] = (("run", "step"), self.train_loss[rows].astype(float),
+                              {"description": self.descriptions.get("train/loss", "")})
+        attrs = {k: v for k, v in self.attrs.items() if k != "grid"}
+        attrs["source"] = self.path
+        missing = [self.missing_text(c) for c in CURVES if not self.has(c)]
+        if missing:
+            attrs["missing"] = "; ".join(dict.fromkeys(missing))
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
 
 def _py(x):
     """A numpy scalar as the python value (DataFrame columns give both)."""
     return x.item() if isinstance(x, np.generic) else x
 
 
-def _as_frame(table):
+def _require(module, what):
+    """Imports an optional module or says which Debian package has it."""
     try:
-        import pandas as pd
+        return __import__(module)
     except ImportError as e:
-        raise ImportError("as_frame=True / frame() needs pandas (apt-get install "
-                          "python3-pandas); without it use the structured array") from e
+        raise ImportError(f"{what} needs {module} (apt-get install python3-{module}); "
+                          f"without it use the numpy arrays") from e
+
+
+def _as_frame(table):
+    pd = _require("pandas", "as_frame=True / frame()")
     return pd.DataFrame({name: table[name] for name in table.dtype.names})
 
 
@@ -223,17 +355,23 @@ def _open(path, attempts=10):
 
 def load(path, as_frame=False):
     """Reads a whole result file. Raises SchemaError (a ValueError) naming
-    the file and what is wrong when it is not a schema-1 icasweep file."""
+    the file and what is wrong when it is not an icasweep file of schema
+    version 1 or 2."""
     with _open(path) as f:
         version = f.attrs.get("schema_version")
         if version is None:
             raise SchemaError(f"{path}: no schema_version attribute: not an icasweep result file")
-        if int(version) != SCHEMA_VERSION:
-            raise SchemaError(f"{path}: schema version {int(version)} is not supported: this "
-                              f"loader reads schema version {SCHEMA_VERSION} (update analysis/)")
-        missing = [d for d in DATASETS if d not in f]
+        version = int(version)
+        if version > SCHEMA_VERSION:
+            raise SchemaError(f"{path}: schema version {version} is newer than this loader "
+                              f"reads (versions {', '.join(map(str, KNOWN_SCHEMAS))}): update "
+                              f"analysis/ to the icasweep that wrote the file")
+        if version not in KNOWN_SCHEMAS:
+            raise SchemaError(f"{path}: schema version {version} is not supported: this "
+                              f"loader reads versions {', '.join(map(str, KNOWN_SCHEMAS))}")
+        missing = [d for d in datasets(version) if d not in f]
         if missing:
-            raise SchemaError(f"{path}: schema {SCHEMA_VERSION} file lacks {', '.join(missing)}")
+            raise SchemaError(f"{path}: schema {version} file lacks {', '.join(missing)}")
         raw = f["runs"][()]
         absent = [n for n in CONFIG_FIELDS + ("run_id", "seed", "status") if n not in raw.dtype.names]
         if absent:
@@ -248,7 +386,9 @@ def load(path, as_frame=False):
             train_loss=f["train/loss"][()],
             attrs={k: _attr_value(v) for k, v in f.attrs.items()},
             descriptions={d: _attr_value(f[d].attrs["description"])
-                          for d in DATASETS if "description" in f[d].attrs},
+                          for d in datasets(version) if "description" in f[d].attrs},
+            reference={c: f[CURVES[c]][()] for c, v in CURVE_SINCE.items()
+                       if 1 < v <= version},
         )
     R, P = len(res.runs), len(res.noise)
     expect = {"eval/tf_err": (res.tf_err, 3, (R, P)), "eval/gd_err": (res.gd_err, 3, (R, P)),
@@ -257,9 +397,10 @@ def load(path, as_frame=False):
         if data.ndim != ndim or data.shape[:len(lead)] != lead:
             raise SchemaError(f"{path}: /{name} has shape {data.shape}, expected {lead} "
                               f"leading (R runs = {R}, P noise levels = {P})")
-    if res.tf_err.shape != res.gd_err.shape:
-        raise SchemaError(f"{path}: /eval/tf_err {res.tf_err.shape} and /eval/gd_err "
-                          f"{res.gd_err.shape} differ")
+    for which in res.curves_present()[1:]:
+        if res.curve(which).shape != res.tf_err.shape:
+            raise SchemaError(f"{path}: /{CURVES[which]} has shape {res.curve(which).shape}, "
+                              f"/eval/tf_err {res.tf_err.shape}: they must agree")
     if as_frame:
         res.runs = _as_frame(res.runs)
     return res

@@ -1,24 +1,29 @@
 #!/usr/bin/env python3
 """Write DIR/report.md for an icasweep result file: what the file holds,
-the figures, and a checklist of SPEC.md's six findings.
+the figures, and SPEC.md's six findings judged with statistics.
 
 usage: report.py RESULTS.h5 --out DIR [--band minmax|std] [--require 1,2,3]
 
-Each finding is PASS, FAIL or NOT IN GRID (the file has no runs that test
-it), with the numbers behind it. The checklist is also printed. Exit status
-0, or 1 when a finding named by --require is not PASS (2: unreadable file).
+Each finding is PASS, FAIL, INCONCLUSIVE or NOT IN GRID (the file has no
+runs that test it), with the comparisons behind it. The checklist is also
+printed. Exit status 0, or 1 when a finding named by --require is not PASS
+(2: unreadable file).
 
-How a finding is judged (CRITERIA below, repeated in the report): errors are
-taken at the last plotted position, last = min(15, N-1), and at position 2,
-at evaluation noise p = 0, per seed. "A beats B" means
-    mean(B) - mean(A) > max(MARGIN, sd(A) + sd(B))
-with sd the sample standard deviation across seeds (0 for one seed): the
-gap must exceed both a fixed margin and the seeds' own scatter.
+How a finding is judged (JUDGING and CRITERIA below, repeated in the
+report): every comparison is paired by seed, set up so that the paper
+predicts a positive difference, and judged by the 95% Student-t interval of
+the mean difference over seeds: PASS above zero, FAIL below zero,
+INCONCLUSIVE across zero (with the seeds that would settle it). A finding
+has *level* comparisons (the paper's: errors at p = 0), *mechanism*
+comparisons (reward use and the reference strategies), and *guards*
+(comparisons that can only contradict it). It is FAIL if any comparison
+fails, PASS if none fails and every available level comparison or every
+available mechanism comparison passes, INCONCLUSIVE otherwise.
 """
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,29 +31,70 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from figures import (BANDS, FACTORS, ablation, describe, draw_all, label,  # noqa: E402
                      positions, reference_group, reference_noise)
 from icaresults import load, spread  # noqa: E402
+from pairedstats import (CONFIDENCE, FAIL, INCONCLUSIVE, NOT_AVAILABLE, PASS,  # noqa: E402
+                         paired)
 
-MARGIN = 0.01       # smallest error gap that counts as a difference
-FLAT_MARGIN = 0.05  # largest fall from 2 to `last` examples of a "flat" curve
-MIN_CORR = 0.8      # correlation of the TF and GD mean curves for "tracks"
+NOT_IN_GRID = "NOT IN GRID"
+LEVEL, MECHANISM, GUARD = "level", "mechanism", "guard"
+MIN_CORR = 0.8   # correlation of the TF and GD mean curves called "tracks" (reported, not judged)
+
+JUDGING = (
+    f"Every comparison pairs runs by seed: runs with the same seed saw the same evaluation "
+    f"contexts, and an ablation's arms differ only in its factor (E may move with H). It is "
+    f"written as a difference A − B that the paper predicts to be positive, and judged by "
+    f"the {CONFIDENCE:.0%} Student-t confidence interval of the mean difference over the "
+    f"seeds (t with n − 1 degrees of freedom): **PASS** when the interval lies above zero, "
+    f"**FAIL** when it lies below zero, **INCONCLUSIVE** when it contains zero (then "
+    f"\"about n seeds\" is the smallest n with t(n−1)·s/√n < |mean| at the observed mean "
+    f"and standard deviation s of the differences, i.e. n ≈ (t·s/mean)², the number that "
+    f"would settle it if the mean and spread held). One seed gives no interval: "
+    f"INCONCLUSIVE. N/A: the file cannot give that comparison (the reason is stated).\n\n"
+    f"Errors are `1 - cos(prediction, y*)` averaged over the evaluation contexts, at `last` "
+    f"= min(15, N-1) in-context examples (and at 2) and evaluation noise p = 0. The "
+    f"*reward use* of a run is U = error(p = 1, last) − error(p = 0, last): how much worse "
+    f"the model gets when the critic is useless, i.e. how much it relies on the rewards "
+    f"(with p = 1 not evaluated, the highest level evaluated stands in, and the report says "
+    f"so). The reference strategies (schema version 2 files) are `blind`, the reward-blind "
+    f"average of the k responses, and `pick`, the response with the highest seen reward.\n\n"
+    f"A finding's comparisons have roles. *Level*: the paper's own comparison of error "
+    f"levels. *Mechanism*: the same question asked of reward use or against the reference "
+    f"strategies, which separates models that use the rewards from models that do not "
+    f"more clearly than the level at p = 0 (SPEC.md, \"Reference strategies\"). *Guard*: a "
+    f"comparison that can only contradict the finding (its PASS is not needed). "
+    f"**A finding is FAIL if any of its comparisons is FAIL; PASS if none is FAIL and all "
+    f"its available level comparisons, or all its available mechanism comparisons, PASS; "
+    f"INCONCLUSIVE otherwise.** With more than two levels of a factor (heads, depth) the "
+    f"extreme levels are compared, and for heads also one head against the best other "
+    f"count (the lowest mean), each paired by seed.")
 
 CRITERIA = {
-    1: (f"Reference model, p = 0. PASS if (a) its error falls from 2 to `last` examples: the "
-        f"mean over seeds of each run's own fall exceeds the spread (std) of those falls and "
-        f"{MARGIN}, and (b) it tracks the GD baseline: GD with 2 examples does not beat it "
-        f"with `last` examples (it reaches GD's range), and the mean curves over 2..last "
-        f"correlate (Pearson r >= {MIN_CORR})."),
-    2: (f"Reference model, error at `last` examples for every evaluation noise level p. PASS if "
-        f"(a) the lowest p beats the highest p, (b) no higher p beats a lower p (monotone within "
-        f"the seed spread), and (c) when p = 1 was evaluated, its curve is flat: the mean error "
-        f"falls by at most {FLAT_MARGIN} from 2 to `last` examples."),
-    3: "Softmax vs linear attention, other knobs equal, p = 0, `last` examples. PASS if softmax "
-       "beats linear.",
-    4: "Heads ablation, other knobs equal (E may move with H), p = 0, `last` examples. PASS if "
-       "every other H beats the fewest heads (H = 1 in the paper's grid). Whether the errors "
-       "also fall monotonically with H is reported, not required.",
-    5: "MLP on vs off, other knobs equal, p = 0, `last` examples. PASS if MLP on beats MLP off.",
-    6: "Depth ablation, other knobs equal, p = 0, `last` examples. PASS if the deepest model "
-       "beats the shallowest. Monotonicity is reported, not required.",
+    1: ("Reference model, p = 0. Level: its error at 2 − its error at `last` examples "
+        "(the fall, per seed). Guard: the GD baseline with 2 examples − the transformer "
+        "with `last` (FAIL if the transformer stays above GD's starting error: it does "
+        "not reach GD's range). Mechanism: the transformer's fall − the reward-blind "
+        "average's fall over the same examples (more than averaging more responses gives). "
+        f"Reported: the correlation of the mean TF and GD curves (r >= {MIN_CORR} reads as "
+        "tracking)."),
+    2: ("Reference model, error at `last` examples. Level: error at the highest p − at the "
+        "lowest p (= U when they are 1 and 0). Guards: each step between adjacent levels "
+        "(FAIL on a significant fall with more noise); with p = 1 evaluated, nothing is "
+        "learned from the context at p = 1: the blind average's fall from 2 to `last` − the "
+        "transformer's fall at p = 1 (without blind in the file: error at `last` − at 2, at "
+        "p = 1). Mechanism: blind − transformer at p = 0 (the model with a perfect critic "
+        "beats ignoring the rewards)."),
+    3: ("Softmax vs linear attention, other knobs equal. Level: linear − softmax error at "
+        "`last`, p = 0. Mechanism: U(softmax) − U(linear). Reported: how many runs of each "
+        "arm stay on the plateau (error above blind at p = 0)."),
+    4: ("Heads ablation, other knobs equal (E may move with H). Level: fewest heads − most "
+        "heads error at `last`, p = 0, and fewest − the best other H when that is not the "
+        "most. Guards: fewest − each remaining H (FAIL if some H is significantly worse "
+        "than the fewest). Mechanism: U(most) − U(fewest), and U(best other) − U(fewest). "
+        "Monotonicity in H is reported, not judged."),
+    5: "MLP on vs off, other knobs equal. Level: off − on error at `last`, p = 0. "
+       "Mechanism: U(on) − U(off).",
+    6: ("Depth ablation, other knobs equal. Level: shallowest − deepest error at `last`, "
+        "p = 0. Mechanism: U(deepest) − U(shallowest). Monotonicity is reported, not "
+        "judged."),
 }
 
 CLAIMS = {
@@ -61,20 +107,91 @@ CLAIMS = {
 }
 
 
+def _num(x, digits=3):
+    return f"{x:+.{digits}f}"
+
+
+@dataclass
+class Comparison:
+    """One paired comparison of a finding: A − B, predicted positive."""
+    role: str                 # LEVEL | MECHANISM | GUARD
+    text: str                 # what A − B is, in words
+    result: object = None     # pairedstats.Paired, None when N/A
+    status: str = NOT_AVAILABLE
+    reason: str = ""          # why N/A
+
+    def line(self):
+        head = f"{self.role}{' (only a contradiction counts)' if self.role == GUARD else ''}: {self.text}"
+        if self.result is None or self.result.interval is None:
+            return f"{head}: N/A ({self.reason})"
+        r, iv = self.result, self.result.interval
+        digits = 3 if max(abs(iv.mean), abs(iv.lo) if iv.n > 1 else 0) >= 0.01 else 4
+        seeds = f"{iv.n} seed{'s' if iv.n != 1 else ''}"
+        if iv.n < 2:
+            stats = f"mean {_num(iv.mean, digits)}, no interval from {seeds}"
+        else:
+            stats = (f"mean {_num(iv.mean, digits)}, {iv.confidence:.0%} CI "
+                     f"[{_num(iv.lo, digits)}, {_num(iv.hi, digits)}], {seeds}")
+        if r.left_out:
+            stats += f" (seeds not in both: {', '.join(map(str, r.left_out))})"
+        tail = self.status
+        if self.status == INCONCLUSIVE and self.role != GUARD:
+            need = r.seeds_needed()
+            if iv.n < 2:
+                tail += " (needs at least 2 seeds for an interval)"
+            elif need is None:
+                tail += " (mean difference 0: no number of seeds would settle it)"
+            else:
+                tail += f" (about {need} seeds would settle it at this spread)"
+        return f"{head} (paper: > 0): {stats}: {tail}"
+
+
 @dataclass
 class Verdict:
     number: int
     claim: str
-    status: str     # PASS | FAIL | NOT IN GRID
-    evidence: str
+    status: str     # PASS | FAIL | INCONCLUSIVE | NOT IN GRID
+    evidence: str   # the values behind the comparisons, or why NOT IN GRID
+    comparisons: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    combined: str = ""  # how the comparisons gave the status
+
+    def detail_lines(self):
+        return ([c.line() for c in self.comparisons] + [f"note: {n}" for n in self.notes]
+                + ([f"verdict: {self.combined}"] if self.combined else []))
 
 
-def beats(a, b):
-    """(A beats B, gap mean(B) - mean(A), the gap required)."""
-    sa, sb = spread(a), spread(b)
-    gap = float(sb.mean - sa.mean)
-    need = max(MARGIN, float(sa.std + sb.std))
-    return gap > need, gap, need
+def compare(role, text, a, b, unavailable=""):
+    """Comparison of a − b, {seed: value} maps, or N/A for `unavailable`."""
+    if unavailable:
+        return Comparison(role, text, None, NOT_AVAILABLE, unavailable)
+    r = paired(a, b)
+    return Comparison(role, text, r, r.status, r.reason)
+
+
+def combine(comparisons):
+    """(status, how): FAIL if any comparison fails; PASS if none fails and
+    the available level comparisons all pass, or the available mechanism
+    comparisons all pass; INCONCLUSIVE otherwise."""
+    parts = {}
+    for role in (LEVEL, MECHANISM):
+        got = [c.status for c in comparisons if c.role == role and c.status != NOT_AVAILABLE]
+        if got:
+            parts[role] = (PASS if all(s == PASS for s in got)
+                           else FAIL if FAIL in got else INCONCLUSIVE)
+    guards = [c for c in comparisons if c.role == GUARD]
+    failed_guards = [c for c in guards if c.status == FAIL]
+    how = [f"{role} {parts.get(role, 'N/A')}" for role in (LEVEL, MECHANISM)]
+    if guards:
+        how.append(f"guards: {len(failed_guards)} of {len(guards)} contradicted"
+                   if failed_guards else "guards: no contradiction")
+    if any(c.status == FAIL for c in comparisons):
+        status = FAIL
+    elif PASS in parts.values():
+        status = PASS
+    else:
+        status = INCONCLUSIVE
+    return status, ", ".join(how) + f" -> {status}"
 
 
 def _seeds_note(counts):
@@ -86,7 +203,8 @@ def _seeds_note(counts):
 
 
 class Context:
-    """What every finding needs: the reference model, p = 0, positions."""
+    """What every finding needs: the reference model, the noise levels, the
+    positions, and per-seed values of a configuration."""
 
     def __init__(self, res):
         self.res = res
@@ -95,138 +213,275 @@ class Context:
         self.p0 = reference_noise(res)
         self.xs = positions(res)
         self.first, self.last = int(self.xs[0]), int(self.xs[-1])
+        above = [float(p) for p in res.noise if p > self.p0 + 1e-9]
+        one = [p for p in above if np.isclose(p, 1.0)]
+        self.p_use = (one or [max(above)])[0] if above else None
 
     def values(self, rows, i, p=None, which="tf"):
-        """Per-seed errors at position i."""
-        err = self.res.tf_err if which == "tf" else self.res.gd_err
+        """Per-row errors at position i (rows in the given order)."""
         p = self.p0 if p is None else p
-        return err[np.asarray(rows), self.res.noise_index(p), i].astype(float)
+        return self.res.curve(which)[np.asarray(rows), self.res.noise_index(p), i].astype(float)
+
+    def by_seed(self, group, values):
+        """{seed: value} for a group's rows (values in group.rows order)."""
+        return {int(s): float(v) for s, v in zip(group.seeds, values)}
+
+    def err(self, group, i=None, p=None, which="tf"):
+        return self.by_seed(group, self.values(group.rows, self.last if i is None else i, p, which))
+
+    def fall(self, group, p=None, which="tf"):
+        """Error at 2 − error at last, per seed."""
+        return self.by_seed(group, self.values(group.rows, self.first, p, which)
+                            - self.values(group.rows, self.last, p, which))
+
+    def use(self, group):
+        """Reward use U per seed, {} when only one noise level."""
+        if self.p_use is None:
+            return {}
+        return self.by_seed(group, self.values(group.rows, self.last, self.p_use)
+                            - self.values(group.rows, self.last))
+
+    def use_name(self):
+        if self.p_use is None or np.isclose(self.p_use, 1.0):
+            return "U"
+        return f"U(p = {self.p_use:g})"
+
+    def use_unavailable(self):
+        if self.p_use is None:
+            return "one evaluation noise level: reward use needs p = 1 (or any level above p = 0)"
+        return ""
+
+    def use_note(self):
+        if self.p_use is not None and not np.isclose(self.p_use, 1.0):
+            return (f"p = 1 not evaluated: reward use taken as error(p = {self.p_use:g}) − "
+                    f"error(p = {self.p0:g}) at {self.last} examples")
+        return ""
+
+    def lacks(self, which):
+        return self.res.missing_text(which)
 
     def where(self):
         return f"p = {self.p0:g}" + ("" if self.p0 == 0 else " (the smallest level evaluated)")
 
 
+def _text(values):
+    return spread(list(values.values())).text() if values else "n/a"
+
+
 def finding_1(ctx):
-    rows = ctx.ref.rows
-    tf2, tfl = ctx.values(rows, ctx.first), ctx.values(rows, ctx.last)
-    gd2, gdl = ctx.values(rows, ctx.first, which="gd"), ctx.values(rows, ctx.last, which="gd")
-    # Paired: each run's error at `last` against its own at 2 examples. Seeds
-    # differ in level more than in slope, so the spread that matters is that
-    # of the per-seed falls, not of the two positions' errors.
-    fall = spread(tf2 - tfl)
-    gap, need = float(fall.mean), max(MARGIN, float(fall.std))
-    falls = gap > need
-    tf_curve = ctx.res.stats(rows, ctx.p0).mean[ctx.xs]
-    gd_curve = ctx.res.stats(rows, ctx.p0, "gd").mean[ctx.xs]
+    g, first, last, p = ctx.ref, ctx.first, ctx.last, ctx.p0
+    comps = [
+        compare(LEVEL, f"transformer's error at {first} − at {last} examples, p = {p:g}",
+                ctx.err(g, first), ctx.err(g, last)),
+        compare(GUARD, f"GD baseline with {first} examples − transformer with {last}, p = {p:g}",
+                ctx.err(g, first, which="gd"), ctx.err(g, last)),
+    ]
+    no_blind = ctx.lacks("blind")
+    comps.append(compare(
+        MECHANISM, f"transformer's fall from {first} to {last} examples − the reward-blind "
+        f"average's fall, p = {p:g}",
+        ctx.fall(g), {} if no_blind else ctx.fall(g, which="blind"), no_blind))
+    tf_curve = ctx.res.stats(g.rows, p).mean[ctx.xs]
+    gd_curve = ctx.res.stats(g.rows, p, "gd").mean[ctx.xs]
     corr = (float(np.corrcoef(tf_curve, gd_curve)[0, 1])
             if np.std(tf_curve) > 0 and np.std(gd_curve) > 0 else float("nan"))
-    within = not beats(gd2, tfl)[0]
-    ok = falls and within and corr >= MIN_CORR
-    return ok, (f"reference model ({describe(ctx.ref.config)}), {ctx.where()}: transformer "
-                f"{spread(tf2).text()} at {ctx.first} examples -> {spread(tfl).text()} at "
-                f"{ctx.last} (fall {gap:.3f} ± {float(fall.std):.3f} per seed, needed > {need:.3f}: {'yes' if falls else 'no'}); "
-                f"GD baseline {spread(gd2).text()} -> {spread(gdl).text()}; transformer at "
-                f"{ctx.last} not beaten by GD at {ctx.first}: {'yes' if within else 'no'}; correlation of "
-                f"the mean curves r = {corr:.2f} (needed >= {MIN_CORR}) {_seeds_note([len(rows)])}")
+    text = (f"reference model ({describe(g.config)}), {ctx.where()}: transformer "
+            f"{_text(ctx.err(g, first))} at {first} examples -> {_text(ctx.err(g, last))} at "
+            f"{last}; GD baseline {_text(ctx.err(g, first, which='gd'))} -> "
+            f"{_text(ctx.err(g, last, which='gd'))}")
+    if not no_blind:
+        text += (f"; blind average {_text(ctx.err(g, first, which='blind'))} -> "
+                 f"{_text(ctx.err(g, last, which='blind'))}; pick "
+                 f"{_text(ctx.err(g, first, which='pick'))} -> {_text(ctx.err(g, last, which='pick'))}")
+    text += (f"; correlation of the mean TF and GD curves r = {corr:.2f} "
+             f"({'tracks' if corr >= MIN_CORR else 'does not track'}: r >= {MIN_CORR}) "
+             f"{_seeds_note([len(g.rows)])}")
+    return comps, text, []
 
 
 def finding_2(ctx):
-    res, rows = ctx.res, ctx.ref.rows
+    res, g, first, last = ctx.res, ctx.ref, ctx.first, ctx.last
     if len(res.noise) < 2:
-        return None, f"one evaluation noise level ({res.noise[0]:g})"
+        return None, f"one evaluation noise level ({res.noise[0]:g})", []
     levels = sorted(float(p) for p in res.noise)
-    at_last = [ctx.values(rows, ctx.last, p) for p in levels]
-    rises, gap, need = beats(at_last[0], at_last[-1])
-    reversals = [f"p={levels[k + 1]:g} below p={levels[k]:g}" for k in range(len(levels) - 1)
-                 if beats(at_last[k + 1], at_last[k])[0]]
-    parts = ", ".join(f"p={p:g} {spread(v).text()}" for p, v in zip(levels, at_last))
-    text = (f"reference model, error at {ctx.last} examples: {parts} {_seeds_note([len(rows)])}; "
-            f"rise from p={levels[0]:g} to p={levels[-1]:g}: {gap:.3f} (needed > {need:.3f}); "
-            f"monotone: {'yes' if not reversals else 'no (' + '; '.join(reversals) + ')'}")
-    ok = rises and not reversals
-    if np.isclose(levels[-1], 1.0):
-        s2, sl = spread(ctx.values(rows, ctx.first, 1.0)), spread(ctx.values(rows, ctx.last, 1.0))
-        fall = float(s2.mean - sl.mean)
-        flat = fall <= FLAT_MARGIN
-        ok = ok and flat
-        text += (f"; at p=1: {s2.text()} at {ctx.first} examples -> {sl.text()} at {ctx.last}, "
-                 f"fall {fall:.3f} ({'flat' if flat else 'not flat'}: allowed <= {FLAT_MARGIN})")
+    lo, hi = levels[0], levels[-1]
+    at = {p: ctx.err(g, last, p) for p in levels}
+    comps = [compare(LEVEL, f"error at {last} examples, p = {hi:g} − p = {lo:g}"
+                     + (" (reward use U)" if np.isclose(lo, 0) and np.isclose(hi, 1) else ""),
+                     at[hi], at[lo])]
+    if len(levels) > 2:
+        comps += [compare(GUARD, f"error at {last} examples, p = {b:g} − p = {a:g}", at[b], at[a])
+                  for a, b in zip(levels, levels[1:])]
+    no_blind = ctx.lacks("blind")
+    if np.isclose(hi, 1.0):
+        if no_blind:
+            comps.append(compare(GUARD, f"at p = 1, error at {last} − at {first} examples (no "
+                                 f"fall: nothing learned from the context; blind not in the file)",
+                                 ctx.err(g, last, 1.0), ctx.err(g, first, 1.0)))
+        else:
+            comps.append(compare(GUARD, f"at p = 1, the reward-blind average's fall from {first} "
+                                 f"to {last} examples − the transformer's (nothing learned "
+                                 f"beyond averaging)",
+                                 ctx.fall(g, 1.0, "blind"), ctx.fall(g, 1.0)))
+    comps.append(compare(MECHANISM, f"reward-blind average − transformer at {last} examples, "
+                         f"p = {lo:g} (the model beats ignoring the rewards)",
+                         {} if no_blind else ctx.err(g, last, lo, "blind"), at[lo], no_blind))
+    parts = ", ".join(f"p={p:g} {_text(v)}" for p, v in at.items())
+    text = f"reference model, error at {last} examples: {parts} {_seeds_note([len(g.rows)])}"
+    if np.isclose(hi, 1.0):
+        text += f"; at p=1: {_text(ctx.err(g, first, 1.0))} at {first} examples -> {_text(at[hi])} at {last}"
     else:
-        text += "; p=1 not evaluated, flatness not checked"
+        text += "; p=1 not evaluated, 'nothing learned at p = 1' not checked"
+    if not no_blind:
+        text += (f"; blind average {_text(ctx.err(g, last, lo, 'blind'))}, pick "
+                 + ", ".join(f"p={p:g} {_text(ctx.err(g, last, p, 'pick'))}" for p in levels))
     abl, _ = ablation(res, "train_noise")
     if abl is not None:  # beyond the paper's test: reported, not judged
-        trained = ", ".join(f"{label('train_noise', v)}: {spread(ctx.values(g.rows, ctx.last)).text()}"
-                            for v, g in abl.arms)
+        trained = ", ".join(f"{label('train_noise', v)}: {_text(ctx.err(gr, last))}"
+                            for v, gr in abl.arms)
         text += f". For reference, models trained with reward noise, at {ctx.where()}: {trained}"
-    return ok, text
+    return comps, text, []
 
 
 def _arms_text(ctx, abl):
-    errs = [(v, g, ctx.values(g.rows, ctx.last)) for v, g in abl.arms]
-    parts = " vs ".join(f"{label(abl.factor, v, g.config)} {spread(e).text()}" for v, g, e in errs)
-    return errs, f"{ctx.where()}, {ctx.last} examples: {parts} {_seeds_note(len(e) for _, _, e in errs)}"
+    err = [(v, g, ctx.err(g)) for v, g in abl.arms]
+    parts = " vs ".join(f"{label(abl.factor, v, g.config)} {_text(e)}" for v, g, e in err)
+    text = f"{ctx.where()}, {ctx.last} examples: {parts} {_seeds_note(len(e) for _, _, e in err)}"
+    if ctx.p_use is not None:
+        text += f"; reward use {ctx.use_name()}: " + " vs ".join(
+            f"{label(abl.factor, v, g.config)} {_text(ctx.use(g))}" for v, g, _ in err)
+    return text
 
 
-def _ablation_finding(ctx, factor, judge):
+def _held(abl):
+    fac = FACTORS[abl.factor]
+    return describe(abl.arms[0][1].config, omit=(fac.field, *fac.coupled))
+
+
+def _pair_comparisons(ctx, better, worse, name_b, name_w):
+    """Level: worse − better error; mechanism: U(better) − U(worse)."""
+    return [
+        compare(LEVEL, f"{name_w} − {name_b}, error at {ctx.last} examples, p = {ctx.p0:g}",
+                ctx.err(worse), ctx.err(better)),
+        compare(MECHANISM, f"reward use {ctx.use_name()}, {name_b} − {name_w}",
+                ctx.use(better), ctx.use(worse), ctx.use_unavailable()),
+    ]
+
+
+def _ablation_finding(ctx, factor, build):
     abl, reason = ablation(ctx.res, factor)
     if abl is None:
-        return None, reason
-    errs, text = _arms_text(ctx, abl)
-    ok, why = judge({v: e for v, _, e in errs})
-    fac = FACTORS[factor]
-    held = describe(abl.arms[0][1].config, omit=(fac.field, *fac.coupled))
-    return ok, f"{text}; {why} [held: {held}]" + (
-        f" [{abl.note}]" if abl.note else "")
+        return None, reason, []
+    comps, notes = build(abl)
+    text = f"{_arms_text(ctx, abl)} [held: {_held(abl)}]" + (f" [{abl.note}]" if abl.note else "")
+    note = ctx.use_note()
+    return comps, text, notes + ([note] if note else [])
 
 
-def _pair(winner, loser, name_w, name_l):
-    def judge(e):
-        if winner not in e or loser not in e:
-            return False, f"needs both {name_w} and {name_l}"
-        ok, gap, need = beats(e[winner], e[loser])
-        return ok, f"gap {gap:.3f} (needed > {need:.3f})"
-    return judge
-
-
-def _ordered(e, name, require):
-    """Judge for heads and depth over values sorted ascending, the smallest
-    the expected worst. require "all": every other value beats it; "ends":
-    the largest beats it. Monotonicity is reported either way."""
-    keys = sorted(e)
-    worst = keys[0]
-    reversals = [f"{name(b)} worse than {name(a)}" for a, b in zip(keys, keys[1:])
-                 if beats(e[a], e[b])[0]]
-    mono = "yes" if not reversals else "no (" + "; ".join(reversals) + ")"
-    if require == "all":
-        losers = [name(k) for k in keys[1:] if not beats(e[k], e[worst])[0]]
-        ok = not losers
-        why = (f"every larger value beats {name(worst)}: "
-               f"{'yes' if ok else 'no (not: ' + ', '.join(losers) + ')'}")
-    else:
-        ok, gap, need = beats(e[keys[-1]], e[worst])
-        why = f"{name(keys[-1])} vs {name(worst)}: gap {gap:.3f} (needed > {need:.3f})"
-    return ok, f"{why}; monotone: {mono}"
+def _plateau_note(ctx, arms):
+    """How many runs of each arm stay above the blind average at p = 0."""
+    if ctx.lacks("blind"):
+        return f"runs on the plateau (above blind at p = 0) not counted: {ctx.lacks('blind')}"
+    parts = []
+    for name, g in arms:
+        tf, blind = ctx.err(g), ctx.err(g, which="blind")
+        above = sum(tf[s] > blind[s] for s in tf)
+        parts.append(f"{name} {above} of {len(tf)}")
+    return (f"runs that never leave the plateau (error above the reward-blind average at "
+            f"{ctx.last} examples, p = {ctx.p0:g}): " + ", ".join(parts))
 
 
 def finding_3(ctx):
-    return _ablation_finding(ctx, "attention", _pair("softmax", "linear", "softmax", "linear"))
+    def build(abl):
+        arms = dict(abl.arms)
+        if "softmax" not in arms or "linear" not in arms:
+            return [compare(LEVEL, "softmax vs linear", {}, {}, "needs both softmax and linear")], []
+        comps = _pair_comparisons(ctx, arms["softmax"], arms["linear"], "softmax", "linear")
+        return comps, [_plateau_note(ctx, [("linear", arms["linear"]), ("softmax", arms["softmax"])])]
+    return _ablation_finding(ctx, "attention", build)
+
+
+def _monotone(ctx, abl, name, factor_word):
+    """Whether the mean error at `last` falls with every step up in the
+    factor (reported, not judged)."""
+    means = sorted((v, float(np.mean(list(ctx.err(g).values())))) for v, g in abl.arms)
+    reversals = [f"{name(b)} above {name(a)}" for (a, ea), (b, eb) in zip(means, means[1:])
+                 if eb > ea]
+    return (f"mean error at {ctx.last} examples falls with every step up in {factor_word}: "
+            + ("yes" if not reversals else "no (" + "; ".join(reversals) + ")"))
+
+
+def _best(ctx, arms, metric, lowest):
+    """The arm with the lowest (or highest) mean of metric(group)."""
+    def mean(g):
+        vals = list(metric(g).values())
+        return float(np.mean(vals)) if vals else np.nan
+    scored = [(mean(g), v, g) for v, g in arms if np.isfinite(mean(g))]
+    if not scored:
+        return None
+    return (min if lowest else max)(scored, key=lambda t: t[0])[1:]
 
 
 def finding_4(ctx):
-    def judge(e):
-        ok, why = _ordered(e, lambda v: f"H = {v}", "all")
-        if min(e) != 1:
-            why += f"; note: the fewest heads in the grid is H = {min(e)}, not 1"
-        return ok, why
-    return _ablation_finding(ctx, "heads", judge)
+    name = lambda v: f"H = {v}"  # noqa: E731
+
+    def build(abl):
+        arms = sorted(abl.arms, key=lambda a: a[0])
+        (few, gf), (most, gm) = arms[0], arms[-1]
+        others = arms[1:]
+        comps = [compare(LEVEL, f"{name(few)} − {name(most)} (fewest vs most heads), error at "
+                         f"{ctx.last} examples, p = {ctx.p0:g}", ctx.err(gf), ctx.err(gm))]
+        best = _best(ctx, others, ctx.err, lowest=True)
+        compared = {most}
+        if best and best[0] != most:
+            compared.add(best[0])
+            comps.append(compare(LEVEL, f"{name(few)} − {name(best[0])} (fewest vs the best other), "
+                                 f"error at {ctx.last} examples, p = {ctx.p0:g}",
+                                 ctx.err(gf), ctx.err(best[1])))
+        comps += [compare(GUARD, f"{name(few)} − {name(v)}, error at {ctx.last} examples, "
+                          f"p = {ctx.p0:g}", ctx.err(gf), ctx.err(g))
+                  for v, g in others if v not in compared]
+        unavailable = ctx.use_unavailable()
+        comps.append(compare(MECHANISM, f"reward use {ctx.use_name()}, {name(most)} − {name(few)} "
+                             f"(most vs fewest heads)", ctx.use(gm), ctx.use(gf), unavailable))
+        best_u = None if unavailable else _best(ctx, others, ctx.use, lowest=False)
+        if best_u and best_u[0] != most:
+            comps.append(compare(MECHANISM, f"reward use {ctx.use_name()}, {name(best_u[0])} − "
+                                 f"{name(few)} (the best other vs fewest)",
+                                 ctx.use(best_u[1]), ctx.use(gf)))
+        notes = [_monotone(ctx, abl, name, "heads")]
+        if few != 1:
+            notes.append(f"the fewest heads in the grid is H = {few}, not 1")
+        if len(arms) > 2:
+            best_text = (f"the best other is {name(best[0])}" if best and best[0] != most
+                         else f"the best other is the most, {name(most)}")
+            notes.append(f"more than two head counts: the extremes are compared, and the "
+                         f"fewest against the best other by mean error ({best_text})")
+        return comps, notes
+    return _ablation_finding(ctx, "heads", build)
 
 
 def finding_5(ctx):
-    return _ablation_finding(ctx, "ffn", _pair(1, 0, "MLP on", "MLP off"))
+    def build(abl):
+        arms = dict(abl.arms)
+        if 1 not in arms or 0 not in arms:
+            return [compare(LEVEL, "MLP on vs off", {}, {}, "needs both MLP on and off")], []
+        return _pair_comparisons(ctx, arms[1], arms[0], "MLP on", "MLP off"), []
+    return _ablation_finding(ctx, "ffn", build)
 
 
 def finding_6(ctx):
-    return _ablation_finding(ctx, "layers", lambda e: _ordered(e, lambda v: f"L = {v}", "ends"))
+    name = lambda v: f"L = {v}"  # noqa: E731
+
+    def build(abl):
+        arms = sorted(abl.arms, key=lambda a: a[0])
+        (shallow, gs), (deep, gd) = arms[0], arms[-1]
+        comps = _pair_comparisons(ctx, gd, gs, name(deep), name(shallow))
+        notes = [_monotone(ctx, abl, name, "depth")]
+        if len(arms) > 2:
+            notes.append("more than two depths: the shallowest and the deepest are compared")
+        return comps, notes
+    return _ablation_finding(ctx, "layers", build)
 
 
 FINDINGS = {1: finding_1, 2: finding_2, 3: finding_3, 4: finding_4, 5: finding_5, 6: finding_6}
@@ -238,13 +493,17 @@ def checklist(res):
     ctx = Context(res) if res.groups() else None
     for n, fn in FINDINGS.items():
         if ctx is None:
-            ok, text = None, "no finished runs in the file"
+            comps, text, notes = None, "no finished runs in the file", []
         elif len(ctx.xs) < 2:
-            ok, text = None, f"N = {res.n_points} leaves fewer than two positions to compare"
+            comps, text, notes = None, (f"N = {res.n_points} leaves fewer than two positions "
+                                        f"to compare"), []
         else:
-            ok, text = fn(ctx)
-        status = "NOT IN GRID" if ok is None else ("PASS" if ok else "FAIL")
-        out.append(Verdict(n, CLAIMS[n], status, text))
+            comps, text, notes = fn(ctx)
+        if comps is None:
+            out.append(Verdict(n, CLAIMS[n], NOT_IN_GRID, text))
+            continue
+        status, how = combine(comps)
+        out.append(Verdict(n, CLAIMS[n], status, text, comps, notes, how))
     return out
 
 
@@ -260,6 +519,9 @@ def _header(res):
              + f" (of {res.n_runs})",
              f"- evaluation noise levels p: {', '.join(f'{p:g}' for p in res.noise)}; "
              f"N = {res.n_points} positions; training steps stored: {len(res.train_step)}"]
+    if not res.has("blind"):
+        lines.append(f"- reference strategies: none: {res.missing_text('blind')}; the "
+                     f"comparisons that need them are N/A")
     bad = [r for r in range(res.n_runs) if res.column("status")[r] not in ("done", "pending")]
     if bad:
         lines += ["", "Runs that did not finish normally:", ""]
@@ -274,11 +536,18 @@ def _header(res):
 
 def _config_table(res):
     ctx = Context(res)
-    lines = ["| configuration | seeds | TF at %d | TF at %d | GD at %d |" % (ctx.first, ctx.last, ctx.last),
-             "|---|---|---|---|---|"]
+    cols = [("TF at %d" % ctx.first, ctx.first, "tf"), ("TF at %d" % ctx.last, ctx.last, "tf"),
+            ("GD at %d" % ctx.last, ctx.last, "gd")]
+    if res.has("blind"):
+        cols += [("blind at %d" % ctx.last, ctx.last, "blind"), ("pick at %d" % ctx.last, ctx.last, "pick")]
+    use = ctx.p_use is not None
+    head = [c[0] for c in cols] + ([f"reward use {ctx.use_name()}"] if use else [])
+    lines = ["| configuration | seeds | " + " | ".join(head) + " |",
+             "|---|---|" + "---|" * len(head)]
     for g in ctx.groups:
-        cells = [spread(ctx.values(g.rows, i, which=w)).text()
-                 for i, w in ((ctx.first, "tf"), (ctx.last, "tf"), (ctx.last, "gd"))]
+        cells = [_text(ctx.err(g, i, which=w)) for _, i, w in cols]
+        if use:
+            cells.append(_text(ctx.use(g)))
         lines.append(f"| {describe(g.config)} | {len(g.rows)} | " + " | ".join(cells) + " |")
     return lines
 
@@ -292,16 +561,8 @@ def write_report(res, out_dir, band="minmax", log=print):
     lines = _header(res) + ["", "## SPEC findings", ""]
     for v in verdicts:
         lines.append(f"- **{v.status}** — {v.number}. {v.claim}: {v.evidence}")
-    lines += ["", "### How each finding is judged", "",
-              f"Errors are `1 - cos(prediction, y*)` averaged over the evaluation contexts, "
-              f"taken per seed at position 2 and at `last` = min(15, N-1) in-context examples, "
-              f"at evaluation noise p = 0. \"A beats B\" means mean(B) - mean(A) > "
-              f"max({MARGIN}, sd(A) + sd(B)), sd being the sample standard deviation across "
-              f"seeds (0 with one seed), so a difference must exceed the seeds' scatter. "
-              f"Values are written mean ± sd. The reference model is the finished "
-              f"configuration closest to the file's most common value of every knob; an "
-              f"ablation compares configurations that differ only in its factor. NOT IN GRID: "
-              f"the file has no such comparison.", ""]
+        lines += [f"  - {d}" for d in v.detail_lines()]
+    lines += ["", "### How each finding is judged", "", JUDGING, ""]
     lines += [f"{n}. {text}" for n, text in CRITERIA.items()]
     if res.groups():
         lines += ["", f"## Configurations (p = {reference_noise(res):g}, mean ± sd over seeds)", ""]
@@ -326,7 +587,9 @@ def write_report(res, out_dir, band="minmax", log=print):
 def print_checklist(verdicts, out=None):
     out = out or sys.stdout
     for v in verdicts:
-        print(f"{v.status:<11} {v.number}. {v.claim}\n            {v.evidence}", file=out)
+        print(f"{v.status:<12} {v.number}. {v.claim}\n             {v.evidence}", file=out)
+        for d in v.detail_lines():
+            print(f"             - {d}", file=out)
 
 
 def main(argv=None):
@@ -352,7 +615,7 @@ def main(argv=None):
     path, verdicts = write_report(res, args.out, band=args.band)
     print_checklist(verdicts)
     print(f"wrote {path}")
-    missing = [v.number for v in verdicts if v.number in required and v.status != "PASS"]
+    missing = [v.number for v in verdicts if v.number in required and v.status != PASS]
     if missing:
         print(f"report.py: required findings not PASS: {', '.join(map(str, missing))}",
               file=sys.stderr)

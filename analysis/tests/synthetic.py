@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """Result files in icasweep's exact layout (include/icasweep/store.h,
-schema 1) with made-up but plausible curves, so that the analysis can be
-tested on cases whose verdicts are known, without the binary.
+schema 2, or schema 1 with schema=1) with made-up but plausible curves, so
+that the analysis can be tested on cases whose verdicts are known, without
+the binary.
 
-    make(path, configs, err_fn)   one row per configuration and seed
+    make(path, configs, err_fn)    one row per configuration and seed
     paper_like(config, seed, p, i) curves showing all six SPEC findings
+    blind_like, pick_like          the reference strategies near SPEC's values
 
 usage: synthetic.py OUT.h5   writes a paper-like file (for trying the tools)
 """
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -33,17 +36,42 @@ def gd_like(seed, p, k):
     return 0.3 + 0.55 * np.exp(-k / 4.0) * (1 - p) + 0.55 * p + 0.002 * seed
 
 
+def blind_like(seed, k):
+    """Reward-blind average: SPEC's Monte Carlo 0.402, 0.372, 0.353, 0.345,
+    0.342 at k = 1, 2, 5, 10, 15 within about 0.01; the same at every p."""
+    return 0.34 + 0.065 * np.exp(-(k - 1) / 2.2) + 0.002 * seed
+
+
+def pick_like(seed, p, k):
+    """Highest-seen-reward response: towards 0.007 at p = 0, about 0.2 at
+    p = 0.5 and 0.4 at p = 1 (SPEC's values at k = 15)."""
+    follows = 0.40 * np.exp(-(k - 1) / 3.0) + 0.007
+    return p * 0.40 + (1 - p) * follows + 0.002 * seed
+
+
+def jitter(config, seed):
+    """A fixed pseudo-random number in [-1, 1] per configuration and seed,
+    so that seeds scatter differently in every configuration (paired
+    differences have a spread)."""
+    key = repr(sorted(config.items())) + f"/{seed}"
+    return zlib.crc32(key.encode()) / 0x7FFFFFFF - 1.0
+
+
 def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
-         status=None, gd_fn=gd_like):
-    """Writes a schema-1 result file with one row per (configuration, seed),
-    seeds innermost like the plan order. configs: dicts overriding DEFAULTS;
+         status=None, gd_fn=gd_like, blind_fn=blind_like, pick_fn=pick_like, schema=2):
+    """Writes a result file with one row per (configuration, seed), seeds
+    innermost like the plan order. configs: dicts overriding DEFAULTS;
     err_fn(config, seed, p, i) -> transformer error; status(config, seed) ->
-    a status string (default "done"); rows not "done" get NaN curves."""
+    a status string (default "done"); rows not "done" get NaN curves.
+    schema=2 adds /eval/blind_err (blind_fn(seed, k)) and /eval/pick_err
+    (pick_fn(seed, p, k)), NaN at k = 0; schema=1 leaves them out."""
     plan = [(dict(DEFAULTS, **c), s) for c in configs for s in seeds]
     R, P, S = len(plan), len(noise), max(c["steps"] for c, _ in plan)
     runs = np.zeros(R, dtype=RUN_DTYPE)
     tf = np.full((R, P, N), np.nan, dtype="f4")
     gd = np.full((R, P, N), np.nan, dtype="f4")
+    blind = np.full((R, P, N), np.nan, dtype="f4")
+    pick = np.full((R, P, N), np.nan, dtype="f4")
     loss = np.full((R, S), np.nan, dtype="f4")
     for r, (c, s) in enumerate(plan):
         st = status(c, s) if status else "done"
@@ -62,10 +90,13 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
             for i in range(N):
                 tf[r, pi, i] = err_fn(c, s, p, i)
                 gd[r, pi, i] = gd_fn(s, p, i)
+                if i > 0:
+                    blind[r, pi, i] = blind_fn(s, i)
+                    pick[r, pi, i] = pick_fn(s, p, i)
         loss[r, :c["steps"]] = 20.0 * np.exp(-np.arange(c["steps"]) / 50.0) + 10.0
         runs["final_loss"][r] = loss[r, c["steps"] - 1]
     with h5py.File(path, "w") as f:
-        f.attrs["schema_version"] = np.int32(1)
+        f.attrs["schema_version"] = np.int32(schema)
         f.attrs["program_version"] = np.bytes_(b"synthetic")
         f.attrs["git_revision"] = np.bytes_(b"none")
         f.attrs["grid"] = np.bytes_(b"# synthetic file made by analysis/tests/synthetic.py\n")
@@ -75,8 +106,12 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
                 ("eval/noise", np.asarray(noise, dtype="f8"), "evaluation noise levels"),
                 ("eval/tf_err", tf, "transformer error [run, eval noise, i]"),
                 ("eval/gd_err", gd, "GD baseline error [run, eval noise, k]"),
+                ("eval/blind_err", blind, "reward-blind average [run, eval noise, k]"),
+                ("eval/pick_err", pick, "critic-following pick [run, eval noise, k]"),
                 ("train/step", np.arange(1, S + 1, dtype="i4"), "training steps"),
                 ("train/loss", loss, "training loss [run, step]")):
+            if schema < 2 and name in ("eval/blind_err", "eval/pick_err"):
+                continue
             f[name] = data
             f[name].attrs["description"] = np.bytes_(text.encode())
     return path
@@ -92,9 +127,12 @@ def quality(config):
 
 def paper_like(config, seed, p, i):
     """Transformer error: falls with i like the GD baseline, less the noisier
-    the critic, not at all at p = 1; seeds scatter by a few thousandths."""
-    learned = (1 - p) * (0.55 + quality(config)) * (1 - np.exp(-i / 4.0))
-    return 0.95 - 0.6 * learned + 0.003 * (seed - 1)
+    the critic, not at all at p = 1; seeds scatter by a few thousandths, a
+    shared level per seed plus a part of their own per configuration in
+    both the level and how much the run learns."""
+    own = jitter(config, seed)
+    learned = (1 - p) * (0.55 + quality(config)) * (1 + 0.01 * own) * (1 - np.exp(-i / 4.0))
+    return 0.95 - 0.6 * learned + 0.003 * (seed - 1) + 0.002 * own
 
 
 PAPER_CONFIGS = ([dict(layers=L) for L in (2, 4, 8)]
