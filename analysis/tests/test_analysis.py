@@ -380,13 +380,19 @@ def test_finding_2_fails_when_noise_does_not_matter(tmp_path):
 
 
 def test_finding_2_needs_nothing_learned_at_p_1(tmp_path):
-    # error rises with p, but the model still learns from a useless critic
+    # a useless critic cannot help: a model below the blind average at p = 1
+    # contradicts the finding
+    beats_blind = lambda c, s, p, i: (synthetic.paper_like(c, s, p, i) if p < 1
+                                      else 0.2 + 0.001 * s)
+    res = make(tmp_path, "beats.h5", [{}], beats_blind)
+    assert verdicts(res)[2] == "FAIL"
+    assert comparison(res, 2, "guard", "at p = 1").status == "FAIL"
+    # a model that still improves with examples at p = 1 but stays above the
+    # blind average does not contradict it
     learns = lambda c, s, p, i: synthetic.paper_like(c, s, min(p, 0.6), i)
     res = make(tmp_path, "learns.h5", [{}], learns)
-    assert verdicts(res)[2] == "FAIL"
     assert comparison(res, 2, "level").status == "PASS"
-    assert comparison(res, 2, "guard", "at p = 1").status == "FAIL"
-    assert verdict(res, 2).combined == "level PASS, mechanism PASS, guards: 1 of 3 contradicted -> FAIL"
+    assert comparison(res, 2, "guard", "at p = 1").status != "FAIL"
     # without p = 1 among the levels the same curves pass (the guard is not asked)
     res = make(tmp_path, "nop1.h5", [{}], learns, noise=(0.0, 0.5))
     assert verdicts(res)[2] == "PASS" and "p=1 not evaluated" in evidence(res, 2)
@@ -424,8 +430,8 @@ def test_schema_1_file_is_judged_without_the_reference_strategies(tmp_path):
         mech = comparison(res, n, "mechanism")
         assert mech.status == "N/A" and mech.line().endswith(f"N/A ({SCHEMA_1_BLIND})")
     assert verdict(res, 1).combined.startswith("level PASS, mechanism N/A")
-    # without blind, "nothing learned at p = 1" asks the transformer's own curve not to fall
-    assert "blind not in the file" in comparison(res, 2, "guard", "at p = 1").text
+    # without blind, "nothing learned at p = 1" cannot be asked
+    assert comparison(res, 2, "guard", "at p = 1").status == "N/A"
     assert f"not counted: {SCHEMA_1_BLIND}" in " ".join(verdict(res, 3).notes)
     path, _ = report.write_report(res, str(tmp_path / "rep"), log=lambda s: None)
     text = open(path).read()
