@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from figures import (BANDS, FACTORS, ablation, describe, draw_all, label,  # noqa: E402
                      positions, reference_group, reference_noise)
 from icaresults import load, spread  # noqa: E402
+from selfcorrect import report_section as selfcorrect_section  # noqa: E402
 
 MARGIN = 0.01       # smallest error gap that counts as a difference
 FLAT_MARGIN = 0.05  # largest fall from 2 to `last` examples of a "flat" curve
@@ -314,6 +315,7 @@ def write_report(res, out_dir, band="minmax", log=print):
         pdf = next(os.path.basename(f) for f in panel.files if f.endswith(".pdf"))
         lines += [f"### {panel.title}", "", f"![{panel.title}]({png})", "",
                   f"{panel.caption} ([PDF]({pdf}))", ""]
+    lines += selfcorrect_section(res.path, out_dir, log=log)
     grid = res.attrs.get("grid")
     if grid:
         lines += ["## Grid file", "", "```yaml", grid.rstrip(), "```"]
