@@ -33,6 +33,7 @@ from figures import (BANDS, FACTORS, ablation, describe, draw_all, label,  # noq
 from icaresults import load, spread  # noqa: E402
 from pairedstats import (CONFIDENCE, FAIL, INCONCLUSIVE, NOT_AVAILABLE, PASS,  # noqa: E402
                          paired)
+from selfcorrect import report_section as selfcorrect_section  # noqa: E402
 
 NOT_IN_GRID = "NOT IN GRID"
 LEVEL, MECHANISM, GUARD = "level", "mechanism", "guard"
@@ -578,6 +579,7 @@ def write_report(res, out_dir, band="minmax", log=print):
         pdf = next(os.path.basename(f) for f in panel.files if f.endswith(".pdf"))
         lines += [f"### {panel.title}", "", f"![{panel.title}]({png})", "",
                   f"{panel.caption} ([PDF]({pdf}))", ""]
+    lines += selfcorrect_section(res.path, out_dir, log=log)
     grid = res.attrs.get("grid")
     if grid:
         lines += ["## Grid file", "", "```yaml", grid.rstrip(), "```"]

@@ -64,9 +64,59 @@ static int parse_noise_list(const char *s, run_config *cfg, icas_err *err)
     return 0;
 }
 
+/* --sc-rounds R, --sc-k0 LIST, --sc-q LIST: the closed loop's flags.
+ * Returns as cli_parse_run_flag. The lists' values are range-checked here;
+ * how they combine with each other and with --points, by
+ * config_validate_selfcorrect. */
+static int parse_selfcorrect_flag(run_config *cfg, const char *flag, const char *value,
+                                  icas_err *err)
+{
+    if (strcmp(flag, "--sc-rounds") == 0) {
+        if (parse_int(flag, value, &cfg->sc_rounds, err))
+            return -1;
+        if (cfg->sc_rounds < 0)
+            return icas_fail(err, "--sc-rounds %s: must be 0 (no closed loop) or more", value);
+        return 1;
+    }
+    int is_k0 = strcmp(flag, "--sc-k0") == 0;
+    if (!is_k0 && strcmp(flag, "--sc-q") != 0)
+        return 0;
+    const int max = is_k0 ? ICAS_MAX_SC_K0 : ICAS_MAX_SC_Q;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", value);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return icas_fail(err, "%s %s: at most %d values", flag, value, max);
+        if (is_k0) {
+            if (parse_int(flag, tok, &cfg->sc_k0[n], err))
+                return -1;
+            if (cfg->sc_k0[n] < 0)
+                return icas_fail(err, "%s %s: must be 0 or more", flag, tok);
+        } else {
+            if (parse_double(flag, tok, &cfg->sc_q[n], err))
+                return -1;
+            if (!(cfg->sc_q[n] >= 0 && cfg->sc_q[n] <= 1))
+                return icas_fail(err, "%s %s: must be in [0,1]", flag, tok);
+        }
+        n++;
+    }
+    if (n == 0)
+        return icas_fail(err, "%s '%s': expected a list such as %s", flag, value,
+                         is_k0 ? "2,5" : "0,0.5,1");
+    if (is_k0)
+        cfg->n_sc_k0 = n;
+    else
+        cfg->n_sc_q = n;
+    return 1;
+}
+
 int cli_parse_run_flag(run_config *cfg, const char *flag, const char *value,
                        icas_err *err)
 {
+    if (strncmp(flag, "--sc-", 5) == 0)
+        return parse_selfcorrect_flag(cfg, flag, value, err);
     struct { const char *name; int *field; } ints[] = {
         {"--layers", &cfg->layers}, {"--heads", &cfg->heads},
         {"--embd", &cfg->embd},     {"--steps", &cfg->steps},
@@ -165,6 +215,11 @@ static void train_usage(FILE *f)
         "evaluation:\n"
         "  --eval-noise LIST    evaluation noise levels (default 0,0.25,0.5,0.75,1)\n"
         "  --eval-batch B       evaluation contexts (default %d)\n"
+        "closed-loop self-correction (SPEC; after evaluation, on the same contexts):\n"
+        "  --sc-rounds R        rounds of the model correcting its own answer (default 0:\n"
+        "                       none); every k0 + R at most N - 1\n"
+        "  --sc-k0 LIST         given triplets before the first round, e.g. 2,5\n"
+        "  --sc-q LIST          critic noise levels in [0,1], e.g. 0,0.5,1\n"
         "output:\n"
         "  -o, --output PATH    result file (required); never overwritten without --force\n"
         "  --force              replace an existing PATH (only once the run has finished)\n"

@@ -90,6 +90,47 @@ int config_validate(const run_config *c, icas_err *err)
         if (!(c->eval_noise[i] >= 0 && c->eval_noise[i] <= 1))
             return icas_fail(err, "--eval-noise %g: must be in [0,1]",
                              c->eval_noise[i]);
+    return config_validate_selfcorrect(c, err);
+}
+
+int config_validate_selfcorrect(const run_config *c, icas_err *err)
+{
+    if (c->sc_rounds < 0 || c->sc_rounds > 10000)
+        return icas_fail(err, "--sc-rounds %d: must be between 0 (no closed loop) and 10000",
+                         c->sc_rounds);
+    if (c->n_sc_k0 < 0 || c->n_sc_k0 > ICAS_MAX_SC_K0)
+        return icas_fail(err, "--sc-k0: at most %d values, got %d", ICAS_MAX_SC_K0, c->n_sc_k0);
+    if (c->n_sc_q < 0 || c->n_sc_q > ICAS_MAX_SC_Q)
+        return icas_fail(err, "--sc-q: at most %d levels, got %d", ICAS_MAX_SC_Q, c->n_sc_q);
+    if (c->sc_rounds == 0) {
+        if (c->n_sc_k0 || c->n_sc_q)
+            return icas_fail(err, "--sc-%s given without --sc-rounds (the number of "
+                                  "closed-loop rounds, at least 1)", c->n_sc_k0 ? "k0" : "q");
+        return 0;
+    }
+    if (c->n_sc_k0 == 0 || c->n_sc_q == 0)
+        return icas_fail(err, "--sc-rounds %d: needs --sc-%s (a list such as %s)", c->sc_rounds,
+                         c->n_sc_k0 == 0 ? "k0" : "q", c->n_sc_k0 == 0 ? "2,5" : "0,0.5,1");
+    for (int i = 0; i < c->n_sc_k0; i++) {
+        int k0 = c->sc_k0[i];
+        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (SPEC:
+         * it runs while k0 + rounds <= N - 1) */
+        if (k0 < 0 || (long)k0 + c->sc_rounds > (long)c->points - 1)
+            return icas_fail(err, "--sc-k0 %d: with --sc-rounds %d, k0 must be in [0, %d] "
+                                  "(k0 + rounds at most --points %d minus 1)",
+                             k0, c->sc_rounds, c->points - 1 - c->sc_rounds, c->points);
+        for (int j = 0; j < i; j++)
+            if (c->sc_k0[j] == k0)
+                return icas_fail(err, "--sc-k0 %d: listed twice", k0);
+    }
+    for (int i = 0; i < c->n_sc_q; i++) {
+        double q = c->sc_q[i];
+        if (!(q >= 0 && q <= 1))
+            return icas_fail(err, "--sc-q %g: must be in [0,1]", q);
+        for (int j = 0; j < i; j++)
+            if (c->sc_q[j] == q)
+                return icas_fail(err, "--sc-q %g: listed twice", q);
+    }
     return 0;
 }
 
@@ -101,6 +142,10 @@ void config_describe(const run_config *c, char *out, size_t n)
              c->layers, c->heads, c->embd, attention_name(c->attention),
              c->ffn ? "on" : "off", loss_name(c->loss), c->train_noise, c->lr,
              c->batch, c->steps, c->seed);
+    size_t len = strlen(out);
+    if (c->sc_rounds > 0 && len < n)
+        snprintf(out + len, n - len, " selfcorrect: rounds=%d x %d k0 x %d q", c->sc_rounds,
+                 c->n_sc_k0, c->n_sc_q);
 }
 
 /* FNV-1a over a canonical text of the configuration: stable across
@@ -119,6 +164,14 @@ void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
     for (int i = 0; i < c->n_eval_noise && len < (int)sizeof canon - 32; i++)
         len += snprintf(canon + len, sizeof canon - (size_t)len, "%.17g,",
                         c->eval_noise[i]);
+    if (c->sc_rounds > 0) {
+        len += snprintf(canon + len, sizeof canon - (size_t)len, ";sc=%d;k0=", c->sc_rounds);
+        for (int i = 0; i < c->n_sc_k0 && len < (int)sizeof canon - 32; i++)
+            len += snprintf(canon + len, sizeof canon - (size_t)len, "%d,", c->sc_k0[i]);
+        len += snprintf(canon + len, sizeof canon - (size_t)len, ";q=");
+        for (int i = 0; i < c->n_sc_q && len < (int)sizeof canon - 32; i++)
+            len += snprintf(canon + len, sizeof canon - (size_t)len, "%.17g,", c->sc_q[i]);
+    }
     uint64_t h = 1469598103934665603ULL;
     for (int i = 0; i < len; i++) {
         h ^= (unsigned char)canon[i];
@@ -152,5 +205,10 @@ double config_run_flops(const run_config *c)
      * and a d x d update; small but counted. */
     double gd = (double)c->eval_batch * c->points * c->n_eval_noise * 50.0 *
                 (c->points * 6.0 * c->dims + 4.0 * c->dims * c->dims);
-    return config_train_step_flops(c) * c->steps + eval + gd;
+    /* closed loop: a forward pass of the evaluation batch per round, per
+     * (q, k0), and one per q for the open-loop comparison */
+    double sc = c->sc_rounds > 0
+                    ? fwd_per_token * T * c->eval_batch * c->n_sc_q * (c->n_sc_k0 * c->sc_rounds + 1.0)
+                    : 0;
+    return config_train_step_flops(c) * c->steps + eval + gd + sc;
 }

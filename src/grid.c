@@ -25,7 +25,7 @@
 #define GRID_MAX_EXPANSION_PROBLEMS 100
 
 static const char *const TOP_KEYS =
-    "settings, axes, grids, seeds, eval_noise, checkpoint_every, save_model";
+    "settings, axes, grids, seeds, eval_noise, checkpoint_every, save_model, selfcorrect";
 
 /* ---- diagnostics ---------------------------------------------------------- */
 
@@ -536,6 +536,11 @@ typedef struct {
     int n_eval_noise; /* 0: the default levels */
     int shared_bad;   /* a problem in a part every sub-grid uses */
     yaml_mark_t root_at;
+    /* selfcorrect: the closed loop of every run (rounds 0: none) */
+    int sc_rounds, n_sc_k0, n_sc_q;
+    int sc_k0[ICAS_MAX_SC_K0];
+    double sc_q[ICAS_MAX_SC_Q];
+    yaml_mark_t sc_rounds_at, sc_k0_at[ICAS_MAX_SC_K0];
 } grid_spec;
 
 static void spec_free(grid_spec *s)
@@ -629,6 +634,119 @@ static int parse_eval_noise(reporter *r, yaml_document_t *doc, yaml_node_t *n, g
     return rc;
 }
 
+/* selfcorrect: {rounds: R, k0: K or [K, ...], q: Q or [Q, ...]}, every key
+ * required: the closed loop (selfcorrect.h) run after every run's
+ * evaluation. What depends on a run's points (k0 + rounds <= points - 1) is
+ * checked in the expansion (check_selfcorrect). */
+static int parse_selfcorrect(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
+{
+    char buf[256];
+    if (n->type != YAML_MAPPING_NODE) {
+        report(r, n->start_mark, "selfcorrect: expected a mapping with keys rounds, k0, q, "
+               "got %s", describe(n, buf, sizeof buf));
+        return -1;
+    }
+    int before = r->problems, have_rounds = 0, have_k0 = 0, have_q = 0;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        const char *key = key_name(r, doc, n, p);
+        yaml_node_t *val = yaml_document_get_node(doc, p->value);
+        if (!key)
+            continue;
+        if (strcmp(key, "rounds") == 0) {
+            long v;
+            have_rounds = 1;
+            if (parse_int(r, val, "selfcorrect: rounds", &v) == 0) {
+                if (v < 1)
+                    report(r, val->start_mark, "selfcorrect: rounds: must be at least 1, got "
+                           "%ld (leave the block out for no closed loop)", v);
+                else
+                    s->sc_rounds = (int)v;
+                s->sc_rounds_at = val->start_mark;
+            }
+            continue;
+        }
+        int is_k0 = strcmp(key, "k0") == 0;
+        if (!is_k0 && strcmp(key, "q") != 0) {
+            report(r, yaml_document_get_node(doc, p->key)->start_mark,
+                   "unknown key '%s' in selfcorrect (allowed: rounds, k0, q)", key);
+            continue;
+        }
+        const char *name = is_k0 ? "selfcorrect: k0" : "selfcorrect: q";
+        const int max = is_k0 ? ICAS_MAX_SC_K0 : ICAS_MAX_SC_Q;
+        size_t count = val->type == YAML_SEQUENCE_NODE ? n_items(val) : 1;
+        *(is_k0 ? &have_k0 : &have_q) = 1;
+        if (val->type == YAML_MAPPING_NODE || count == 0 || count > (size_t)max) {
+            report(r, val->start_mark, "%s: expected one value or a list of 1 to %d values, "
+                   "got %s", name, max, count > (size_t)max ? "a longer list"
+                                                          : describe(val, buf, sizeof buf));
+            continue;
+        }
+        for (size_t i = 0; i < count; i++) {
+            yaml_node_t *one = val->type == YAML_SEQUENCE_NODE ? item(doc, val, i) : val;
+            if (is_k0) {
+                long v;
+                if (parse_int(r, one, name, &v))
+                    continue;
+                if (v < 0) {
+                    report(r, one->start_mark, "%s: must be 0 or more, got %ld", name, v);
+                    continue;
+                }
+                int dup = 0;
+                for (int j = 0; j < s->n_sc_k0; j++)
+                    dup |= s->sc_k0[j] == v;
+                if (dup) {
+                    report(r, one->start_mark, "%s: %ld is listed twice", name, v);
+                    continue;
+                }
+                s->sc_k0_at[s->n_sc_k0] = one->start_mark;
+                s->sc_k0[s->n_sc_k0++] = (int)v;
+            } else {
+                double v;
+                if (parse_double(r, one, name, &v))
+                    continue;
+                if (!(v >= 0 && v <= 1)) {
+                    report(r, one->start_mark, "%s: must be in [0,1], got %s", name, text_of(one));
+                    continue;
+                }
+                int dup = 0;
+                for (int j = 0; j < s->n_sc_q; j++)
+                    dup |= s->sc_q[j] == v;
+                if (dup) {
+                    report(r, one->start_mark, "%s: %s is listed twice", name, text_of(one));
+                    continue;
+                }
+                s->sc_q[s->n_sc_q++] = v;
+            }
+        }
+    }
+    if (!have_rounds || !have_k0 || !have_q)
+        report(r, n->start_mark, "selfcorrect: missing %s (the block needs rounds, k0 and q)",
+               !have_rounds ? "rounds" : !have_k0 ? "k0" : "q");
+    if (r->problems > before) {
+        s->sc_rounds = s->n_sc_k0 = s->n_sc_q = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* The part of a closed loop that depends on the run: every k0 + rounds at
+ * most points - 1. Reported at the k0 at fault; returns -1 if reported. */
+static int check_selfcorrect(reporter *r, const grid_spec *s, const run_config *c, int *stop)
+{
+    for (int i = 0; i < s->n_sc_k0 && s->sc_rounds > 0; i++) {
+        if ((long)s->sc_k0[i] + s->sc_rounds <= (long)c->points - 1)
+            continue;
+        char msg[256];
+        snprintf(msg, sizeof msg, "selfcorrect: k0 %d with rounds %d needs points >= %d "
+                 "(k0 + rounds at most points - 1), but a run has points %d",
+                 s->sc_k0[i], s->sc_rounds, s->sc_k0[i] + s->sc_rounds + 1, c->points);
+        if (report_once(r, s->sc_k0_at[i], msg))
+            *stop = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_grids(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
 {
     char buf[256];
@@ -684,6 +802,8 @@ static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, grid
                 else
                     g->checkpoint_every = (int)every;
             }
+        } else if (strcmp(key, "selfcorrect") == 0) {
+            parse_selfcorrect(r, doc, val, s);
         } else if (strcmp(key, "save_model") == 0) {
             parse_choice(r, val, "save_model", choose_bool, "true or false", &g->save_model);
         } else {
@@ -899,7 +1019,10 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
             c.embd = e > INT_MAX ? INT_MAX : (int)e;
         }
         icas_err err; /* a seed cannot make a run invalid: check each point once */
-        if (config_validate(&c, &err)) {
+        if (check_selfcorrect(r, s, &c, &x->stop)) {
+            if (x->stop)
+                return;
+        } else if (config_validate(&c, &err)) {
             char msg[1100];
             knob_id named[4];
             int n_named = translate(err.msg, msg, sizeof msg, named, 4);
@@ -930,6 +1053,13 @@ static void expand(reporter *r, const grid_spec *s, grid *g)
     if (s->n_eval_noise) {
         base.n_eval_noise = s->n_eval_noise;
         memcpy(base.eval_noise, s->eval_noise, sizeof s->eval_noise);
+    }
+    if (s->sc_rounds > 0) {
+        base.sc_rounds = s->sc_rounds;
+        base.n_sc_k0 = s->n_sc_k0;
+        memcpy(base.sc_k0, s->sc_k0, sizeof s->sc_k0);
+        base.n_sc_q = s->n_sc_q;
+        memcpy(base.sc_q, s->sc_q, sizeof s->sc_q);
     }
     if (!s->subgrids) {
         expand_subgrid(r, &x, s, NULL, base);

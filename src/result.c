@@ -47,6 +47,21 @@ int run_result_alloc(run_result *r, const run_config *cfg, int with_model,
         r->train_loss[i] = NAN;
     for (size_t i = 0; i < PN; i++)
         r->tf_err[i] = r->gd_err[i] = r->blind_err[i] = r->pick_err[i] = NAN;
+    if (cfg->sc_rounds > 0) {
+        r->SQ = cfg->n_sc_q;
+        r->SK = cfg->n_sc_k0;
+        r->SR = cfg->sc_rounds;
+        size_t QKR = (size_t)r->SQ * r->SK * r->SR, QK = (size_t)r->SQ * r->SK;
+        r->sc_err = malloc(sizeof(float) * QKR);
+        r->sc_open_err = malloc(sizeof(float) * QKR);
+        r->sc_tau = malloc(sizeof(float) * QK);
+        if (!r->sc_err || !r->sc_open_err || !r->sc_tau)
+            goto oom;
+        for (size_t i = 0; i < QKR; i++)
+            r->sc_err[i] = r->sc_open_err[i] = NAN;
+        for (size_t i = 0; i < QK; i++)
+            r->sc_tau[i] = NAN;
+    }
     if (with_model) {
         size_t T = 3 * (size_t)cfg->points, d = (size_t)cfg->dims;
         size_t B = (size_t)cfg->eval_batch;
@@ -64,8 +79,26 @@ oom:
     return icas_fail(err, "run %s: out of memory for its results", r->run_id);
 }
 
+int run_result_sc_arrays(run_result *r, float *arrays[RUN_RESULT_N_SC],
+                         int lengths[RUN_RESULT_N_SC])
+{
+    if (!r->sc_err)
+        return 0;
+    int QKR = r->SQ * r->SK * r->SR, QK = r->SQ * r->SK;
+    arrays[0] = r->sc_err;
+    arrays[1] = r->sc_open_err;
+    arrays[2] = r->sc_tau;
+    lengths[0] = lengths[1] = QKR;
+    lengths[2] = QK;
+    return RUN_RESULT_N_SC;
+}
+
 void run_result_free(run_result *r)
 {
+    free(r->sc_err);
+    free(r->sc_open_err);
+    free(r->sc_tau);
+    r->sc_err = r->sc_open_err = r->sc_tau = NULL;
     free(r->train_loss);
     free(r->tf_err);
     free(r->gd_err);

@@ -141,6 +141,12 @@ static void send_result(int dest, const task_msg *task, const run_result *r, int
     run_result_curves((run_result *)r, curves);
     for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
         MPI_Send(curves[i], r->P * r->N, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
+    /* the closed loop's arrays: present exactly when the task's
+     * configuration asks for them, which the master knows too */
+    float *sc[RUN_RESULT_N_SC];
+    int sc_len[RUN_RESULT_N_SC];
+    for (int i = 0, n = run_result_sc_arrays((run_result *)r, sc, sc_len); i < n; i++)
+        MPI_Send(sc[i], sc_len[i], MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
     if (h.has_model) {
         int T = 3 * c->points;
         MPI_Send(r->params, (int)r->n_params, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
@@ -302,6 +308,11 @@ static int master_receive(master_state *m, int source)
         run_result_curves(&r, curves);
         for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
             MPI_Recv(curves[i], r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+        float *sc[RUN_RESULT_N_SC];
+        int sc_len[RUN_RESULT_N_SC];
+        for (int i = 0, n = run_result_sc_arrays(&r, sc, sc_len); i < n; i++)
+            MPI_Recv(sc[i], sc_len[i], MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
                      MPI_STATUS_IGNORE);
         if (h.has_model) {
             int T = 3 * c->points;

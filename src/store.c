@@ -221,7 +221,7 @@ static char *get_string_attr(hid_t obj, const char *name)
     return out;
 }
 
-/* Creates a dataset of `rank` dims filled with `fill` (float or int),
+/* Creates a dataset of `rank` (at most 4) dims filled with `fill` (float or int),
  * chunked along the first axis so a row can be rewritten cheaply, and
  * gives it a description. Returns 0 or -1. */
 static int make_dataset(hid_t loc, const char *name, hid_t type, int rank,
@@ -230,7 +230,7 @@ static int make_dataset(hid_t loc, const char *name, hid_t type, int rank,
 {
     hid_t sp = H5Screate_simple(rank, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hsize_t chunk[3];
+    hsize_t chunk[4];
     int nonempty = 1;
     for (int i = 0; i < rank; i++) {
         chunk[i] = i == 0 ? 1 : dims[i];
@@ -263,7 +263,7 @@ static herr_t write_row(hid_t ds, hid_t memtype, hsize_t row, const void *buf)
 {
     hid_t fsp = H5Dget_space(ds);
     int rank = H5Sget_simple_extent_ndims(fsp);
-    hsize_t dims[3], start[3] = {row, 0, 0}, count[3];
+    hsize_t dims[4], start[4] = {row, 0, 0, 0}, count[4];
     H5Sget_simple_extent_dims(fsp, dims, NULL);
     count[0] = 1;
     for (int i = 1; i < rank; i++)
@@ -275,6 +275,108 @@ static herr_t write_row(hid_t ds, hid_t memtype, hsize_t row, const void *buf)
     H5Sclose(msp);
     H5Sclose(fsp);
     return rc;
+}
+
+/* ---- /selfcorrect ---------------------------------------------------------- */
+
+/* The closed loop's arrays (selfcorrect.h), in run_result_sc_arrays order,
+ * each [R, Q, K0, rounds] or [R, Q, K0]. */
+static const struct {
+    const char *name; /* under /selfcorrect */
+    int rank;
+    const char *description;
+} sc_datasets[RUN_RESULT_N_SC] = {
+    {"err", 4, "closed-loop self-correction error [run, q, k0, round t = 1..R]: mean over "
+               "the evaluation contexts of 1 - cos(v_t, y*), v_t the model's prediction at "
+               "query position k0 + t - 1 after k0 given triplets (rewards seen at critic "
+               "noise q) and t - 1 of its own answers, each mapped onto r y* + (1 - r) e "
+               "with r its true reward and shown with the critic's reward (a fresh U(0,1) "
+               "with probability q); NaN for runs without a closed loop or not done"},
+    {"open_err", 4, "open-loop comparison [run, q, k0, t]: the ordinary evaluation error "
+                    "with k0 + t - 1 given responses, rewards seen at noise q, on the same "
+                    "contexts (equals /eval/tf_err where p = q)"},
+    {"critic_tau", 3, "critic accuracy [run, q, k0]: Kendall tau-b between the rewards the "
+                      "critic gave and the true rewards across the evaluation contexts, "
+                      "per round, averaged over the rounds"},
+};
+
+static int same_selfcorrect(const run_config *a, const run_config *b)
+{
+    if (a->sc_rounds != b->sc_rounds || a->n_sc_k0 != b->n_sc_k0 || a->n_sc_q != b->n_sc_q)
+        return 0;
+    for (int i = 0; i < a->n_sc_k0; i++)
+        if (a->sc_k0[i] != b->sc_k0[i])
+            return 0;
+    for (int i = 0; i < a->n_sc_q; i++)
+        if (a->sc_q[i] != b->sc_q[i])
+            return 0;
+    return 1;
+}
+
+/* /selfcorrect with its axes and NaN-filled arrays, when the runs have a
+ * closed loop (all or none of them: layout_check). */
+static int write_selfcorrect_layout(hid_t f, const store_layout *l)
+{
+    const run_config *c0 = &l->runs[0];
+    if (c0->sc_rounds <= 0)
+        return 0;
+    const hsize_t R = (hsize_t)l->n_runs, Q = (hsize_t)c0->n_sc_q, K = (hsize_t)c0->n_sc_k0,
+                  T = (hsize_t)c0->sc_rounds;
+    const hsize_t dims[4] = {R, Q, K, T};
+    const float nanf_ = NAN;
+    int32_t k0[ICAS_MAX_SC_K0], rounds[c0->sc_rounds];
+    for (int i = 0; i < c0->n_sc_k0; i++)
+        k0[i] = c0->sc_k0[i];
+    for (int t = 0; t < c0->sc_rounds; t++)
+        rounds[t] = t + 1;
+    hid_t g = H5Gcreate2(f, "selfcorrect", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    hid_t ds = -1;
+    int ok = make_dataset(g, "q", H5T_NATIVE_DOUBLE, 1, &Q, NULL,
+                          "critic noise levels q of the closed loop [Q]: the probability "
+                          "that the critic returns a fresh U(0,1) instead of the true reward",
+                          &ds) == 0;
+    if (ok) {
+        ok = H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c0->sc_q) >= 0;
+        H5Dclose(ds);
+    }
+    ok = ok && make_dataset(g, "k0", H5T_NATIVE_INT32, 1, &K, NULL,
+                            "given triplets before the first round [K0]", &ds) == 0;
+    if (ok) {
+        ok = H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, k0) >= 0;
+        H5Dclose(ds);
+    }
+    ok = ok && make_dataset(g, "round", H5T_NATIVE_INT32, 1, &T, NULL,
+                            "round numbers t = 1..R, the last axis of err and open_err [R]",
+                            &ds) == 0;
+    if (ok) {
+        ok = H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, rounds) >= 0;
+        H5Dclose(ds);
+    }
+    for (int i = 0; ok && i < RUN_RESULT_N_SC; i++)
+        ok = make_dataset(g, sc_datasets[i].name, H5T_NATIVE_FLOAT, sc_datasets[i].rank, dims,
+                          &nanf_, sc_datasets[i].description, NULL) == 0;
+    H5Gclose(g);
+    return ok ? 0 : -1;
+}
+
+/* One run's closed-loop arrays into row `row`; nothing when it has none. */
+static int write_selfcorrect_row(hid_t f, int row, const run_result *r)
+{
+    float *arrays[RUN_RESULT_N_SC];
+    int lengths[RUN_RESULT_N_SC];
+    int n = run_result_sc_arrays((run_result *)r, arrays, lengths);
+    int ok = 1;
+    for (int i = 0; ok && i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "selfcorrect/%s", sc_datasets[i].name);
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        ok = ds >= 0 && write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, arrays[i]) >= 0;
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    return ok ? 0 : -1;
 }
 
 /* ---- store_create -------------------------------------------------------- */
@@ -293,6 +395,9 @@ static int layout_check(const store_layout *l, icas_err *err)
         if (!same)
             return icas_fail(err, "run %d differs from run 0 in dims, points or "
                                   "eval_noise, which one file's arrays share", i);
+        if (!same_selfcorrect(c, c0))
+            return icas_fail(err, "run %d differs from run 0 in its selfcorrect rounds, k0 "
+                                  "or q, which one file's /selfcorrect arrays share", i);
     }
     return 0;
 }
@@ -373,6 +478,7 @@ static int write_layout(hid_t f, const store_layout *l)
     if (g_eval >= 0) H5Gclose(g_eval);
     if (g_train >= 0) H5Gclose(g_train);
     if (g_models >= 0) H5Gclose(g_models);
+    ok = ok && write_selfcorrect_layout(f, l) == 0;
     return ok ? 0 : -1;
 }
 
@@ -664,6 +770,7 @@ int store_write_result(const char *path, int row, const run_result *r, icas_err 
         if (ds >= 0)
             H5Dclose(ds);
     }
+    ok = ok && write_selfcorrect_row(f, row, r) == 0;
     ok = ok && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
     if (ok) {
         /* the loss row is S long; this run has cfg.steps of them */

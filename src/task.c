@@ -10,11 +10,12 @@ int task_context_alloc(task_context *c, int d, int N)
     c->N = N;
     c->x = malloc(sizeof(float) * (size_t)d);
     c->y_star = malloc(sizeof(float) * (size_t)d);
+    c->e = malloc(sizeof(float) * (size_t)d);
     c->resp = malloc(sizeof(float) * (size_t)N * d);
     c->r_true = malloc(sizeof(float) * (size_t)N);
     c->r_noise = malloc(sizeof(float) * (size_t)N);
     c->r_fresh = malloc(sizeof(float) * (size_t)N);
-    if (!c->x || !c->y_star || !c->resp || !c->r_true || !c->r_noise ||
+    if (!c->x || !c->y_star || !c->e || !c->resp || !c->r_true || !c->r_noise ||
         !c->r_fresh) {
         task_context_free(c);
         return -1;
@@ -26,6 +27,7 @@ void task_context_free(task_context *c)
 {
     free(c->x);
     free(c->y_star);
+    free(c->e);
     free(c->resp);
     free(c->r_true);
     free(c->r_noise);
@@ -36,7 +38,8 @@ void task_context_free(task_context *c)
 void task_sample(task_context *c, rng_state *rng)
 {
     int d = c->d, N = c->N;
-    float W_star[d * d], W_bad[d * d], e[d];
+    float W_star[d * d], W_bad[d * d];
+    float *e = c->e;
     for (int i = 0; i < d; i++)
         c->x[i] = rng_normal(rng);
     for (int i = 0; i < d * d; i++)

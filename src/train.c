@@ -12,6 +12,7 @@
 #include "icasweep/loss.h"
 #include "icasweep/optim.h"
 #include "icasweep/rng.h"
+#include "icasweep/selfcorrect.h"
 #include "icasweep/task.h"
 
 /* ---- the training step ---------------------------------------------- */
@@ -299,7 +300,7 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
     }
     if (out->status == RUN_DONE) {
         double e0 = omp_get_wtime();
-        if (eval_run(cfg, &t->m, out, err)) {
+        if (eval_run(cfg, &t->m, out, err) || selfcorrect_run(cfg, &t->m, out, err)) {
             trainer_free(t);
             return -1;
         }

@@ -1,6 +1,6 @@
 """Exit 0 when two result files hold identical numbers for every run.
 
-Compares /eval/*, /train/* bit for bit and every /runs field that depends
+Compares /eval/*, /train/* and /selfcorrect/* (when present) bit for bit and every /runs field that depends
 only on the configuration and seed (not host, rank, threads, timings).
 usage: compare_results.py A.h5 B.h5 [--require-done]
 """
@@ -16,8 +16,15 @@ VOLATILE = {"host", "rank", "threads", "wall_seconds", "train_seconds",
 def main(a_path, b_path, require_done):
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
         problems = []
-        for name in ("eval/noise", "eval/tf_err", "eval/gd_err", "eval/blind_err",
-                     "eval/pick_err", "train/step", "train/loss"):
+        names = ["eval/noise", "eval/tf_err", "eval/gd_err", "eval/blind_err",
+                 "eval/pick_err", "train/step", "train/loss"]
+        if "selfcorrect" in a or "selfcorrect" in b:
+            names += [f"selfcorrect/{k}" for k in ("q", "k0", "round", "err", "open_err",
+                                                    "critic_tau")]
+        for name in names:
+            if name not in a or name not in b:
+                problems.append(f"{name} is in one file only")
+                continue
             x, y = a[name][()], b[name][()]
             if x.shape != y.shape or x.tobytes() != y.tobytes():
                 diff = np.nanmax(np.abs(x - y)) if x.shape == y.shape else "shape"

@@ -49,6 +49,52 @@ expect_usage "-o PATH is required" "${tiny[@]}"
 expect_usage "$work/nodir/out.h5" "${tiny[@]}" -o "$work/nodir/out.h5"
 if [ -e "$work/nodir" ]; then bad "created a directory"; else ok; fi
 
+# the closed loop's flags (SPEC "Self-correction in a closed loop")
+expect_usage "--sc-rounds -1" "${tiny[@]}" --sc-rounds -1 -o "$work/out.h5"
+expect_usage "--sc-rounds x" "${tiny[@]}" --sc-rounds x -o "$work/out.h5"
+expect_usage "--sc-k0 a" "${tiny[@]}" --sc-rounds 2 --sc-k0 a --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 -2" "${tiny[@]}" --sc-rounds 2 --sc-k0 -2 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 ','" "${tiny[@]}" --sc-rounds 2 --sc-k0 , --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 1,1,1,1,1,1,1,1,1: at most 8" "${tiny[@]}" --sc-rounds 2 --sc-k0 1,1,1,1,1,1,1,1,1 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 1: listed twice" "${tiny[@]}" --sc-rounds 2 --sc-k0 1,1 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 2: with --sc-rounds 3" "${tiny[@]}" --sc-rounds 3 --sc-k0 2 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-q 1.5" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q 0,1.5 -o "$work/out.h5"
+expect_usage "--sc-q nan" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q nan -o "$work/out.h5"
+expect_usage "--sc-q 0: listed twice" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q 0,0 -o "$work/out.h5"
+expect_usage "--sc-k0 given without --sc-rounds" "${tiny[@]}" --sc-k0 1 -o "$work/out.h5"
+expect_usage "--sc-q given without --sc-rounds" "${tiny[@]}" --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-rounds 2: needs --sc-k0" "${tiny[@]}" --sc-rounds 2 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-rounds 2: needs --sc-q" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 -o "$work/out.h5"
+expect_usage "--sc-bogus" "${tiny[@]}" --sc-bogus 1 -o "$work/out.h5"
+
+# the grid's selfcorrect block: exit 2, the key named, FILE:LINE:COLUMN
+expect_grid() {
+  local want=$1 block=$2
+  printf 'settings: {layers: 1, heads: 2, embd: 8, points: 8, steps: 2, batch: 4, eval_batch: 4}\n%s\n' \
+    "$block" >"$work/g.yaml"
+  "$BIN" plan "$work/g.yaml" >"$work/stdout" 2>"$work/stderr"
+  local rc=$?
+  if [ $rc -ne 2 ]; then bad "grid '$block': exit $rc, want 2"; return; fi
+  if ! grep -qF -- "$want" "$work/stderr" || ! grep -q "g.yaml:[0-9]*:[0-9]*:" "$work/stderr"; then
+    bad "grid '$block': message lacks '$want' or its place: $(cat "$work/stderr")"; return; fi
+  ok
+}
+expect_grid "selfcorrect: expected a mapping" "selfcorrect: 5"
+expect_grid "selfcorrect: rounds: must be at least 1" "selfcorrect: {rounds: 0, k0: [1], q: [0]}"
+expect_grid "selfcorrect: rounds: expected an integer" "selfcorrect: {rounds: two, k0: [1], q: [0]}"
+expect_grid "selfcorrect: k0: must be 0 or more" "selfcorrect: {rounds: 2, k0: [-1], q: [0]}"
+expect_grid "selfcorrect: k0: expected an integer" "selfcorrect: {rounds: 2, k0: [1.5], q: [0]}"
+expect_grid "selfcorrect: k0: 2 is listed twice" "selfcorrect: {rounds: 2, k0: [2, 2], q: [0]}"
+expect_grid "selfcorrect: k0: expected one value or a list of 1 to 8" "selfcorrect: {rounds: 2, k0: [0,1,2,3,4,5,6,7,8], q: [0]}"
+expect_grid "selfcorrect: k0: expected one value or a list of 1 to 8" "selfcorrect: {rounds: 2, k0: [], q: [0]}"
+expect_grid "selfcorrect: q: must be in [0,1]" "selfcorrect: {rounds: 2, k0: [1], q: [0, 1.5]}"
+expect_grid "selfcorrect: q: expected a number" "selfcorrect: {rounds: 2, k0: [1], q: [high]}"
+expect_grid "selfcorrect: q: 0.5 is listed twice" "selfcorrect: {rounds: 2, k0: [1], q: [0.5, 0.5]}"
+expect_grid "selfcorrect: missing q" "selfcorrect: {rounds: 2, k0: [1]}"
+expect_grid "selfcorrect: missing rounds" "selfcorrect: {k0: [1], q: [0]}"
+expect_grid "unknown key 'qq' in selfcorrect" "selfcorrect: {rounds: 2, k0: [1], q: [0], qq: 1}"
+expect_grid "selfcorrect: k0 5 with rounds 3 needs points >= 9" "selfcorrect: {rounds: 3, k0: [1, 5], q: [0]}"
+
 # an existing file is neither clobbered nor touched without --force
 echo "precious" >"$work/exists.h5"
 "$BIN" train "${tiny[@]}" -o "$work/exists.h5" 2>"$work/stderr"
@@ -93,6 +139,26 @@ f.visititems(walk)
 PYEOF
 [ $? -eq 0 ] && ok
 
+# a run with a closed loop: /selfcorrect with its axes, arrays and descriptions
+"$BIN" train "${tiny[@]}" --sc-rounds 3 --sc-k0 0,1 --sc-q 0,1 -o "$work/sc.h5" 2>"$work/stderr"
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "closed-loop run: exit $rc, $(cat "$work/stderr")"; fi
+$PY - "$work/sc.h5" <<'PYEOF' || bad "closed-loop result file layout"
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+g = f["selfcorrect"]
+assert list(g["q"][()]) == [0, 1] and list(g["k0"][()]) == [0, 1] and list(g["round"][()]) == [1, 2, 3]
+assert g["err"].shape == (1, 2, 2, 3) and g["open_err"].shape == (1, 2, 2, 3)
+assert g["critic_tau"].shape == (1, 2, 2)
+assert np.isfinite(g["err"][()]).all() and np.isfinite(g["open_err"][()]).all()
+for name in g:
+    assert "description" in g[name].attrs, name
+PYEOF
+[ $? -eq 0 ] && ok
+"$BIN" train "${tiny[@]}" -o "$work/nosc.h5" 2>"$work/stderr"
+if $PY -c "import h5py,sys; sys.exit('selfcorrect' in h5py.File(sys.argv[1]))" "$work/nosc.h5"; then ok
+else bad "a run without a closed loop has /selfcorrect"; fi
+
 # a diverging run is recorded as such and exits 1
 "$BIN" train "${tiny[@]}" --steps 20 --lr 1e30 -o "$work/div.h5" 2>"$work/stderr"
 rc=$?
@@ -102,7 +168,8 @@ then ok; else bad "diverged run: exit $rc, $(cat "$work/stderr")"; fi
 # --help documents every flag
 "$BIN" train --help >"$work/help"
 for flag in --layers --heads --embd --attention --ffn --loss --steps --batch --lr --seed \
-            --train-noise --eval-noise --dims --points --eval-batch --output --force --save-model; do
+            --train-noise --eval-noise --dims --points --eval-batch --output --force --save-model \
+            --sc-rounds --sc-k0 --sc-q; do
   grep -q -- "$flag" "$work/help" || bad "--help lacks $flag"
 done
 ok

@@ -365,7 +365,7 @@ static void test_problems(void)
     EXPECT_PROBLEM("axes: [1, 2\n", "grid.yaml:2:1: YAML syntax error:");
     EXPECT_PROBLEM("setings:\n  layers: 2\n",
                    "grid.yaml:1:1: unknown key 'setings' (allowed: settings, axes, grids, seeds, "
-                   "eval_noise, checkpoint_every, save_model)");
+                   "eval_noise, checkpoint_every, save_model, selfcorrect)");
     EXPECT_PROBLEM("grids:\n  - name: x\n    layer: [1, 2]\n",
                    "grid.yaml:3:5: unknown key 'layer' in sub-grid (allowed: name, dims, points, "
                    "layers, heads,");

@@ -136,5 +136,19 @@ rc=$?
   && ok "grid errors: $(grep -c 'broken.yaml:' "$work/broken.log") located problems" \
   || bad "broken grid: exit $rc, $(cat "$work/broken.log")"
 
+# -- the closed loop's arrays travel from the workers: 1 and 3 ranks agree ----
+printf 'settings: {layers: 1, heads: 2, embd: 8, points: 8, steps: 20, batch: 8, eval_batch: 16}\nseeds: [0, 1, 2]\nselfcorrect: {rounds: 3, k0: [1, 3], q: [0, 0.5, 1]}\n' >"$work/sc.yaml"
+for np in 1 3; do
+  "${MPIRUN[@]}" -np $np "$BIN" sweep "$work/sc.yaml" -o "$work/sc$np.h5" -q 2>"$work/sc$np.log" \
+    || bad "closed-loop sweep with $np ranks: $(cat "$work/sc$np.log")"
+done
+$PY - "$work/sc1.h5" "$work/sc3.h5" <<'PYEOF' && ok "closed loop: 1 vs 3 ranks identical" || bad "closed loop: 1 vs 3 ranks differ"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+for k in ("err", "open_err", "critic_tau"):
+    x, y = a["selfcorrect/" + k][()], b["selfcorrect/" + k][()]
+    assert np.isfinite(x).all() and np.array_equal(x, y), k
+PYEOF
+
 echo "test_sweep: $pass passed, $fail failed"
 [ $fail -eq 0 ]

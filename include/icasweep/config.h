@@ -12,6 +12,11 @@
 
 #define ICAS_MAX_EVAL_NOISE 16
 #define ICAS_RUN_ID_LEN 20 /* "r" + 16 hex digits + NUL, padded */
+/* The closed loop's starting sizes k0 and critic noise levels q (SPEC
+ * "Self-correction in a closed loop"): each (q, k0) pair costs R forward
+ * passes of the evaluation batch, so a handful of each is the useful range. */
+#define ICAS_MAX_SC_K0 8
+#define ICAS_MAX_SC_Q 8
 
 typedef enum { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1 } attention_kind;
 typedef enum { LOSS_PL = 0, LOSS_BT = 1 } loss_kind;
@@ -37,6 +42,13 @@ typedef struct {
     int eval_batch;
     int n_eval_noise;
     double eval_noise[ICAS_MAX_EVAL_NOISE];
+    /* closed-loop self-correction after training (selfcorrect.h); rounds 0:
+     * none, and then the lists are empty */
+    int sc_rounds;                 /* R */
+    int n_sc_k0;
+    int sc_k0[ICAS_MAX_SC_K0];     /* starting numbers of given triplets */
+    int n_sc_q;
+    double sc_q[ICAS_MAX_SC_Q];    /* critic noise levels, in [0,1] */
 } run_config;
 
 /* The paper's defaults (SPEC.md): d=5, N=20, L=20, H=3, E=96, softmax, MLP
@@ -47,9 +59,16 @@ run_config config_default(void);
 /* Checks every field; on failure the message names the field (with the CLI
  * flag spelling, e.g. "--heads 5 does not divide --embd 96"). */
 int config_validate(const run_config *cfg, icas_err *err);
+/* The closed-loop fields alone (part of config_validate): rounds >= 0; with
+ * rounds > 0 one to ICAS_MAX_SC_K0 distinct k0 >= 0 and one to
+ * ICAS_MAX_SC_Q distinct q in [0,1], every k0 + rounds <= points - 1; with
+ * rounds = 0 no lists. Messages use the flags --sc-rounds, --sc-k0, --sc-q. */
+int config_validate_selfcorrect(const run_config *cfg, icas_err *err);
 
 /* A stable id derived from everything that changes the run's numbers
- * (configuration and seed), the same on every machine: "r" + 16 hex. */
+ * (configuration and seed), the same on every machine: "r" + 16 hex. The
+ * closed-loop fields enter it only when rounds > 0, so configurations
+ * without a closed loop keep the ids they had before it existed. */
 void config_run_id(const run_config *cfg, char out[ICAS_RUN_ID_LEN]);
 
 /* Model FLOPs of one training step: (6 * params + 6 * L * E * T) per token

@@ -35,6 +35,12 @@ typedef struct {
     float *gd_err;        /* GD baseline with k examples */
     float *blind_err;     /* reward-blind average of k responses; NaN at k = 0 */
     float *pick_err;      /* highest-seen-reward response of k; NaN at k = 0 */
+    /* closed-loop self-correction (selfcorrect.h), when cfg.sc_rounds > 0;
+     * else NULL. Q = cfg.n_sc_q, K0 = cfg.n_sc_k0, R = cfg.sc_rounds. */
+    int SQ, SK, SR;
+    float *sc_err;        /* [Q, K0, R] error of round t's own answer */
+    float *sc_open_err;   /* [Q, K0, R] open loop: k0 + t - 1 given responses */
+    float *sc_tau;        /* [Q, K0] critic's Kendall tau, mean over rounds */
     char host[64];
     int rank, threads;
     /* with save_model */
@@ -54,5 +60,12 @@ void run_result_free(run_result *r);
 /* The [P, N] curves of a result, in the order they are stored and sent. */
 #define RUN_RESULT_N_CURVES 4
 void run_result_curves(run_result *r, float *curves[RUN_RESULT_N_CURVES]);
+
+/* The closed-loop arrays of a result, in the order they are stored and
+ * sent, with their lengths in floats; returns how many there are (0 when
+ * the run has no closed loop). */
+#define RUN_RESULT_N_SC 3
+int run_result_sc_arrays(run_result *r, float *arrays[RUN_RESULT_N_SC],
+                         int lengths[RUN_RESULT_N_SC]);
 
 #endif

@@ -13,6 +13,8 @@ typedef enum {
     RNG_TRAIN = 2,  /* training contexts: (step, context) */
     RNG_EVAL = 3,   /* evaluation contexts: (context, 0) */
     RNG_GD = 4,     /* GD-baseline initialisation: (context, k) */
+    RNG_CRITIC = 5, /* closed-loop critic: (context, position of the judged
+                       response); two draws, whether it errs and its guess */
 } rng_purpose;
 
 typedef struct {

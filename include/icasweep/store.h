@@ -9,6 +9,12 @@
  *   /eval/pick_err [R, P, N]  highest-seen-reward response of k
  *   /train/step    [S]        1..S (S = the largest step count of the grid)
  *   /train/loss    [R, S]     training loss per step, NaN past a run's steps
+ *   /selfcorrect/  only when the runs have a closed loop (selfcorrect.h;
+ *                  all runs of a file share its rounds, k0 and q):
+ *     q [Q], k0 [K0], round [T] (1..T)   its axes
+ *     err        [R, Q, K0, T]  error of round t's own answer
+ *     open_err   [R, Q, K0, T]  ordinary evaluation with k0 + t - 1 responses
+ *     critic_tau [R, Q, K0]     critic's Kendall tau-b, mean over rounds
  *   /models/<run_id>/...      with save_model: GPT-2-named parameters,
  *                             eval_tokens [B, 3N, d], eval_pred [B, N, d],
  *                             eval_target [B, d]

@@ -10,6 +10,7 @@ typedef struct {
     int d, N;
     float *x;        /* [d]    the query */
     float *y_star;   /* [d]    x W*, the best response */
+    float *e;        /* [d]    x W_bad, the bad response */
     float *resp;     /* [N,d]  y_i = r_i y* + (1 - r_i) x W_bad */
     float *r_true;   /* [N]    true rewards, which built the responses */
     float *r_noise;  /* [N]    U(0,1) draws that decide whether a reward is replaced */
