@@ -17,4 +17,4 @@ cmake --build build-asan -j"$jobs"
 # Leak checking is off: Open MPI and libgomp keep process-lifetime
 # allocations that LeakSanitizer reports as leaks.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_analysis'
+  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_multinode|test_analysis'
