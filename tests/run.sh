@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing,
-# builds, runs every test (unit, CLI, MPI sweep, Slurm, analysis), then
+# builds, runs every test (unit, CLI, MPI sweep, Slurm, a cluster of hosts
+# in namespaces, analysis), then
 # builds again with AddressSanitizer + UBSan and reruns the C tests and the
 # CLI test under them.
 set -euo pipefail
