@@ -38,7 +38,8 @@ cluster_missing() {
   if [ "$(id -u)" -ne 0 ]; then
     missing+=("root (namespaces and veth pairs need CAP_SYS_ADMIN and CAP_NET_ADMIN)")
   elif command -v unshare >/dev/null 2>&1; then
-    unshare -n -u true 2>/dev/null || missing+=("network and UTS namespaces (unshare -n -u fails)")
+    unshare -n -u -m true 2>/dev/null \
+      || missing+=("network, UTS and mount namespaces (unshare -n -u -m fails)")
     unshare -n ip link add icas-probe0 type veth peer name icas-probe1 2>/dev/null \
       || missing+=("veth pairs (ip link add type veth fails in a new namespace)")
     unshare -n ip link add icas-probebr type bridge 2>/dev/null \
