@@ -747,7 +747,7 @@ static void abandon_job(int status, double grace)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     if (!stop_signal)
-        sleep_ms((int)(grace * 1000));
+        sleep_ms((int)(fmin(grace, 3600) * 1000));
     fprintf(stderr, "icasweep sweep: calling MPI_Abort\n");
     alarm(10);
     MPI_Abort(MPI_COMM_WORLD, status);
