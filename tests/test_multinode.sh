@@ -149,8 +149,8 @@ fi
 mkdir -p "$T/work"
 cd "$T/work"
 
-# Grids: the smoke grid, and runs of a few seconds that checkpoint every
-# 50 steps, so that a node can be lost mid-run.
+# Grids: the smoke grid, and runs of a second or two that checkpoint every
+# 25 steps, so that a node can be lost mid-run.
 smoke=$SRC/jobs/grids/smoke.yaml
 cat >"$T/work/slow.yaml" <<'YAML'
 settings:
@@ -160,12 +160,12 @@ settings:
   heads: 2
   embd: 32
   batch: 32
-  steps: 800
+  steps: 400
   lr: 1.0e-3
   eval_batch: 32
 eval_noise: [0, 1]
 seeds: [0, 1]
-checkpoint_every: 50
+checkpoint_every: 25
 axes:
   attention: [softmax, linear]
 YAML
@@ -252,14 +252,22 @@ export ICASWEEP=$BIN
 export OMPI_MCA_btl=tcp,self OMPI_MCA_btl_tcp_if_include=$NET OMPI_MCA_oob_tcp_if_include=$NET
 unset OMPI_MCA_pml
 SBATCH=(sbatch --nodes=2 --ntasks-per-node=2 --cpus-per-task=1 --time=10)
+job_ended() {  # JOB: no longer pending or running (MinJobAge keeps it listed)
+  cluster_on icas-head squeue -h -j "$1" -t all -o %T 2>/dev/null | grep -qvE 'PENDING|RUNNING|REQUEUE|COMPLETING|CONFIGURING'
+}
+# job_rc JOB: its exit status, as slurmctld recorded it
+job_rc() { cluster_on icas-head scontrol show job "$1" | sed -n 's/.* ExitCode=\([0-9]*\):.*/\1/p'; }
 start=$(now)
-cluster_on icas-head "${SBATCH[@]}" --wait --output="$T/work/slurm-smoke-%j.log" \
+# sbatch --wait polls every few seconds; squeue here every 0.1 s
+cluster_on icas-head "${SBATCH[@]}" --output="$T/work/slurm-smoke-%j.log" \
   "$SRC/jobs/sweep.sbatch" "$smoke" "$T/work/slurm-smoke.h5" >"$T/work/sbatch1.out" 2>&1
-rc=$?
-log=$(ls "$T"/work/slurm-smoke-*.log 2>/dev/null | head -1)
-echo "sbatch --nodes=2: exit $rc in $(since "$start") s; $(grep -o 'start (restart 0) on .*' "$log" 2>/dev/null)"
+job=$(grep -o '[0-9]*$' "$T/work/sbatch1.out")
+poll 120 "the two-node job $job to end" job_ended "$job"
+rc=$(job_rc "$job")
+log=$T/work/slurm-smoke-$job.log
+echo "sbatch --nodes=2: job $job exit ${rc:-?} in $(since "$start") s; $(grep -o 'start (restart 0) on .*' "$log" 2>/dev/null)"
 echo "  ranks ran on: $(hosts_of "$T/work/slurm-smoke.h5" 2>/dev/null)"
-if [ $rc -eq 0 ] && grep -q "on icas-n\[1-2\]" "$log" && grep -q "launcher srun" "$log"; then
+if [ "${rc:-1}" -eq 0 ] && grep -q "on icas-n\[1-2\]" "$log" && grep -q "launcher srun" "$log"; then
   ok "sbatch --nodes=2 jobs/sweep.sbatch: srun on icas-n[1-2]"
 else
   bad "Slurm two-node sweep: exit $rc"; cat "$T/work/sbatch1.out" "$log"; cluster_slurm_logs
@@ -299,9 +307,6 @@ grep -qE "rank [23] on host icas-n2 lost" "$log" && ok "Slurm: the master names 
 [ -n "$t_requeue" ] && ok "Slurm: the job requeued itself $t_requeue s after the loss" || bad "Slurm: no requeue"
 # the node comes back (ReturnToService=2); the requeued job runs on both
 cluster_add_host icas-n2 12 && cluster_slurmd icas-n2 || bad "cannot bring icas-n2 back"
-job_ended() {  # JOB: gone from the queue (MinJobAge keeps it listed as done)
-  cluster_on icas-head squeue -h -j "$1" -t all -o %T 2>/dev/null | grep -qvE 'PENDING|RUNNING|REQUEUE|COMPLETING|CONFIGURING'
-}
 poll 180 "the requeued job to finish" job_ended "$job"
 echo "requeued job done $(since "$t0") s after the loss:"
 grep -E "start \(restart|already finished|sweep complete" "$log" | sed 's/^/  | /'
