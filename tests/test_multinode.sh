@@ -82,6 +82,18 @@ finish() {
   exit
 }
 now() { date +%s.%N; }
+# stamp LOG OUT: copy each line of LOG to OUT as it is written, after the
+# time it arrived (seconds since the epoch); until unstamp, or this test ends
+stamp() {
+  tail -n +1 -F --pid=$$ "$1" 2>/dev/null | while IFS= read -r line; do
+    printf '%s %s\n' "$(date +%s.%N)" "$line"
+  done >"$2"
+}
+unstamp() { pkill -P "$1" 2>/dev/null; kill "$1" 2>/dev/null; }
+# stamped_at OUT PATTERN T0: seconds from T0 to the first line of OUT matching PATTERN
+stamped_at() {
+  awk -v t0="$3" -v pat="$2" '$0 ~ pat { printf "%.1f", $1 - t0; exit }' "$1"
+}
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 CMP="$PY $SRC/tests/compare_results.py"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
@@ -213,17 +225,20 @@ KEEPALIVE=(--mca oob_tcp_keepalive_time 2 --mca oob_tcp_keepalive_intvl 1
 cluster_on icas-n1 "${MPIRUN[@]}" "${KEEPALIVE[@]}" --hostfile "$T/work/hostfile" -np 4 "$BIN" sweep "$slow" -o "$T/work/lost.h5" \
   --heartbeat 0 --lost-after 3 2>"$T/work/lost1.log" &
 pid=$!
+stamp "$T/work/lost1.log" "$T/work/lost1.stamped" &
+stamper=$!
 # lose icas-n2 once every worker is mid-run: one checkpoint per run in flight
 poll 120 "three runs in flight" bash -c "[ \$(ls '$T/work/lost.h5.ckpt' | wc -l) -ge 3 ]"
 t0=$(now)
 cluster_kill_host icas-n2
 echo "icas-n2 lost (link cut, every process on it killed) at $(date +%T.%N | cut -c1-12)"
-poll 60 "the master to report the lost node" grep -q "lost: no message" "$T/work/lost1.log" \
-  && t_lost=$(since "$t0")
 poll 120 "mpirun to end after the node loss" bash -c "! kill -0 $pid"
 t_end=$(since "$t0")
 wait $pid
 rc=$?
+sleep 0.5
+unstamp $stamper
+t_lost=$(stamped_at "$T/work/lost1.stamped" "lost: no message" "$t0")
 echo "node loss under mpirun: master reported it after ${t_lost:-?} s, mpirun ended after $t_end s (exit $rc)"
 grep -E "lost|MPI_Abort|ORTE has lost" "$T/work/lost1.log" | sed 's/^/  | /'
 grep -qE "rank [23] on host icas-n2 lost: no message from it for" "$T/work/lost1.log" \
@@ -284,21 +299,23 @@ cluster_on icas-head "${SBATCH[@]}" --output="$T/work/slurm-lost-%j.log" \
   "$SRC/jobs/sweep.sbatch" "$slow" "$T/work/slurm-lost.h5" >"$T/work/sbatch2.out" 2>&1
 job=$(grep -o '[0-9]*$' "$T/work/sbatch2.out")
 log=$T/work/slurm-lost-$job.log
+stamp "$log" "$T/work/slurm-lost.stamped" &
+stamper=$!
 poll 120 "three runs in flight under Slurm" bash -c "[ \$(ls '$T/work/slurm-lost.h5.ckpt' | wc -l) -ge 3 ]"
 t0=$(now)
 cluster_kill_host icas-n2
 echo "icas-n2 lost under Slurm job $job at $(date +%T.%N | cut -c1-12)"
-t_lost= t_requeue= t_down=
+t_down=
 end=$(( $(date +%s) + 120 ))
-while [ -z "$t_requeue" ] || [ -z "$t_down" ]; do
-  [ -z "$t_lost" ] && grep -q "lost: no message" "$log" && t_lost=$(since "$t0")
-  [ -z "$t_requeue" ] && grep -q "requeueing" "$log" && t_requeue=$(since "$t0")
+until [ -n "$t_down" ] && grep -q "requeueing" "$log"; do
   [ -z "$t_down" ] && cluster_on icas-head sinfo -h -n icas-n2 -o %t | grep -q down && t_down=$(since "$t0")
   if [ "$(date +%s)" -ge $end ]; then
     bad "timed out after 120 s waiting for the requeue and icas-n2 DOWN"; break
   fi
   sleep 0.2
 done
+t_lost=$(stamped_at "$T/work/slurm-lost.stamped" "lost: no message" "$t0")
+t_requeue=$(stamped_at "$T/work/slurm-lost.stamped" "requeueing" "$t0")
 echo "node loss under Slurm: master reported it after ${t_lost:-?} s, job requeued after" \
   "${t_requeue:-?} s, slurmctld marked icas-n2 DOWN after ${t_down:-?} s"
 grep -E "lost|requeue|srun: error|MPI_ABORT" "$log" | sed 's/^/  | /'
@@ -313,6 +330,7 @@ grep -E "start \(restart|already finished|sweep complete" "$log" | sed 's/^/  | 
 grep -q "start (restart 1)" "$log" && once_each "$T/work/slurm-lost.h5" 4 \
   && ok "Slurm: the requeued job completed every run once" \
   || { bad "Slurm: requeued job"; cat "$log"; cluster_slurm_logs; }
+unstamp $stamper
 $CMP "$T/work/ref_slow.h5" "$T/work/slurm-lost.h5" --require-done \
   && ok "Slurm node loss + requeue equals an uninterrupted sweep, bit for bit" \
   || bad "Slurm node loss + requeue differs"
