@@ -24,7 +24,19 @@ enum {
     TAG_RESULT,      /* worker -> master: result_msg, then its arrays */
     TAG_ARRAYS,
     TAG_RELEASE,     /* master -> worker: all done, finalize */
+    TAG_ALIVE,       /* worker -> master: int[2] {row, step}, during a run */
 };
+
+/* Liveness: a worker sends TAG_ALIVE between training steps, at most every
+ * task_msg.alive_every seconds; the master declares a worker lost once it
+ * has heard nothing from it for lost_after seconds while it ran a run (a
+ * node that died, or whose link is cut, sends nothing, not even a TCP
+ * reset, and Open MPI itself notices only after its TCP keepalive, about 8
+ * minutes). The message carries no numbers of the run: results do not
+ * depend on it. */
+#define LOST_AFTER_DEFAULT 30.0
+#define LOST_AFTER_ENV "ICASWEEP_LOST_AFTER"
+#define HOST_LEN 64
 
 /* Runs are sent as raw bytes: every rank runs the same binary on the same
  * kind of machine (a homogeneous allocation), so layouts agree. */
@@ -33,6 +45,7 @@ typedef struct {
     run_config cfg;
     int save_model;
     int checkpoint_every;
+    double alive_every; /* seconds between TAG_ALIVE messages; 0: none */
     char checkpoint_path[4096];
 } task_msg;
 
@@ -44,7 +57,7 @@ typedef struct {
     double wall_seconds, train_seconds, eval_seconds;
     float final_loss;
     int steps_done;
-    char host[64];
+    char host[HOST_LEN];
     int rank, threads;
     int has_model;
 } result_msg;
@@ -53,6 +66,7 @@ typedef struct {
     const char *grid_path, *output, *ckpt_dir;
     int force, quiet;
     double heartbeat;
+    double lost_after; /* seconds of silence that make a running worker lost; 0: never */
 } sweep_args;
 
 /* Set by SIGTERM/SIGUSR1/SIGINT: a signal handler can only reach a static
@@ -91,13 +105,22 @@ static int wait_message(int source, int tag, MPI_Status *st, const volatile sig_
 
 typedef struct {
     volatile sig_atomic_t stop; /* signal or master's TAG_STOP */
+    int row;
+    double alive_every, last_alive;
 } worker_state;
 
-/* Between training steps: has the master asked us to stop? */
+/* Between training steps: tell the master we are alive (at most every
+ * alive_every seconds); has it asked us to stop? */
 static void worker_progress(void *user, int step, int steps, float loss)
 {
-    (void)step; (void)steps; (void)loss;
+    (void)steps; (void)loss;
     worker_state *w = user;
+    double now = omp_get_wtime();
+    if (w->alive_every > 0 && now - w->last_alive >= w->alive_every) {
+        int alive[2] = {w->row, step};
+        MPI_Send(alive, 2, MPI_INT, 0, TAG_ALIVE, MPI_COMM_WORLD);
+        w->last_alive = now;
+    }
     int flag = 0;
     MPI_Iprobe(0, TAG_STOP, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
     if (flag) {
@@ -181,6 +204,9 @@ static void worker_loop(int rank)
         }
         MPI_Recv(&task, sizeof task, MPI_BYTE, 0, TAG_TASK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
         w.stop = stop_signal;
+        w.row = task.row;
+        w.alive_every = task.alive_every;
+        w.last_alive = omp_get_wtime();
         train_options opt = {
             .progress = worker_progress,
             .user = &w,
@@ -212,7 +238,18 @@ typedef struct {
     double start;
     int io_error;
     icas_err io_err;
+    char (*hosts)[HOST_LEN]; /* [size]: each rank's host name */
+    int n_lost;              /* workers declared lost */
 } master_state;
+
+/* What the master knows of one worker. */
+typedef struct {
+    int row;      /* the run it is running; -1: idle */
+    double since; /* when that run was sent */
+    double heard; /* its last message */
+    int step;     /* the last step it reported */
+    int lost;     /* silent past lost_after: nothing more is sent to it */
+} worker_slot;
 
 typedef struct {
     double cost;
@@ -235,6 +272,10 @@ static void make_task(const master_state *m, int row, task_msg *t)
     t->cfg = m->g.runs[row];
     t->save_model = m->g.save_model;
     t->checkpoint_every = m->g.checkpoint_every;
+    /* several messages per silence limit: a late one does not make a
+     * worker lost, and at most 5 s between them */
+    double lost_after = m->args->lost_after;
+    t->alive_every = lost_after > 0 ? fmin(lost_after / 6, 5.0) : 0;
     char id[ICAS_RUN_ID_LEN];
     config_run_id(&t->cfg, id);
     store_checkpoint_file(m->args->ckpt_dir, id, t->checkpoint_path, sizeof t->checkpoint_path);
@@ -280,10 +321,37 @@ static void master_record(master_state *m, run_result *r, int row)
                 m->n_total, r->run_id, row, run_status_name(r->status), r->reason, r->rank, el);
 }
 
+/* MPI_Recv that gives up after `limit` seconds (0: never): a worker that
+ * dies in the middle of sending its result must not block the master.
+ * Returns 0, or -1 when the limit passed. */
+static int recv_within(void *buf, int count, MPI_Datatype type, int source, int tag,
+                       double limit)
+{
+    MPI_Request req;
+    MPI_Irecv(buf, count, type, source, tag, MPI_COMM_WORLD, &req);
+    double t0 = omp_get_wtime();
+    for (;;) {
+        int done = 0;
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        if (done)
+            return 0;
+        if (limit > 0 && omp_get_wtime() - t0 > limit) {
+            /* the request stays pending: the process ends without MPI_Finalize */
+            return -1;
+        }
+        sleep_ms(1);
+    }
+}
+
+/* Receives one worker's result and records it. Returns 0; 1 if the worker
+ * went silent in the middle of it (nothing recorded); -1 on an error
+ * (message printed). */
 static int master_receive(master_state *m, int source)
 {
+    double limit = m->args->lost_after;
     result_msg h;
-    MPI_Recv(&h, sizeof h, MPI_BYTE, source, TAG_RESULT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    if (recv_within(&h, sizeof h, MPI_BYTE, source, TAG_RESULT, limit))
+        return 1;
     const run_config *c = &m->g.runs[h.row];
     run_result r;
     icas_err err;
@@ -301,46 +369,43 @@ static int master_receive(master_state *m, int source)
     memcpy(r.host, h.host, sizeof r.host);
     r.rank = h.rank;
     r.threads = h.threads;
+    int silent = 0;
     if (h.ok) {
-        MPI_Recv(r.train_loss, c->steps, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
+        int T = 3 * c->points;
+        silent = recv_within(r.train_loss, c->steps, MPI_FLOAT, source, TAG_ARRAYS, limit);
         float *curves[RUN_RESULT_N_CURVES];
         run_result_curves(&r, curves);
-        for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
-            MPI_Recv(curves[i], r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
+        for (int i = 0; !silent && i < RUN_RESULT_N_CURVES; i++)
+            silent = recv_within(curves[i], r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, limit);
         float *sc[RUN_RESULT_N_SC];
         int sc_len[RUN_RESULT_N_SC];
-        for (int i = 0, n = run_result_sc_arrays(&r, sc, sc_len); i < n; i++)
-            MPI_Recv(sc[i], sc_len[i], MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
-        if (h.has_model) {
-            int T = 3 * c->points;
-            MPI_Recv(r.params, (int)r.n_params, MPI_FLOAT, source, TAG_ARRAYS, MPI_COMM_WORLD,
-                     MPI_STATUS_IGNORE);
-            MPI_Recv(r.eval_tokens, c->eval_batch * T * c->dims, MPI_FLOAT, source, TAG_ARRAYS,
-                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            MPI_Recv(r.eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT, source,
-                     TAG_ARRAYS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-            MPI_Recv(r.eval_target, c->eval_batch * c->dims, MPI_FLOAT, source, TAG_ARRAYS,
-                     MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-        }
+        for (int i = 0, n = run_result_sc_arrays(&r, sc, sc_len); !silent && i < n; i++)
+            silent = recv_within(sc[i], sc_len[i], MPI_FLOAT, source, TAG_ARRAYS, limit);
+        if (!silent && h.has_model)
+            silent = recv_within(r.params, (int)r.n_params, MPI_FLOAT, source, TAG_ARRAYS,
+                                 limit) ||
+                     recv_within(r.eval_tokens, c->eval_batch * T * c->dims, MPI_FLOAT, source,
+                                 TAG_ARRAYS, limit) ||
+                     recv_within(r.eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT,
+                                 source, TAG_ARRAYS, limit) ||
+                     recv_within(r.eval_target, c->eval_batch * c->dims, MPI_FLOAT, source,
+                                 TAG_ARRAYS, limit);
     }
-    master_record(m, &r, h.row);
+    if (!silent)
+        master_record(m, &r, h.row);
     run_result_free(&r);
-    return 0;
+    return silent;
 }
 
-static void print_heartbeat(const master_state *m, const int *running, const double *since,
-                            int size)
+static void print_heartbeat(const master_state *m, const worker_slot *slot, int size)
 {
     double now = omp_get_wtime();
     fprintf(stderr, "icasweep sweep: in flight:");
     for (int w = 1; w < size; w++)
-        if (running[w] >= 0) {
+        if (slot[w].row >= 0) {
             char el[32];
-            progress_format_duration(now - since[w], el, sizeof el);
-            fprintf(stderr, " row %d on rank %d (%s)", running[w], w, el);
+            progress_format_duration(now - slot[w].since, el, sizeof el);
+            fprintf(stderr, " row %d on rank %d (%s)", slot[w].row, w, el);
         }
     fprintf(stderr, "; %d of %d queued runs not started\n", m->n_todo - m->next, m->n_todo);
 }
@@ -376,27 +441,68 @@ static void master_run_alone(master_state *m)
     }
 }
 
-static void master_dispatch(master_state *m, int size)
+/* Worker w has been silent past the limit: nothing more is sent to it, and
+ * its run is recorded as interrupted (not done), so that the next sweep
+ * runs it again from its last checkpoint. */
+static void declare_lost(master_state *m, worker_slot *s, int w, double silent)
 {
-    int *running = malloc(sizeof(int) * (size_t)size);
-    double *since = malloc(sizeof(double) * (size_t)size);
+    s->lost = 1;
+    m->n_lost++;
+    const run_config *c = &m->g.runs[s->row];
+    char id[ICAS_RUN_ID_LEN];
+    config_run_id(c, id);
+    fprintf(stderr,
+            "icasweep sweep: rank %d on host %s lost: no message from it for %.1f s "
+            "(--lost-after %g) while it ran row %d (%s), last heard at step %d of %d; the run "
+            "will resume from its last checkpoint\n",
+            w, m->hosts[w], silent, m->args->lost_after, s->row, id, s->step, c->steps);
+    run_result r;
+    icas_err err;
+    if (run_result_alloc(&r, c, 0, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+        m->io_error = 1;
+    } else {
+        r.status = RUN_INTERRUPTED;
+        snprintf(r.reason, sizeof r.reason, "rank %d on host %.64s lost after step %d", w,
+                 m->hosts[w], s->step);
+        snprintf(r.host, sizeof r.host, "%s", m->hosts[w]);
+        r.rank = w;
+        master_record(m, &r, s->row);
+        run_result_free(&r);
+    }
+    s->row = -1;
+}
+
+static void send_task(master_state *m, worker_slot *s, int w)
+{
+    task_msg t;
+    make_task(m, m->todo[m->next++], &t);
+    MPI_Send(&t, sizeof t, MPI_BYTE, w, TAG_TASK, MPI_COMM_WORLD);
+    s->row = t.row;
+    s->since = s->heard = omp_get_wtime();
+    s->step = 0;
+}
+
+/* Hands out runs and collects results until no run is in flight. Stops
+ * handing out runs on a signal, an I/O error or a lost worker, and then
+ * asks the running workers to checkpoint and return. On return, lost[w] is
+ * 1 for every worker declared lost. */
+static void master_dispatch(master_state *m, int size, int *lost)
+{
+    worker_slot *slot = calloc((size_t)size, sizeof *slot);
     int in_flight = 0, stop_sent = 0;
     double last_beat = omp_get_wtime();
     for (int w = 0; w < size; w++)
-        running[w] = -1;
+        slot[w].row = -1;
     for (int w = 1; w < size && m->next < m->n_todo; w++) {
-        task_msg t;
-        make_task(m, m->todo[m->next++], &t);
-        MPI_Send(&t, sizeof t, MPI_BYTE, w, TAG_TASK, MPI_COMM_WORLD);
-        running[w] = t.row;
-        since[w] = omp_get_wtime();
+        send_task(m, &slot[w], w);
         in_flight++;
     }
     while (in_flight > 0) {
-        int stopping = stop_signal || m->io_error;
+        int stopping = stop_signal || m->io_error || m->n_lost;
         if (stopping && !stop_sent) {
             for (int w = 1; w < size; w++)
-                if (running[w] >= 0)
+                if (slot[w].row >= 0)
                     MPI_Send(NULL, 0, MPI_INT, w, TAG_STOP, MPI_COMM_WORLD);
             stop_sent = 1;
             fprintf(stderr, "icasweep sweep: stopping: waiting for %d runs in flight to "
@@ -404,37 +510,75 @@ static void master_dispatch(master_state *m, int size)
         }
         int flag = 0;
         MPI_Status st;
+        /* every alive message first: the master may have been busy writing */
+        for (;;) {
+            MPI_Iprobe(MPI_ANY_SOURCE, TAG_ALIVE, MPI_COMM_WORLD, &flag, &st);
+            if (!flag)
+                break;
+            int alive[2];
+            MPI_Recv(alive, 2, MPI_INT, st.MPI_SOURCE, TAG_ALIVE, MPI_COMM_WORLD,
+                     MPI_STATUS_IGNORE);
+            worker_slot *s = &slot[st.MPI_SOURCE];
+            s->heard = omp_get_wtime();
+            if (alive[0] == s->row)
+                s->step = alive[1];
+        }
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
-        if (!flag) {
-            sleep_ms(20);
-            if (m->args->heartbeat > 0 && !m->args->quiet &&
-                omp_get_wtime() - last_beat >= m->args->heartbeat) {
-                print_heartbeat(m, running, since, size);
-                last_beat = omp_get_wtime();
+        if (flag) {
+            int w = st.MPI_SOURCE;
+            worker_slot *s = &slot[w];
+            if (s->lost) {
+                /* a worker declared lost that answers after all: its result
+                 * is recorded, but it gets nothing more */
+                master_receive(m, w);
+                continue;
+            }
+            s->heard = omp_get_wtime();
+            if (master_receive(m, w) == 1) {
+                declare_lost(m, s, w, omp_get_wtime() - s->heard);
+                in_flight--;
+                continue;
+            }
+            s->row = -1;
+            in_flight--;
+            if (!(stop_signal || m->io_error || m->n_lost) && m->next < m->n_todo) {
+                send_task(m, s, w);
+                in_flight++;
             }
             continue;
         }
-        int w = st.MPI_SOURCE;
-        master_receive(m, w);
-        running[w] = -1;
-        in_flight--;
-        if (!(stop_signal || m->io_error) && m->next < m->n_todo) {
-            task_msg t;
-            make_task(m, m->todo[m->next++], &t);
-            MPI_Send(&t, sizeof t, MPI_BYTE, w, TAG_TASK, MPI_COMM_WORLD);
-            running[w] = t.row;
-            since[w] = omp_get_wtime();
-            in_flight++;
+        double now = omp_get_wtime();
+        for (int w = 1; w < size && m->args->lost_after > 0; w++)
+            if (slot[w].row >= 0 && now - slot[w].heard > m->args->lost_after) {
+                declare_lost(m, &slot[w], w, now - slot[w].heard);
+                in_flight--;
+            }
+        sleep_ms(20);
+        if (m->args->heartbeat > 0 && !m->args->quiet &&
+            omp_get_wtime() - last_beat >= m->args->heartbeat) {
+            print_heartbeat(m, slot, size);
+            last_beat = omp_get_wtime();
         }
     }
-    free(running);
-    free(since);
+    for (int w = 0; w < size; w++)
+        lost[w] = slot[w].lost;
+    free(slot);
 }
 
 static int parse_args(int argc, char **argv, sweep_args *a)
 {
     memset(a, 0, sizeof *a);
     a->heartbeat = 60;
+    a->lost_after = LOST_AFTER_DEFAULT;
+    const char *env = getenv(LOST_AFTER_ENV);
+    if (env && *env) {
+        char *end;
+        a->lost_after = strtod(env, &end);
+        if (*end || !(a->lost_after >= 0)) {
+            fprintf(stderr, "icasweep sweep: %s=%s: expected seconds\n", LOST_AFTER_ENV, env);
+            return -1;
+        }
+    }
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
@@ -447,10 +591,15 @@ static int parse_args(int argc, char **argv, sweep_args *a)
                    "  --checkpoint-dir DIR   checkpoints (default PATH.ckpt; must be on a file\n"
                    "                         system every rank sees)\n"
                    "  --heartbeat SEC        print the runs in flight every SEC s (default 60)\n"
+                   "  --lost-after SEC       a worker running a run and silent for SEC s is\n"
+                   "                         lost (its node died): the sweep records what it\n"
+                   "                         has and exits 3 (default 30, or $%s; 0: never).\n"
+                   "                         Must exceed one training step and one evaluation.\n"
                    "  -q, --quiet            only failures and the final summary\n\n"
                    "Signals: SIGTERM or SIGUSR1 checkpoint every run in flight and exit 3.\n"
                    "Exit status: 0 all done, 1 some run diverged or failed, 2 bad input,\n"
-                   "3 interrupted (rerun to resume), 4 I/O error.\n");
+                   "3 interrupted (rerun to resume), 4 I/O error.\n",
+                   LOST_AFTER_ENV);
             return 1;
         }
         if (!strcmp(s, "--force")) { a->force = 1; continue; }
@@ -462,6 +611,15 @@ static int parse_args(int argc, char **argv, sweep_args *a)
             a->heartbeat = strtod(argv[++i], &end);
             if (*end || a->heartbeat < 0) {
                 fprintf(stderr, "icasweep sweep: --heartbeat %s: expected seconds\n", argv[i]);
+                return -1;
+            }
+            continue;
+        }
+        if (!strcmp(s, "--lost-after") && i + 1 < argc) {
+            char *end;
+            a->lost_after = strtod(argv[++i], &end);
+            if (*end || !(a->lost_after >= 0)) {
+                fprintf(stderr, "icasweep sweep: --lost-after %s: expected seconds\n", argv[i]);
                 return -1;
             }
             continue;
@@ -541,6 +699,68 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
     return EXIT_ALL_DONE;
 }
 
+typedef struct {
+    char host[HOST_LEN];
+    char blas[32]; /* train_blas_kernel */
+} rank_info;
+
+/* Ranks that train with different BLAS kernels (nodes of different CPU
+ * types, or OPENBLAS_CORETYPE set on some nodes only) give results that
+ * depend on which rank ran a run: say so before any work starts. */
+static void warn_mixed_blas(const rank_info *info, int size)
+{
+    int first = size > 1 ? 1 : 0; /* the ranks that train */
+    int mixed = 0;
+    for (int r = first + 1; r < size; r++)
+        mixed |= strcmp(info[r].blas, info[first].blas) != 0;
+    if (!mixed)
+        return;
+    fprintf(stderr, "icasweep sweep: warning: the ranks compute with different BLAS kernels:");
+    for (int r = first; r < size; r++)
+        fprintf(stderr, " rank %d on %s: %s;", r, info[r].host, info[r].blas);
+    fprintf(stderr, " a run's numbers will depend on the rank that ran it (set OPENBLAS_CORETYPE "
+                    "to one kernel on every node; mpirun passes it on with -x)\n");
+}
+
+/* abandon_job's exit status, for its alarm handler */
+static volatile sig_atomic_t abandon_status;
+
+static void exit_abandoned(int sig)
+{
+    (void)sig;
+    _exit(abandon_status);
+}
+
+/* Ends the job after a worker was lost, the file closed. MPI_Finalize
+ * would wait for the lost ranks forever. First this rank waits `grace`
+ * seconds for the launcher to end the job itself: mpirun notices a dead
+ * node through its TCP keepalives (oob_tcp_keepalive_*), but not once an
+ * MPI_Abort has queued a message to that node, after which it waits out
+ * TCP's retransmissions (about 15 minutes). Then MPI_Abort asks the
+ * launcher to end every rank with `status` (srun does so within its
+ * KillWait); should that not end this process within 10 s, an alarm
+ * does. A signal during the wait ends this process at once. */
+static void abandon_job(int status, double grace)
+{
+    abandon_status = status;
+    fflush(stdout);
+    fflush(stderr);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exit_abandoned;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (!stop_signal)
+        sleep_ms((int)(fmin(grace, 3600) * 1000));
+    fprintf(stderr, "icasweep sweep: calling MPI_Abort\n");
+    alarm(10);
+    MPI_Abort(MPI_COMM_WORLD, status);
+    _exit(status);
+}
+
 int sched_main(int argc, char **argv)
 {
     sweep_args args;
@@ -561,6 +781,22 @@ int sched_main(int argc, char **argv)
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    /* every rank's host (for messages about a lost one) and BLAS kernel */
+    rank_info me;
+    memset(&me, 0, sizeof me);
+    gethostname(me.host, sizeof me.host - 1);
+    train_blas_kernel(me.blas, sizeof me.blas);
+    rank_info *info = rank == 0 ? calloc((size_t)size, sizeof *info) : NULL;
+    MPI_Gather(&me, sizeof me, MPI_BYTE, info, sizeof me, MPI_BYTE, 0, MPI_COMM_WORLD);
+    char(*hosts)[HOST_LEN] = NULL;
+    if (rank == 0) {
+        hosts = calloc((size_t)size, HOST_LEN);
+        for (int r = 0; r < size; r++)
+            memcpy(hosts[r], info[r].host, HOST_LEN);
+        warn_mixed_blas(info, size);
+        free(info);
+    }
+
     int go = EXIT_ALL_DONE;
     if (rank != 0) {
         MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -574,6 +810,8 @@ int sched_main(int argc, char **argv)
     memset(&m, 0, sizeof m);
     char ckpt_default[4096];
     m.args = &args;
+    m.hosts = hosts;
+    int *lost = calloc((size_t)size, sizeof *lost);
     int lock_fd = -1;
     go = master_prepare(&m, ckpt_default, sizeof ckpt_default, &lock_fd);
     if (!args.ckpt_dir)
@@ -590,8 +828,9 @@ int sched_main(int argc, char **argv)
         if (size == 1)
             master_run_alone(&m);
         else
-            master_dispatch(&m, size);
-        for (int w = 1; w < size; w++)
+            master_dispatch(&m, size, lost);
+        /* after a loss the workers left are ended by abandon_job */
+        for (int w = 1; w < size && m.n_lost == 0; w++)
             MPI_Send(NULL, 0, MPI_INT, w, TAG_RELEASE, MPI_COMM_WORLD);
 
         int unfinished = m.n_todo - (m.done + m.diverged + m.failed);
@@ -626,6 +865,19 @@ int sched_main(int argc, char **argv)
     grid_free(&m.g);
     free(m.cost);
     free(m.todo);
+    if (m.n_lost > 0) {
+        fprintf(stderr, "icasweep sweep: lost");
+        for (int w = 1; w < size; w++)
+            if (lost[w])
+                fprintf(stderr, " rank %d on host %s;", w, hosts[w]);
+        fprintf(stderr,
+                " %s is closed; ending every rank with exit status %d (waiting %g s for the "
+                "launcher to do so first)\n",
+                args.output, status, args.lost_after);
+        abandon_job(status, args.lost_after);
+    }
+    free(lost);
+    free(hosts);
     MPI_Finalize();
     return status;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing,
-# builds, runs every test (unit, CLI, MPI sweep, Slurm, analysis), then
+# builds, runs every test (unit, CLI, MPI sweep, Slurm, a cluster of hosts
+# in namespaces, analysis), then
 # builds again with AddressSanitizer + UBSan and reruns the C tests and the
 # CLI test under them.
 set -euo pipefail
@@ -17,4 +18,4 @@ cmake --build build-asan -j"$jobs"
 # Leak checking is off: Open MPI and libgomp keep process-lifetime
 # allocations that LeakSanitizer reports as leaks.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_analysis'
+  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_multinode|test_analysis'

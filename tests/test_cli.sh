@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `icasweep train`: bad input gives one line naming the flag and value, exit
-# status 2 and no file; a diverging run is recorded and exits 1; a good run
+# status 2 and no file (and a bad silence limit for `icasweep sweep`); a diverging run is recorded and exits 1; a good run
 # writes a file h5py reads; --help documents every flag.
 set -u
 BIN=${ICASWEEP:?ICASWEEP must point to the binary}
@@ -164,6 +164,20 @@ else bad "a run without a closed loop has /selfcorrect"; fi
 rc=$?
 if [ $rc -eq 1 ] && $PY -c "import h5py,sys; r=h5py.File(sys.argv[1])['runs'][0]; sys.exit(r['status']!=b'diverged')" "$work/div.h5"
 then ok; else bad "diverged run: exit $rc, $(cat "$work/stderr")"; fi
+
+# sweep: a bad silence limit, as a flag or in the environment, is refused
+# before anything starts
+"$BIN" sweep "$ICAS_SOURCE_DIR/jobs/grids/smoke.yaml" -o "$work/sw.h5" --lost-after soon \
+  >/dev/null 2>"$work/stderr"
+rc=$?
+[ $rc -eq 2 ] && grep -qF -- "--lost-after soon: expected seconds" "$work/stderr" && [ ! -e "$work/sw.h5" ] \
+  && ok || bad "sweep --lost-after soon: exit $rc, $(cat "$work/stderr")"
+ICASWEEP_LOST_AFTER=-1 "$BIN" sweep "$ICAS_SOURCE_DIR/jobs/grids/smoke.yaml" -o "$work/sw.h5" \
+  >/dev/null 2>"$work/stderr"
+rc=$?
+[ $rc -eq 2 ] && grep -qF "ICASWEEP_LOST_AFTER=-1: expected seconds" "$work/stderr" && [ ! -e "$work/sw.h5" ] \
+  && ok || bad "ICASWEEP_LOST_AFTER=-1: exit $rc, $(cat "$work/stderr")"
+"$BIN" sweep --help | grep -q -- "--lost-after SEC" && ok || bad "sweep --help lacks --lost-after"
 
 # --help documents every flag
 "$BIN" train --help >"$work/help"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The MPI sweep end to end: identical numbers with 1, 2 and 3 ranks; kill -9
 # mid-sweep then resume; SIGTERM checkpoints runs mid-training and the rerun
-# resumes them to the same numbers; a second writer and a file from another
+# resumes them to the same numbers; a worker that falls silent is declared
+# lost and its run resumes; a second writer and a file from another
 # grid are refused; grid errors stop everything before work starts.
 set -u
 BIN=${ICASWEEP:?ICASWEEP must point to the binary}
@@ -113,6 +114,36 @@ for sig in TERM USR1; do
   [ ! -e "$work/sig$sig.h5.ckpt" ] && ok "SIG$sig: empty checkpoint directory removed" \
     || bad "SIG$sig: left $(ls -A "$work/sig$sig.h5.ckpt")"
 done
+
+# a worker that falls silent (SIGSTOP: alive, but sends nothing, as a rank
+# on a dead node) is declared lost after --lost-after: its run is recorded
+# as interrupted, the file closed, every rank ended with status 3; the
+# rerun resumes it from its checkpoint to the same numbers
+"${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/silent.h5" --heartbeat 0 --lost-after 2 \
+  2>"$work/silent1.log" &
+pid=$!
+for _ in $(seq 600); do
+  [ "$(ls "$work/silent.h5.ckpt" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05
+done
+victim=
+for p in $(pgrep -f "^$BIN sweep $work/slow.yaml -o $work/silent.h5"); do
+  tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && victim=$p
+done
+kill -STOP "$victim"
+start=$SECONDS
+wait $pid
+rc=$?
+kill -KILL "$victim" 2>/dev/null
+[ $rc -eq 3 ] && grep -q "rank 2 on host $(hostname) lost: no message from it for" "$work/silent1.log" \
+  && ok "silent worker declared lost: exit 3 after $((SECONDS - start)) s, rank and host named" \
+  || { bad "silent worker: exit $rc, want 3"; cat "$work/silent1.log"; }
+"$BIN" status "$work/silent.h5" >"$work/status_silent" 2>&1
+grep -q "interrupted" "$work/status_silent" && ok "status shows the lost run as interrupted" \
+  || bad "status after a lost worker: $(cat "$work/status_silent")"
+"${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/silent.h5" --heartbeat 0 2>"$work/silent2.log"
+rc=$?
+[ $rc -eq 0 ] && $CMP "$work/slow_ref.h5" "$work/silent.h5" --require-done \
+  && ok "lost worker + resume identical" || { bad "lost worker resume: exit $rc"; cat "$work/silent2.log"; }
 
 # -- 3. refusals ------------------------------------------------------------------
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/busy.h5" --heartbeat 0 2>/dev/null &
