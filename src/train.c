@@ -14,6 +14,8 @@
 #include "icasweep/rng.h"
 #include "icasweep/task.h"
 
+_Static_assert(TRAIN_CHUNK <= CONFIG_MAX_CONTEXTS_PER_PASS, "config_check_sizes bounds passes");
+
 /* ---- the training step ---------------------------------------------- */
 
 struct trainer {
