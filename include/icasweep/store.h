@@ -51,6 +51,41 @@ int store_check_same(const char *path, const store_layout *layout,
  * closes the file. The row's run_id must match. */
 int store_write_result(const char *path, int row, const run_result *r, icas_err *err);
 
+/* Records a finished (or failed, or interrupted) run: first as its entry
+ * in the result journal `journal` (journal.h: written whole and renamed
+ * into place, so it exists complete or not at all), then in row `row` of
+ * the file. On failure err->sys_errno is the errno when a system call
+ * failed (ENOSPC, EIO, ...), and the message names the file. */
+int store_record(const char *path, const char *journal, int row, const run_result *r,
+                 icas_err *err);
+
+typedef struct {
+    int created;         /* there was no file: a new one was made */
+    int journal_entries; /* usable journal entries of this grid's runs */
+    int stale;           /* journal results not (wholly) in the file */
+    int hollow;          /* rows marked done without their numbers (no entry) */
+    int damaged;         /* the file could not be opened or read */
+    int rebuilt;         /* the file was rebuilt from the journal */
+    int from_journal;    /* rows the rebuild took from the journal */
+    int refused;         /* another grid's file, or damaged with no journal */
+} store_recovery;
+
+/* Makes `path` a sound file of `layout` before a sweep starts or resumes:
+ * creates it when missing (rebuilding it from the journal when there is
+ * one); otherwise reads it whole and checks it against the journal, and
+ * when it cannot be read, or a journal result is not in it exactly, or a
+ * row is marked done without its numbers, builds it anew under a temporary
+ * name (journal results first, then the old file's sound rows; hollow rows
+ * become pending) and renames it over the old one. A file from another
+ * grid, or a damaged file without a journal, is refused (out->refused).
+ * What was done goes to `log` (may be NULL) and *out. */
+int store_recover(const char *path, const store_layout *layout, const char *journal,
+                  FILE *log, store_recovery *out, icas_err *err);
+
+/* After the last run: makes the file durable (fsync) and removes the
+ * journal. */
+int store_finish(const char *path, const char *journal, icas_err *err);
+
 /* Per-row status codes (run_status) of an existing file; *status is malloc'd
  * with *n_runs entries. */
 int store_read_status(const char *path, int *n_runs, int **status,
