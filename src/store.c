@@ -854,7 +854,7 @@ static int row_status(const run_row *r)
 
 /* A row marked done holds its numbers: every transformer and GD error, the
  * reference curves past k = 0, and the loss of every step. */
-static int row_has_numbers(const file_image *im, int i, const run_config *c)
+static int row_has_numbers(const file_image *im, int i, int steps)
 {
     size_t PN = (size_t)(im->P * im->N);
     for (size_t j = 0; j < PN; j++) {
@@ -864,9 +864,9 @@ static int row_has_numbers(const file_image *im, int i, const run_config *c)
         if (k > 0 && (!isfinite(im->curves[2][i * PN + j]) || !isfinite(im->curves[3][i * PN + j])))
             return 0;
     }
-    if ((hsize_t)c->steps > im->S)
+    if (steps < 0 || (hsize_t)steps > im->S)
         return 0;
-    for (int s = 0; s < c->steps; s++)
+    for (int s = 0; s < steps; s++)
         if (!isfinite(im->loss[(size_t)i * im->S + s]))
             return 0;
     return 1;
@@ -1030,7 +1030,7 @@ static int rebuild(const char *path, const store_layout *l, char (*by_row)[4096]
         if (!im || i >= im->n)
             continue;
         int st = row_status(&im->rows[i]);
-        if (st <= RUN_PENDING || (st == RUN_DONE && !row_has_numbers(im, i, &l->runs[i])))
+        if (st <= RUN_PENDING || (st == RUN_DONE && !row_has_numbers(im, i, l->runs[i].steps)))
             continue;
         if (run_result_alloc(&r, &l->runs[i], 0, err)) {
             rc = -1;
@@ -1191,7 +1191,7 @@ int store_recover(const char *path, const store_layout *layout, const char *jour
                 }
             }
             if (row_status(&im.rows[i]) == RUN_DONE &&
-                !row_has_numbers(&im, i, &layout->runs[i]))
+                !row_has_numbers(&im, i, layout->runs[i].steps))
                 n_hollow++;
         }
     }
@@ -1297,36 +1297,94 @@ static int lock_holder(const char *path, char *holder, size_t n)
 
 int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err)
 {
+    char journal[4200];
+    journal_dir(path, journal, sizeof journal);
+    journal_item *items = NULL;
+    int n_items = 0;
+    icas_err jerr;
+    journal_list(journal, &items, &n_items, &jerr);
     quiet_state q = hdf5_quiet();
-    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
-    if (f < 0) {
-        hdf5_restore(q);
-        return -1;
+    icas_err why;
+    file_image im;
+    memset(&im, 0, sizeof im);
+    hid_t f = -1;
+    int rc = 0;
+    char holder[256];
+    /* a sweep writing the file now can be caught between two of its
+     * writes: then try again a few times before calling the file damaged */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        f = open_file(path, H5F_ACC_RDONLY, &why);
+        rc = f < 0 ? -1 : check_schema(f, path, err);
+        if (rc == 0 && read_image(f, path, &im, &why) != 0)
+            rc = -2;
+        if ((f >= 0 && rc != -2) || !lock_holder(path, holder, sizeof holder))
+            break;
+        if (f >= 0)
+            H5Fclose(f);
+        f = -1;
+        usleep(100000);
     }
-    run_row *rows = NULL;
-    int n = 0, rc = check_schema(f, path, err);
-    if (rc == 0)
-        rc = read_rows(f, path, &rows, &n, err);
-    char *version = get_string_attr(f, "program_version");
-    char *revision = get_string_attr(f, "git_revision");
+    if (f < 0 && access(path, F_OK) != 0) {
+        hdf5_restore(q);
+        free(items);
+        return icas_fail(err, "%s", why.msg);
+    }
+    if (f < 0 || rc == -2) {
+        if (f >= 0)
+            H5Fclose(f);
+        hdf5_restore(q);
+        fprintf(out, "%s: DAMAGED: %s\n", path, why.msg);
+        if (n_items > 0)
+            fprintf(out, "the result journal %s holds %d recorded result%s: the same `icasweep "
+                         "sweep` command rebuilds the file from them (keeping the damaged one "
+                         "as %s.damaged) and reruns the rest\n",
+                    journal, n_items, n_items == 1 ? "" : "s", path);
+        else
+            fprintf(out, "there is no result journal (%s) to rebuild it from: move it aside "
+                         "and run the sweep again\n", journal);
+        free(items);
+        return icas_fail(err, "%s is damaged (details above)", path);
+    }
+    run_row *rows = im.rows;
+    int n = im.n;
+    char *version = rc == 0 ? get_string_attr(f, "program_version") : NULL;
+    char *revision = rc == 0 ? get_string_attr(f, "git_revision") : NULL;
     H5Fclose(f);
     hdf5_restore(q);
     if (rc) {
         free(version);
         free(revision);
+        free(items);
+        image_free(&im);
         return rc;
     }
+    /* what the file says, checked: a run marked done without its numbers
+     * is counted pending (the next sweep reruns it) */
+    int *status = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    int hollow = 0, unapplied = 0;
+    for (int i = 0; status && i < n; i++) {
+        int s = row_status(&rows[i]);
+        status[i] = s < 0 ? RUN_PENDING : s;
+        if (s == RUN_DONE && !row_has_numbers(&im, i, rows[i].steps)) {
+            status[i] = RUN_PENDING;
+            hollow++;
+        }
+    }
+    for (int j = 0; status && j < n_items; j++) {
+        int i = items[j].row;
+        if (i >= 0 && i < n && strncmp(items[j].run_id, rows[i].run_id, ICAS_RUN_ID_LEN) == 0 &&
+            items[j].status != status[i])
+            unapplied++;
+    }
+    free(items);
     /* Unfinished runs with a checkpoint continue mid-training when the
      * sweep is run again; the others start from step 0. */
     char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
     store_checkpoint_dir(path, ckpt_dir, dir, sizeof dir);
     int count[RUN_INTERRUPTED + 1] = {0}, with_ckpt = 0;
     double wall = 0;
-    for (int i = 0; i < n; i++) {
-        int s = RUN_PENDING;
-        for (int k = RUN_PENDING; k <= RUN_INTERRUPTED; k++)
-            if (strncmp(rows[i].status, run_status_name((run_status)k), sizeof rows[i].status) == 0)
-                s = k;
+    for (int i = 0; status && i < n; i++) {
+        int s = status[i];
         count[s]++;
         if (s == RUN_DONE)
             wall += rows[i].wall_seconds;
@@ -1339,25 +1397,36 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
     fprintf(out, "%s: %d runs: %d done, %d diverged, %d failed, %d interrupted, %d pending\n",
             path, n, count[RUN_DONE], count[RUN_DIVERGED], count[RUN_FAILED],
             count[RUN_INTERRUPTED], count[RUN_PENDING]);
-    for (int i = 0; i < n; i++)
-        if (strncmp(rows[i].status, "done", sizeof rows[i].status) != 0 &&
-            strncmp(rows[i].status, "pending", sizeof rows[i].status) != 0)
+    for (int i = 0; status && i < n; i++)
+        if (status[i] != RUN_DONE && status[i] != RUN_PENDING)
             fprintf(out, "  row %d %.20s %.12s: %.128s\n", i, rows[i].run_id, rows[i].status,
                     rows[i].reason);
+        else if (status[i] == RUN_PENDING && row_status(&rows[i]) == RUN_DONE)
+            fprintf(out, "  row %d %.20s: marked done without its numbers (a write was cut "
+                         "short); counted pending\n", i, rows[i].run_id);
     if (count[RUN_DONE])
         fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
                 wall, wall / count[RUN_DONE]);
     if (unfinished)
         fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
                 with_ckpt, unfinished, dir);
-    char holder[256];
     if (lock_holder(path, holder, sizeof holder))
         fprintf(out, "a sweep is writing this file now (%s)\n", holder[0] ? holder : "holder unknown");
     else if (unfinished)
         fprintf(out, "no sweep is writing this file: run the same sweep command to finish it\n");
+    if (hollow)
+        fprintf(out, "%d run%s marked done without %s numbers: the next sweep rebuilds the "
+                     "file and reruns %s\n", hollow, hollow == 1 ? "" : "s",
+                hollow == 1 ? "its" : "their", hollow == 1 ? "it" : "them");
+    if (unapplied)
+        fprintf(out, "%d recorded result%s in the journal %s %s not in the file yet (a write "
+                     "was cut short): the next sweep puts %s in\n", unapplied,
+                unapplied == 1 ? "" : "s", journal, unapplied == 1 ? "is" : "are",
+                unapplied == 1 ? "it" : "them");
     fprintf(out, "written by icasweep %s (%s)\n", version ? version : "?",
             revision ? revision : "?");
-    free(rows);
+    free(status);
+    image_free(&im);
     free(version);
     free(revision);
     return 0;
