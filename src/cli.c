@@ -421,10 +421,17 @@ int cli_main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "sweep")) return sched_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
-    if (!strcmp(cmd, "status")) return cmd_status(argc - 1, argv + 1);
+    int (*command)(int, char **) = !strcmp(cmd, "train")    ? cmd_train
+                                   : !strcmp(cmd, "sweep")  ? sched_main
+                                   : !strcmp(cmd, "plan")   ? cmd_plan
+                                   : !strcmp(cmd, "status") ? cmd_status
+                                                            : NULL;
+    if (command) {
+        store_library_init();
+        int status = command(argc - 1, argv + 1);
+        store_library_close(status == EXIT_IO);
+        return status;
+    }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         usage(stdout);
         return EXIT_ALL_DONE;

@@ -296,6 +296,21 @@ static herr_t write_row(hid_t ds, hid_t memtype, hsize_t row, const void *buf)
     return rc;
 }
 
+/* ---- the library ---------------------------------------------------------- */
+
+void store_library_init(void) { H5dont_atexit(); }
+
+void store_library_close(int after_io_error)
+{
+    /* After a failed write the library may still hold the file whose last
+     * flush failed (H5Fclose cannot drop it while its cache is dirty), and
+     * closing the library would report that as "infinite loop closing
+     * library". The process is about to exit, which releases it; every
+     * result is in the journal. */
+    if (!after_io_error)
+        H5close();
+}
+
 /* ---- store_create -------------------------------------------------------- */
 
 static int layout_check(const store_layout *l, icas_err *err)

@@ -37,6 +37,12 @@ typedef struct {
     const char *grid_text;  /* stored as the `grid` attribute; may be NULL */
 } store_layout;
 
+/* Called first and last by the program: HDF5 is closed explicitly, so that
+ * a handle left open anywhere shows at once; after an I/O error (a flush
+ * that failed) the one file HDF5 cannot drop is left to the exit. */
+void store_library_init(void);
+void store_library_close(int after_io_error);
+
 /* Creates `path` with every row pending. Refuses an existing path unless
  * force (then it is replaced only once the new file is complete). */
 int store_create(const char *path, const store_layout *layout, int force,
