@@ -43,6 +43,9 @@ typedef struct {
     char host[64];
     int32_t rank, threads;
     char finished_at[32];
+    /* FNV-1a 64 of the row's numbers as stored (row_checksum); 0 while the
+     * row is pending, and in files written before the column existed */
+    uint64_t checksum;
 } run_row;
 
 /* The [R, P, N] curves under /eval, in run_result_curves order. */
@@ -109,6 +112,7 @@ static hid_t row_type(void)
     NUM(rank, H5T_NATIVE_INT32)
     NUM(threads, H5T_NATIVE_INT32)
     STR(finished_at)
+    NUM(checksum, H5T_NATIVE_UINT64)
 #undef STR
 #undef NUM
     return t;
@@ -366,7 +370,10 @@ static int write_layout(hid_t f, const store_layout *l)
     ok = ok && make_dataset(f, "runs", rt, 1, &R, NULL,
                             "one row per run, in plan order: configuration, status "
                             "(pending, done, diverged, failed, interrupted), reason, "
-                            "timings, final training loss, where it ran",
+                            "timings, final training loss, where it ran, checksum "
+                            "(FNV-1a 64 of the row's /eval curves tf, gd, blind, pick "
+                            "[P, N] then its /train/loss row [S], float32 bytes; 0 while "
+                            "pending)",
                             &ds) == 0;
     ok = ok && H5Dwrite(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
     if (ds >= 0)
@@ -665,6 +672,35 @@ static int write_model(hid_t f, const run_result *r)
     return ok ? 0 : -1;
 }
 
+/* The checksum of a row's numbers: its four [P, N] curves in
+ * run_result_curves order, then its [S] loss row (NaN past the run's
+ * steps), as float32 bytes, FNV-1a 64; never 0 (0 means "none"). */
+static uint64_t row_checksum(float *const curves[RUN_RESULT_N_CURVES], size_t PN,
+                             const float *loss, size_t S)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int k = 0; k <= RUN_RESULT_N_CURVES; k++) {
+        const unsigned char *p = k < RUN_RESULT_N_CURVES ? (const unsigned char *)curves[k]
+                                                         : (const unsigned char *)loss;
+        size_t n = sizeof(float) * (k < RUN_RESULT_N_CURVES ? PN : S);
+        for (size_t i = 0; i < n; i++) {
+            h ^= p[i];
+            h *= 1099511628211ULL;
+        }
+    }
+    return h ? h : 1;
+}
+
+/* A result's loss row padded with NaN to S (malloc'd; NULL when out of
+ * memory). */
+static float *padded_loss(const run_result *r, size_t S)
+{
+    float *buf = malloc(sizeof(float) * (S ? S : 1));
+    for (size_t i = 0; buf && i < S; i++)
+        buf[i] = i < (size_t)r->cfg.steps ? r->train_loss[i] : NAN;
+    return buf;
+}
+
 /* The /runs row of a result recorded at finished_at. */
 static void row_from_result(run_row *out, int row, const run_result *r, const char *finished_at)
 {
@@ -694,6 +730,18 @@ static int write_result_into(hid_t f, int row, const run_result *r, const char *
     int ok = ds_runs >= 0 && ds_loss >= 0;
     float *curves[RUN_RESULT_N_CURVES];
     run_result_curves((run_result *)r, curves);
+    float *buf = NULL;
+    if (ok) {
+        /* the loss row is S long; this run has cfg.steps of them */
+        hid_t fsp = H5Dget_space(ds_loss);
+        hsize_t dims[2] = {0, 0};
+        H5Sget_simple_extent_dims(fsp, dims, NULL);
+        H5Sclose(fsp);
+        buf = padded_loss(r, (size_t)dims[1]);
+        ok = buf != NULL;
+        if (ok)
+            out.checksum = row_checksum(curves, (size_t)r->P * r->N, buf, (size_t)dims[1]);
+    }
     for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++) {
         char name[64];
         snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
@@ -703,20 +751,9 @@ static int write_result_into(hid_t f, int row, const run_result *r, const char *
         if (ds >= 0)
             H5Dclose(ds);
     }
-    if (ok) {
-        /* the loss row is S long; this run has cfg.steps of them */
-        hid_t fsp = H5Dget_space(ds_loss);
-        hsize_t dims[2];
-        H5Sget_simple_extent_dims(fsp, dims, NULL);
-        float *buf = malloc(sizeof(float) * (size_t)dims[1]);
-        ok = buf != NULL;
-        for (hsize_t i = 0; ok && i < dims[1]; i++)
-            buf[i] = i < (hsize_t)r->cfg.steps ? r->train_loss[i] : NAN;
-        ok = ok && fault_point("hdf5 write loss") == 0 &&
-             write_row(ds_loss, H5T_NATIVE_FLOAT, (hsize_t)row, buf) >= 0;
-        free(buf);
-        H5Sclose(fsp);
-    }
+    ok = ok && fault_point("hdf5 write loss") == 0 &&
+         write_row(ds_loss, H5T_NATIVE_FLOAT, (hsize_t)row, buf) >= 0;
+    free(buf);
     if (ok && r->params && r->status == RUN_DONE)
         ok = fault_point("hdf5 write model") == 0 && write_model(f, r) == 0;
     ok = ok && fault_point("hdf5 write row") == 0 && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
@@ -867,11 +904,23 @@ static int row_status(const run_row *r)
     return -1;
 }
 
-/* A row marked done holds its numbers: every transformer and GD error, the
- * reference curves past k = 0, and the loss of every step. */
-static int row_has_numbers(const file_image *im, int i, int steps)
+/* A row is sound when its numbers match its checksum (rows written before
+ * the checksum existed have 0 and skip that check) and, marked done, holds
+ * them all: every transformer and GD error, the reference curves past
+ * k = 0, and the loss of every step. */
+static int row_sound(const file_image *im, int i, int steps)
 {
     size_t PN = (size_t)(im->P * im->N);
+    const run_row *r = &im->rows[i];
+    if (r->checksum) {
+        float *curves[RUN_RESULT_N_CURVES];
+        for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
+            curves[k] = im->curves[k] + i * PN;
+        if (row_checksum(curves, PN, im->loss + (size_t)i * im->S, (size_t)im->S) != r->checksum)
+            return 0;
+    }
+    if (row_status(r) != RUN_DONE)
+        return 1;
     for (size_t j = 0; j < PN; j++) {
         size_t k = j % im->N;
         if (!isfinite(im->curves[0][i * PN + j]) || !isfinite(im->curves[1][i * PN + j]))
@@ -945,13 +994,18 @@ static int row_matches(hid_t f, const file_image *im, int i, const run_result *r
 {
     run_row want;
     row_from_result(&want, i, r, finished_at);
-    if (memcmp(&want, &im->rows[i], sizeof want) != 0)
-        return 0;
     size_t PN = (size_t)(im->P * im->N);
     if ((size_t)(r->P * r->N) != PN || (hsize_t)r->cfg.steps > im->S)
         return 0;
     float *curves[RUN_RESULT_N_CURVES];
     run_result_curves((run_result *)r, curves);
+    float *loss_row = padded_loss(r, (size_t)im->S);
+    if (!loss_row)
+        return 0;
+    want.checksum = row_checksum(curves, PN, loss_row, (size_t)im->S);
+    free(loss_row);
+    if (memcmp(&want, &im->rows[i], sizeof want) != 0)
+        return 0;
     for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
         if (memcmp(curves[k], im->curves[k] + i * PN, sizeof(float) * PN) != 0)
             return 0;
@@ -1045,7 +1099,7 @@ static int rebuild(const char *path, const store_layout *l, char (*by_row)[4096]
         if (!im || i >= im->n)
             continue;
         int st = row_status(&im->rows[i]);
-        if (st <= RUN_PENDING || (st == RUN_DONE && !row_has_numbers(im, i, l->runs[i].steps)))
+        if (st <= RUN_PENDING || !row_sound(im, i, l->runs[i].steps))
             continue;
         if (run_result_alloc(&r, &l->runs[i], 0, err)) {
             rc = -1;
@@ -1205,8 +1259,7 @@ int store_recover(const char *path, const store_layout *layout, const char *jour
                     continue;
                 }
             }
-            if (row_status(&im.rows[i]) == RUN_DONE &&
-                !row_has_numbers(&im, i, layout->runs[i].steps))
+            if (row_status(&im.rows[i]) > RUN_PENDING && !row_sound(&im, i, layout->runs[i].steps))
                 n_hollow++;
         }
     }
@@ -1230,7 +1283,8 @@ int store_recover(const char *path, const store_layout *layout, const char *jour
     } else if (n_stale || n_hollow) {
         if (log)
             fprintf(log, "icasweep: %s: %d result%s in the journal not (wholly) in the file, "
-                         "%d run%s marked done without %s numbers; rebuilding the file\n",
+                         "%d run%s marked done without %s numbers intact; rebuilding the "
+                         "file\n",
                     path, n_stale, n_stale == 1 ? "" : "s", n_hollow, n_hollow == 1 ? "" : "s",
                     n_hollow == 1 ? "its" : "their");
         rc = rebuild(path, layout, by_row, f, &im, log, &out->from_journal, err);
@@ -1380,7 +1434,7 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
     for (int i = 0; status && i < n; i++) {
         int s = row_status(&rows[i]);
         status[i] = s < 0 ? RUN_PENDING : s;
-        if (s == RUN_DONE && !row_has_numbers(&im, i, rows[i].steps)) {
+        if (s > RUN_PENDING && !row_sound(&im, i, rows[i].steps)) {
             status[i] = RUN_PENDING;
             hollow++;
         }
@@ -1416,9 +1470,10 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
         if (status[i] != RUN_DONE && status[i] != RUN_PENDING)
             fprintf(out, "  row %d %.20s %.12s: %.128s\n", i, rows[i].run_id, rows[i].status,
                     rows[i].reason);
-        else if (status[i] == RUN_PENDING && row_status(&rows[i]) == RUN_DONE)
-            fprintf(out, "  row %d %.20s: marked done without its numbers (a write was cut "
-                         "short); counted pending\n", i, rows[i].run_id);
+        else if (status[i] == RUN_PENDING && row_status(&rows[i]) > RUN_PENDING)
+            fprintf(out, "  row %d %.20s: marked done without its numbers intact (missing: a "
+                         "write was cut short; or not matching the row's checksum: damaged); "
+                         "counted pending\n", i, rows[i].run_id);
     if (count[RUN_DONE])
         fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
                 wall, wall / count[RUN_DONE]);
