@@ -526,52 +526,6 @@ static int check_schema(hid_t f, const char *path, icas_err *err)
     return 0;
 }
 
-int store_check_same(const char *path, const store_layout *layout, icas_err *err)
-{
-    quiet_state q = hdf5_quiet();
-    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
-    if (f < 0) {
-        hdf5_restore(q);
-        return -1;
-    }
-    run_row *rows = NULL;
-    int n = 0, rc = check_schema(f, path, err);
-    if (rc == 0)
-        rc = read_rows(f, path, &rows, &n, err);
-    char *grid_text = rc == 0 ? get_string_attr(f, "grid") : NULL;
-    H5Fclose(f);
-    hdf5_restore(q);
-    if (rc)
-        return rc;
-    const char *want = layout->grid_text ? layout->grid_text : "";
-    int first_diff = -1;
-    for (int i = 0; i < n && i < layout->n_runs; i++) {
-        char id[ICAS_RUN_ID_LEN];
-        config_run_id(&layout->runs[i], id);
-        if (strncmp(id, rows[i].run_id, ICAS_RUN_ID_LEN) != 0) {
-            first_diff = i;
-            break;
-        }
-    }
-    if (n != layout->n_runs || first_diff >= 0) {
-        char where[256] = "";
-        if (first_diff >= 0) {
-            char id[ICAS_RUN_ID_LEN];
-            config_run_id(&layout->runs[first_diff], id);
-            snprintf(where, sizeof where, "; row %d is %.20s in the file but %s in the grid",
-                     first_diff, rows[first_diff].run_id, id);
-        }
-        rc = icas_fail(err, "%s was made from a different grid: %d runs in the file, %d in "
-                            "the grid%s", path, n, layout->n_runs, where);
-    } else if (!grid_text || strcmp(grid_text, want) != 0) {
-        rc = icas_fail(err, "%s was made from a different grid file: the same runs, but "
-                            "the grid text stored in the file differs", path);
-    }
-    free(rows);
-    free(grid_text);
-    return rc;
-}
-
 int store_read_status(const char *path, int *n_runs, int **status, icas_err *err)
 {
     quiet_state q = hdf5_quiet();
@@ -1488,7 +1442,8 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
         fprintf(out, "%d run%s marked done without %s numbers: the next sweep rebuilds the "
                      "file and reruns %s\n", hollow, hollow == 1 ? "" : "s",
                 hollow == 1 ? "its" : "their", hollow == 1 ? "it" : "them");
-    if (unapplied)
+    int writing = lock_holder(path, holder, sizeof holder);
+    if (unapplied && !writing)
         fprintf(out, "%d recorded result%s in the journal %s %s not in the file yet (a write "
                      "was cut short): the next sweep puts %s in\n", unapplied,
                 unapplied == 1 ? "" : "s", journal, unapplied == 1 ? "is" : "are",

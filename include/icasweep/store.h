@@ -17,8 +17,12 @@
  *   every dataset has a `description` attribute.
  *
  * The file is created whole with every row "pending"; each finished run
- * then fills its row, and the file is closed after every write, so a crash
- * loses only runs in flight and readers can open it between writes. */
+ * then fills its row, and the file is closed after every write, so readers
+ * can open it between writes. A sweep records each result first in its
+ * journal (journal.h), so a kill inside a write, which can leave the file
+ * unreadable, loses nothing: store_recover rebuilds the file. Each /runs
+ * row carries a checksum of its numbers (added within schema version 2:
+ * readers that do not know the column ignore it). */
 #ifndef ICASWEEP_STORE_H
 #define ICASWEEP_STORE_H
 
@@ -47,11 +51,6 @@ void store_library_close(int after_io_error);
  * force (then it is replaced only once the new file is complete). */
 int store_create(const char *path, const store_layout *layout, int force,
                  icas_err *err);
-
-/* Checks that an existing file was made for the same runs (same run ids in
- * the same rows and same grid text); the message says what differs. */
-int store_check_same(const char *path, const store_layout *layout,
-                     icas_err *err);
 
 /* Writes a finished (or failed) run into row `row`, then flushes and
  * closes the file. The row's run_id must match. */
