@@ -12,9 +12,11 @@ if ! command -v clang >/dev/null; then
   echo "FAIL: clang is not installed (apt-get install -y clang libclang-rt-14-dev)"; exit 1
 fi
 build=$SRC/build-fuzz
-CC=clang cmake -S "$SRC" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DICAS_FUZZ=ON >"$build.log" 2>&1 \
-  && cmake --build "$build" -j2 --target fuzz_grid fuzz_cli >>"$build.log" 2>&1 \
-  || { echo "FAIL: building the fuzz targets:"; tail -30 "$build.log"; exit 1; }
+mkdir -p "$build"
+log=$build/test_fuzz_build.log
+CC=clang cmake -S "$SRC" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DICAS_FUZZ=ON >"$log" 2>&1 \
+  && cmake --build "$build" -j2 --target fuzz_grid fuzz_cli >>"$log" 2>&1 \
+  || { echo "FAIL: building the fuzz targets:"; tail -30 "$log"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 fail=0; pass=0
