@@ -647,8 +647,11 @@ int sched_main(int argc, char **argv)
             status = EXIT_ALL_DONE;
         /* every run has ended, so no checkpoint is left: remove the empty
          * directory (rmdir leaves a directory that still holds anything) */
-        if (unfinished == 0 && !m.io_error) {
+        if (unfinished == 0 && !m.io_error)
             rmdir(args.ckpt_dir);
+        /* the journal goes when no run is left for a rerun (failed runs
+         * are rerun, so their sweep is not over) */
+        if (unfinished == 0 && m.failed == 0 && !m.io_error) {
             icas_err err;
             if (store_finish(args.output, m.journal, &err)) {
                 fprintf(stderr, "icasweep sweep: %s\n", err.msg);
