@@ -466,7 +466,7 @@ int main(int argc, char **argv)
         print_machine();
     bench_result res[MAX_CONFIGS];
     for (int i = 0; i < n; i++) {
-        icas_err err = {{0}};
+        icas_err err = {{0}, 0};
         int with_eval = eval_mode < 0 ? !strcmp(bc[i].name, "paper") : eval_mode;
         if (bench_one(&bc[i], with_eval, &res[i], &err)) {
             fprintf(stderr, "icasweep-bench: %s\n", err.msg);

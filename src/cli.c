@@ -242,56 +242,60 @@ static int path_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
-static int cmd_train(int argc, char **argv)
+int cli_parse_train(int argc, char **argv, train_args *a, icas_err *err)
 {
-    run_config cfg = config_default();
-    const char *output = NULL, *ckpt = NULL;
-    int force = 0, save_model = 0, quiet = 0, every = 500;
-    icas_err err;
-
+    memset(a, 0, sizeof *a);
+    a->cfg = config_default();
+    a->every = 500;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            train_usage(stdout);
-            return EXIT_ALL_DONE;
-        }
-        if (!strcmp(a, "--force")) { force = 1; continue; }
-        if (!strcmp(a, "--save-model")) { save_model = 1; continue; }
-        if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) { quiet = 1; continue; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "icasweep train: %s: %s\n", a,
-                    strncmp(a, "-", 1) ? "unexpected argument" : "missing value (or unknown flag)");
-            return EXIT_USAGE;
-        }
+        const char *s = argv[i];
+        if (!strcmp(s, "-h") || !strcmp(s, "--help"))
+            return 1;
+        if (!strcmp(s, "--force")) { a->force = 1; continue; }
+        if (!strcmp(s, "--save-model")) { a->save_model = 1; continue; }
+        if (!strcmp(s, "-q") || !strcmp(s, "--quiet")) { a->quiet = 1; continue; }
+        if (i + 1 >= argc)
+            return icas_fail(err, "%s: %s", s,
+                             strncmp(s, "-", 1) ? "unexpected argument"
+                                                : "missing value (or unknown flag)");
         const char *v = argv[++i];
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) { output = v; continue; }
-        if (!strcmp(a, "--checkpoint")) { ckpt = v; continue; }
-        if (!strcmp(a, "--checkpoint-every")) {
-            if (parse_int(a, v, &every, &err) || every < 0) {
-                fprintf(stderr, "icasweep train: --checkpoint-every %s: expected a "
-                                "non-negative integer\n", v);
-                return EXIT_USAGE;
-            }
+        if (!strcmp(s, "-o") || !strcmp(s, "--output")) { a->output = v; continue; }
+        if (!strcmp(s, "--checkpoint")) { a->ckpt = v; continue; }
+        if (!strcmp(s, "--checkpoint-every")) {
+            if (parse_int(s, v, &a->every, err) || a->every < 0)
+                return icas_fail(err, "--checkpoint-every %s: expected a non-negative "
+                                      "integer", v);
             continue;
         }
-        int rc = cli_parse_run_flag(&cfg, a, v, &err);
-        if (rc < 0) {
-            fprintf(stderr, "icasweep train: %s\n", err.msg);
-            return EXIT_USAGE;
-        }
-        if (rc == 0) {
-            fprintf(stderr, "icasweep train: %s: unknown flag (see icasweep train --help)\n", a);
-            return EXIT_USAGE;
-        }
+        int rc = cli_parse_run_flag(&a->cfg, s, v, err);
+        if (rc < 0)
+            return -1;
+        if (rc == 0)
+            return icas_fail(err, "%s: unknown flag (see icasweep train --help)", s);
     }
-    if (!output) {
-        fprintf(stderr, "icasweep train: -o PATH is required (see icasweep train --help)\n");
-        return EXIT_USAGE;
+    if (!a->output)
+        return icas_fail(err, "-o PATH is required (see icasweep train --help)");
+    if (config_validate(&a->cfg, err))
+        return -1;
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    icas_err err;
+    int pr = cli_parse_train(argc, argv, &a, &err);
+    if (pr > 0) {
+        train_usage(stdout);
+        return EXIT_ALL_DONE;
     }
-    if (config_validate(&cfg, &err)) {
+    if (pr < 0) {
         fprintf(stderr, "icasweep train: %s\n", err.msg);
         return EXIT_USAGE;
     }
+    run_config cfg = a.cfg;
+    const char *output = a.output, *ckpt = a.ckpt;
+    int force = a.force, save_model = a.save_model, quiet = a.quiet, every = a.every;
     if (path_exists(output) && !force) {
         fprintf(stderr, "icasweep train: -o %s: file exists (use --force to replace it)\n",
                 output);
@@ -472,10 +476,17 @@ int cli_main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *cmd = argv[1];
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "sweep")) return sched_main(argc - 1, argv + 1);
-    if (!strcmp(cmd, "plan")) return cmd_plan(argc - 1, argv + 1);
-    if (!strcmp(cmd, "status")) return cmd_status(argc - 1, argv + 1);
+    int (*command)(int, char **) = !strcmp(cmd, "train")    ? cmd_train
+                                   : !strcmp(cmd, "sweep")  ? sched_main
+                                   : !strcmp(cmd, "plan")   ? cmd_plan
+                                   : !strcmp(cmd, "status") ? cmd_status
+                                                            : NULL;
+    if (command) {
+        store_library_init();
+        int status = command(argc - 1, argv + 1);
+        store_library_close(status == EXIT_IO);
+        return status;
+    }
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
         usage(stdout);
         return EXIT_ALL_DONE;

@@ -1,6 +1,7 @@
 #include "icasweep/config.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,7 +60,7 @@ int config_validate(const run_config *c, icas_err *err)
     if (c->field <= 0 || c->field > (max))                                   \
         return icas_fail(err, flag " %d: must be between 1 and %d",          \
                          c->field, (max));
-    POSITIVE(dims, "--dims", 1024)
+    POSITIVE(dims, "--dims", CONFIG_MAX_DIMS)
     POSITIVE(layers, "--layers", 1024)
     POSITIVE(heads, "--heads", 1024)
     POSITIVE(embd, "--embd", 65536)
@@ -90,6 +91,8 @@ int config_validate(const run_config *c, icas_err *err)
         if (!(c->eval_noise[i] >= 0 && c->eval_noise[i] <= 1))
             return icas_fail(err, "--eval-noise %g: must be in [0,1]",
                              c->eval_noise[i]);
+    if (config_check_sizes(c, err))
+        return -1;
     return config_validate_selfcorrect(c, err);
 }
 
@@ -131,6 +134,40 @@ int config_validate_selfcorrect(const run_config *c, icas_err *err)
             if (c->sc_q[j] == q)
                 return icas_fail(err, "--sc-q %g: listed twice", q);
     }
+    return 0;
+}
+
+/* Products of sizes that the engine holds in an `int` (array indices, MPI
+ * element counts) or on the stack; each is refused here, before any work,
+ * rather than overflowing later. The table is in the README ("Limits"). */
+int config_check_sizes(const run_config *c, icas_err *err)
+{
+    const int64_t M = CONFIG_MAX_CONTEXTS_PER_PASS, T = 3 * (int64_t)c->points;
+    const int64_t E = c->embd, d = c->dims, H = c->heads, L = c->layers;
+    if (c->dims > CONFIG_MAX_DIMS)
+        return icas_fail(err, "--dims %d: at most %d (the task and the GD baseline keep "
+                              "d x d matrices on the stack)", c->dims, CONFIG_MAX_DIMS);
+    struct {
+        const char *what;
+        double value; /* in double: the products themselves may overflow int64 */
+    } products[] = {
+        {"parameters (sent as one MPI message)", config_param_count(c)},
+        {"activations of one layer's MLP, 8 contexts x 3*points tokens x 4*embd",
+         (double)M * T * 4 * E},
+        {"attention scores of one layer, 8 contexts x heads x (3*points)^2",
+         (double)M * H * T * T},
+        {"one weight matrix, embd x 4*embd", 4.0 * E * E},
+        {"evaluation tokens, eval_batch x 3*points x dims (sent as one MPI message)",
+         (double)c->eval_batch * T * d},
+        {"evaluation errors, eval_batch x points x 3", (double)c->eval_batch * T},
+        {"layers x 8 contexts x 3*points tokens", (double)L * M * T},
+    };
+    for (size_t i = 0; i < sizeof products / sizeof products[0]; i++)
+        if (products[i].value > (double)INT32_MAX)
+            return icas_fail(err, "--layers %d --heads %d --embd %d --points %d --dims %d "
+                                  "--eval-batch %d: %s = %.3g exceeds %d",
+                             c->layers, c->heads, c->embd, c->points, c->dims,
+                             c->eval_batch, products[i].what, products[i].value, INT32_MAX);
     return 0;
 }
 
@@ -180,7 +217,7 @@ void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
     snprintf(out, ICAS_RUN_ID_LEN, "r%016" PRIx64, h);
 }
 
-static double param_count(const run_config *c)
+double config_param_count(const run_config *c)
 {
     double E = c->embd, d = c->dims, T = 3.0 * c->points, L = c->layers;
     double block = 2 * E + E * 3 * E + 3 * E + E * E + E;
@@ -192,14 +229,14 @@ static double param_count(const run_config *c)
 double config_train_step_flops(const run_config *c)
 {
     double T = 3.0 * c->points;
-    double per_token = 6 * param_count(c) + 6.0 * c->layers * c->embd * T;
+    double per_token = 6 * config_param_count(c) + 6.0 * c->layers * c->embd * T;
     return per_token * T * c->batch;
 }
 
 double config_run_flops(const run_config *c)
 {
     double T = 3.0 * c->points;
-    double fwd_per_token = 2 * param_count(c) + 2.0 * c->layers * c->embd * T;
+    double fwd_per_token = 2 * config_param_count(c) + 2.0 * c->layers * c->embd * T;
     double eval = fwd_per_token * T * c->eval_batch * c->n_eval_noise;
     /* GD baseline: per (context, k, level) about 50 Adam steps of k cosines
      * and a d x d update; small but counted. */

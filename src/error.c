@@ -7,6 +7,19 @@
 int icas_fail(icas_err *err, const char *fmt, ...)
 {
     if (err) {
+        err->sys_errno = 0;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int icas_fail_errno(icas_err *err, int e, const char *fmt, ...)
+{
+    if (err) {
+        err->sys_errno = e;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);

@@ -12,6 +12,7 @@
  * differently with the number of contexts it carries, so this count is
  * part of what makes evaluation numbers reproducible. */
 #define EVAL_CHUNK 8
+_Static_assert(EVAL_CHUNK <= CONFIG_MAX_CONTEXTS_PER_PASS, "config_check_sizes bounds passes");
 
 int eval_gd_steps(double p) { return (int)floor(50.0 - 25.0 * p + 1e-9); }
 

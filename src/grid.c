@@ -23,6 +23,9 @@
 /* Problems found by the expansion can be as many as the runs; past this many
  * the rest are consequences of the same mistakes. */
 #define GRID_MAX_EXPANSION_PROBLEMS 100
+/* A grid file is a page of text; a path to a disk image or a device given by
+ * mistake is refused before it is read whole into memory. */
+#define GRID_MAX_BYTES (16 << 20)
 
 static const char *const TOP_KEYS =
     "settings, axes, grids, seeds, eval_noise, checkpoint_every, save_model, selfcorrect";
@@ -1087,6 +1090,12 @@ static char *slurp(const char *path, size_t *len, int *err_no)
         n += fread(buf + n, 1, cap - n - 1, f);
         if (n + 1 < cap)
             break;
+        if (cap >= GRID_MAX_BYTES) {
+            free(buf);
+            fclose(f);
+            *err_no = EFBIG;
+            return NULL;
+        }
         char *bigger = realloc(buf, 2 * cap);
         if (!bigger) {
             free(buf);
@@ -1179,29 +1188,53 @@ static void load_spec(reporter *r, const char *text, size_t len, grid_spec *s, g
     yaml_parser_delete(&parser);
 }
 
-int grid_load(const char *path, grid *out, FILE *diag, icas_err *err)
+int grid_parse(const char *name, const char *text, size_t len, grid *out, FILE *diag,
+               icas_err *err)
 {
     memset(out, 0, sizeof *out);
     out->checkpoint_every = 500;
+    /* the text is kept (stored in the result file) and parsed as a C string
+     * by the checks that follow: a NUL byte inside it would cut it short */
+    if (memchr(text, 0, len)) {
+        size_t at = (size_t)((const char *)memchr(text, 0, len) - text);
+        yaml_mark_t m = mark_at_offset(text, len, at);
+        if (diag)
+            fprintf(diag, "%s:%zu:%zu: a NUL byte (a binary file, not a YAML grid)\n", name,
+                    m.line + 1, m.column + 1);
+        return icas_fail(err, "%s: 1 problem in grid file", name);
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return icas_fail(err, "%s: out of memory", name);
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    reporter r = {.path = name, .diag = diag};
+    grid_spec spec;
+    memset(&spec, 0, sizeof spec);
+    load_spec(&r, copy, len, &spec, out);
+    spec_free(&spec);
+    reporter_free(&r);
+    if (r.problems) {
+        free(copy);
+        grid_free(out);
+        return icas_fail(err, "%s: %d problem%s in grid file", name, r.problems,
+                         r.problems == 1 ? "" : "s");
+    }
+    out->text = copy;
+    return 0;
+}
+
+int grid_load(const char *path, grid *out, FILE *diag, icas_err *err)
+{
+    memset(out, 0, sizeof *out);
     size_t len = 0;
     int err_no = 0;
     char *text = slurp(path, &len, &err_no);
     if (!text)
         return icas_fail(err, "%s: cannot open: %s", path, strerror(err_no));
-    reporter r = {.path = path, .diag = diag};
-    grid_spec spec;
-    memset(&spec, 0, sizeof spec);
-    load_spec(&r, text, len, &spec, out);
-    spec_free(&spec);
-    reporter_free(&r);
-    if (r.problems) {
-        free(text);
-        grid_free(out);
-        return icas_fail(err, "%s: %d problem%s in grid file", path, r.problems,
-                         r.problems == 1 ? "" : "s");
-    }
-    out->text = text;
-    return 0;
+    int rc = grid_parse(path, text, len, out, diag, err);
+    free(text);
+    return rc;
 }
 
 void grid_free(grid *g)

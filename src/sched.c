@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "icasweep/grid.h"
+#include "icasweep/journal.h"
 #include "icasweep/progress.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
@@ -60,6 +61,7 @@ typedef struct {
     char host[HOST_LEN];
     int rank, threads;
     int has_model;
+    int io_errno; /* !ok because a write failed (ENOSPC, EIO...): stop the sweep */
 } result_msg;
 
 typedef struct {
@@ -132,13 +134,14 @@ static void worker_progress(void *user, int step, int steps, float loss)
 }
 
 static void send_result(int dest, const task_msg *task, const run_result *r, int ok,
-                        const char *why, int rank)
+                        const char *why, int io_errno, int rank)
 {
     result_msg h;
     memset(&h, 0, sizeof h);
     h.row = task->row;
     h.ok = ok;
     h.status = ok ? r->status : RUN_FAILED;
+    h.io_errno = ok ? 0 : io_errno;
     snprintf(h.reason, sizeof h.reason, "%.255s", ok ? r->reason : why);
     if (ok) {
         h.wall_seconds = r->wall_seconds;
@@ -219,7 +222,7 @@ static void worker_loop(int rank)
         icas_err err;
         int ok = train_and_evaluate(&task.cfg, &opt, &r, &err) == 0;
         r.rank = rank;
-        send_result(0, &task, &r, ok, ok ? "" : err.msg, rank);
+        send_result(0, &task, &r, ok, ok ? "" : err.msg, ok ? 0 : err.sys_errno, rank);
         run_result_free(&r);
     }
 }
@@ -240,6 +243,7 @@ typedef struct {
     icas_err io_err;
     char (*hosts)[HOST_LEN]; /* [size]: each rank's host name */
     int n_lost;              /* workers declared lost */
+    char journal[4096];      /* journal.h */
 } master_state;
 
 /* What the master knows of one worker. */
@@ -281,14 +285,26 @@ static void make_task(const master_state *m, int row, task_msg *t)
     store_checkpoint_file(m->args->ckpt_dir, id, t->checkpoint_path, sizeof t->checkpoint_path);
 }
 
-/* Records one result in the file and prints its line. */
+/* A write failed: no more runs are handed out, the runs in flight are
+ * asked to checkpoint, and the sweep ends with EXIT_IO. */
+static void master_io_error(master_state *m, const icas_err *err)
+{
+    if (!m->io_error)
+        fprintf(stderr, "icasweep sweep: %s; stopping the sweep\n", err->msg);
+    m->io_error = 1;
+    m->io_err = *err;
+}
+
+/* Records one result (journal, then file) and prints its line. A result
+ * that could not be recorded is not counted: its run is redone. */
 static void master_record(master_state *m, run_result *r, int row)
 {
     icas_err err;
-    if (m->io_error == 0 && store_write_result(m->args->output, row, r, &err)) {
-        m->io_error = 1;
-        m->io_err = err;
-        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+    if (m->io_error)
+        return;
+    if (store_record(m->args->output, m->journal, row, r, &err)) {
+        master_io_error(m, &err);
+        return;
     }
 
     switch (r->status) {
@@ -369,6 +385,13 @@ static int master_receive(master_state *m, int source)
     memcpy(r.host, h.host, sizeof r.host);
     r.rank = h.rank;
     r.threads = h.threads;
+    if (!h.ok && h.io_errno) {
+        icas_err e;
+        icas_fail_errno(&e, h.io_errno, "rank %d: %s", h.rank, h.reason);
+        master_io_error(m, &e);
+        run_result_free(&r);
+        return 0;
+    }
     int silent = 0;
     if (h.ok) {
         int T = 3 * c->points;
@@ -426,6 +449,11 @@ static void master_run_alone(master_state *m)
         icas_err err;
         if (train_and_evaluate(&t.cfg, &opt, &r, &err)) {
             icas_err err2;
+            if (err.sys_errno) {
+                run_result_free(&r);
+                master_io_error(m, &err);
+                break;
+            }
             run_result_free(&r);
             if (run_result_alloc(&r, &t.cfg, 0, &err2)) {
                 fprintf(stderr, "icasweep sweep: %s\n", err2.msg);
@@ -650,15 +678,23 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         return EXIT_USAGE;
     }
     store_layout layout = {.n_runs = m->g.n_runs, .runs = m->g.runs, .grid_text = m->g.text};
-    struct stat st;
-    if (stat(a->output, &st) == 0 && !a->force) {
-        if (store_check_same(a->output, &layout, &err)) {
-            fprintf(stderr, "icasweep sweep: %s (use --force to start over)\n", err.msg);
-            return EXIT_USAGE;
+    journal_dir(a->output, m->journal, sizeof m->journal);
+    store_recovery rec = {0};
+    if (a->force) {
+        /* a new file replaces the old one only once it is complete */
+        if (journal_remove(m->journal, &err) ||
+            store_create(a->output, &layout, 1, &err)) {
+            fprintf(stderr, "icasweep sweep: -o %s: %s\n", a->output, err.msg);
+            return err.sys_errno ? EXIT_IO : EXIT_USAGE;
         }
-    } else if (store_create(a->output, &layout, a->force, &err)) {
-        fprintf(stderr, "icasweep sweep: -o %s: %s\n", a->output, err.msg);
-        return EXIT_USAGE;
+    } else if (store_recover(a->output, &layout, m->journal, stderr, &rec, &err)) {
+        fprintf(stderr, "icasweep sweep: %s%s\n", err.msg,
+                rec.refused ? " (use --force to start over)" : "");
+        return rec.refused ? EXIT_USAGE : EXIT_IO;
+    }
+    if (journal_make_dir(m->journal, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+        return EXIT_IO;
     }
     if (!a->ckpt_dir) {
         store_checkpoint_dir(a->output, NULL, ckpt_default, n);
@@ -845,8 +881,12 @@ int sched_main(int argc, char **argv)
                 "(%d already finished before); rank 0 used %.2f s of CPU%s\n",
                 args.output, el, m.done, m.diverged, m.failed, unfinished, m.n_finished_before,
                 cpu, size > 1 ? " as master" : "");
-        if (m.io_error)
+        if (m.io_error) {
+            fprintf(stderr, "icasweep sweep: stopped: %s; every result recorded before is "
+                            "kept; once the cause is fixed (free space), run the same command "
+                            "to resume\n", m.io_err.msg);
             status = EXIT_IO;
+        }
         else if (unfinished > 0) {
             fprintf(stderr, "icasweep sweep: interrupted; run the same command again to "
                             "resume\n");
@@ -859,6 +899,15 @@ int sched_main(int argc, char **argv)
          * directory (rmdir leaves a directory that still holds anything) */
         if (unfinished == 0 && !m.io_error)
             rmdir(args.ckpt_dir);
+        /* the journal goes when no run is left for a rerun (failed runs
+         * are rerun, so their sweep is not over) */
+        if (unfinished == 0 && m.failed == 0 && !m.io_error) {
+            icas_err err;
+            if (store_finish(args.output, m.journal, &err)) {
+                fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+                status = EXIT_IO;
+            }
+        }
     }
     if (lock_fd >= 0)
         store_unlock(args.output, lock_fd);

@@ -1,6 +1,8 @@
 #define _DEFAULT_SOURCE /* flock */
 #include "icasweep/store.h"
 
+#include "icasweep/fault.h"
+#include "icasweep/journal.h"
 #include "icasweep/model.h"
 
 #include <errno.h>
@@ -41,6 +43,9 @@ typedef struct {
     char host[64];
     int32_t rank, threads;
     char finished_at[32];
+    /* FNV-1a 64 of the row's numbers as stored (row_checksum); 0 while the
+     * row is pending, and in files written before the column existed */
+    uint64_t checksum;
 } run_row;
 
 /* The [R, P, N] curves under /eval, in run_result_curves order. */
@@ -107,6 +112,7 @@ static hid_t row_type(void)
     NUM(rank, H5T_NATIVE_INT32)
     NUM(threads, H5T_NATIVE_INT32)
     STR(finished_at)
+    NUM(checksum, H5T_NATIVE_UINT64)
 #undef STR
 #undef NUM
     return t;
@@ -172,6 +178,23 @@ static quiet_state hdf5_quiet(void)
 }
 
 static void hdf5_restore(quiet_state q) { H5Eset_auto2(H5E_DEFAULT, q.func, q.data); }
+
+/* File access with the strong close degree: H5Fclose closes every object
+ * still open in the file, so that no error path can leave a handle behind
+ * (HDF5 then reports "infinite loop closing library" at exit). */
+static hid_t strong_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    return fapl;
+}
+
+/* errno of the failed system call behind an HDF5 failure, if it was one */
+static int io_errno(void)
+{
+    int e = errno;
+    return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS || e == EFBIG ? e : 0;
+}
 
 static int set_string_attr(hid_t obj, const char *name, const char *value)
 {
@@ -361,6 +384,47 @@ static int write_selfcorrect_layout(hid_t f, const store_layout *l)
     return ok ? 0 : -1;
 }
 
+/* Row `row` of the closed loop's arrays of an open file into r (which
+ * run_result_alloc sized); nothing when r has no closed loop. A file
+ * without /selfcorrect leaves r's NaNs. */
+static int read_selfcorrect_row(hid_t f, int row, run_result *r)
+{
+    float *arrays[RUN_RESULT_N_SC];
+    int lengths[RUN_RESULT_N_SC];
+    int n = run_result_sc_arrays(r, arrays, lengths);
+    if (n == 0 || H5Lexists(f, "selfcorrect", H5P_DEFAULT) <= 0)
+        return 0;
+    int ok = 1;
+    for (int i = 0; ok && i < n; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "selfcorrect/%s", sc_datasets[i].name);
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        hid_t fsp = ds >= 0 ? H5Dget_space(ds) : -1;
+        int rank = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
+        hsize_t dims[4], start[4] = {(hsize_t)row, 0, 0, 0}, count[4];
+        ok = rank >= 1 && rank <= 4 && H5Sget_simple_extent_dims(fsp, dims, NULL) >= 0 &&
+             (hsize_t)row < dims[0];
+        hsize_t per_row = 1;
+        count[0] = 1;
+        for (int k = 1; ok && k < rank; k++) {
+            count[k] = dims[k];
+            per_row *= dims[k];
+        }
+        ok = ok && per_row == (hsize_t)lengths[i] &&
+             H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
+        if (ok) {
+            hid_t msp = H5Screate_simple(rank, count, NULL);
+            ok = H5Dread(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, arrays[i]) >= 0;
+            H5Sclose(msp);
+        }
+        if (fsp >= 0)
+            H5Sclose(fsp);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    return ok ? 0 : -1;
+}
+
 /* One run's closed-loop arrays into row `row`; nothing when it has none. */
 static int write_selfcorrect_row(hid_t f, int row, const run_result *r)
 {
@@ -377,6 +441,21 @@ static int write_selfcorrect_row(hid_t f, int row, const run_result *r)
             H5Dclose(ds);
     }
     return ok ? 0 : -1;
+}
+
+/* ---- the library ---------------------------------------------------------- */
+
+void store_library_init(void) { H5dont_atexit(); }
+
+void store_library_close(int after_io_error)
+{
+    /* After a failed write the library may still hold the file whose last
+     * flush failed (H5Fclose cannot drop it while its cache is dirty), and
+     * closing the library would report that as "infinite loop closing
+     * library". The process is about to exit, which releases it; every
+     * result is in the journal. */
+    if (!after_io_error)
+        H5close();
 }
 
 /* ---- store_create -------------------------------------------------------- */
@@ -437,7 +516,10 @@ static int write_layout(hid_t f, const store_layout *l)
     ok = ok && make_dataset(f, "runs", rt, 1, &R, NULL,
                             "one row per run, in plan order: configuration, status "
                             "(pending, done, diverged, failed, interrupted), reason, "
-                            "timings, final training loss, where it ran",
+                            "timings, final training loss, where it ran, checksum "
+                            "(FNV-1a 64 of the row's /eval curves tf, gd, blind, pick "
+                            "[P, N] then its /train/loss row [S], float32 bytes; 0 while "
+                            "pending)",
                             &ds) == 0;
     ok = ok && H5Dwrite(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
     if (ds >= 0)
@@ -491,26 +573,43 @@ int store_create(const char *path, const store_layout *layout, int force,
     if (!force && stat(path, &st) == 0)
         return icas_fail(err, "%s exists (use --force to replace it)", path);
     /* Built under a temporary name in the same directory, renamed into
-     * place only when complete: `path` is never half-written. */
+     * place only when complete: `path` is never half-written. The name is
+     * fixed, so a creation killed midway leaves one file that the next
+     * creation replaces (writers of one path exclude each other: the sweep
+     * holds its lock, `train` writes a name of its own). */
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     quiet_state q = hdf5_quiet();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    fault_hdf5_begin();
+    errno = 0;
+    hid_t fapl = strong_fapl();
+    hid_t f = fault_point("hdf5 create") ? -1
+                                         : H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     if (f < 0) {
-        hdf5_restore(q);
         int e = errno;
-        return icas_fail(err, "cannot create %s: %s", path,
-                         e ? strerror(e) : "HDF5 could not create the file");
+        fault_hdf5_end();
+        hdf5_restore(q);
+        return icas_fail_errno(err, io_errno(), "cannot create %s: %s", path,
+                               e ? strerror(e) : "HDF5 could not create the file");
     }
     int rc = write_layout(f, layout);
-    rc = H5Fclose(f) < 0 ? -1 : rc;
-    hdf5_restore(q);
-    if (rc == 0 && rename(tmp, path) != 0)
+    int e = errno;
+    if (fault_point("hdf5 close") || H5Fclose(f) < 0) {
         rc = -1;
+        e = errno;
+    }
+    fault_hdf5_end();
+    hdf5_restore(q);
+    if (rc == 0 && fault_rename(tmp, path) != 0) {
+        rc = -1;
+        e = errno;
+    }
     if (rc) {
-        int e = errno;
         unlink(tmp);
-        return icas_fail(err, "cannot write %s: %s", path, e ? strerror(e) : "HDF5 error");
+        errno = e;
+        return icas_fail_errno(err, io_errno(), "cannot write %s: %s", path,
+                               e ? strerror(e) : "HDF5 error");
     }
     return 0;
 }
@@ -545,7 +644,9 @@ static hid_t open_file(const char *path, unsigned mode, icas_err *err)
     struct stat st;
     if (stat(path, &st) != 0)
         return icas_fail(err, "%s: %s", path, strerror(errno));
-    hid_t f = H5Fopen(path, mode, H5P_DEFAULT);
+    hid_t fapl = strong_fapl();
+    hid_t f = H5Fopen(path, mode, fapl);
+    H5Pclose(fapl);
     if (f < 0)
         return icas_fail(err, "%s: not a readable HDF5 file%s", path,
                          mode == H5F_ACC_RDWR ? " (or locked by another process)" : "");
@@ -570,52 +671,6 @@ static int check_schema(hid_t f, const char *path, icas_err *err)
         return icas_fail(err, "%s: schema version %d, this program reads %d", path, v,
                          STORE_SCHEMA_VERSION);
     return 0;
-}
-
-int store_check_same(const char *path, const store_layout *layout, icas_err *err)
-{
-    quiet_state q = hdf5_quiet();
-    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
-    if (f < 0) {
-        hdf5_restore(q);
-        return -1;
-    }
-    run_row *rows = NULL;
-    int n = 0, rc = check_schema(f, path, err);
-    if (rc == 0)
-        rc = read_rows(f, path, &rows, &n, err);
-    char *grid_text = rc == 0 ? get_string_attr(f, "grid") : NULL;
-    H5Fclose(f);
-    hdf5_restore(q);
-    if (rc)
-        return rc;
-    const char *want = layout->grid_text ? layout->grid_text : "";
-    int first_diff = -1;
-    for (int i = 0; i < n && i < layout->n_runs; i++) {
-        char id[ICAS_RUN_ID_LEN];
-        config_run_id(&layout->runs[i], id);
-        if (strncmp(id, rows[i].run_id, ICAS_RUN_ID_LEN) != 0) {
-            first_diff = i;
-            break;
-        }
-    }
-    if (n != layout->n_runs || first_diff >= 0) {
-        char where[256] = "";
-        if (first_diff >= 0) {
-            char id[ICAS_RUN_ID_LEN];
-            config_run_id(&layout->runs[first_diff], id);
-            snprintf(where, sizeof where, "; row %d is %.20s in the file but %s in the grid",
-                     first_diff, rows[first_diff].run_id, id);
-        }
-        rc = icas_fail(err, "%s was made from a different grid: %d runs in the file, %d in "
-                            "the grid%s", path, n, layout->n_runs, where);
-    } else if (!grid_text || strcmp(grid_text, want) != 0) {
-        rc = icas_fail(err, "%s was made from a different grid file: the same runs, but "
-                            "the grid text stored in the file differs", path);
-    }
-    free(rows);
-    free(grid_text);
-    return rc;
 }
 
 int store_read_status(const char *path, int *n_runs, int **status, icas_err *err)
@@ -718,11 +773,108 @@ static int write_model(hid_t f, const run_result *r)
     return ok ? 0 : -1;
 }
 
-int store_write_result(const char *path, int row, const run_result *r, icas_err *err)
+/* The checksum of a row's numbers: its four [P, N] curves in
+ * run_result_curves order, then its [S] loss row (NaN past the run's
+ * steps), as float32 bytes, FNV-1a 64; never 0 (0 means "none"). */
+static uint64_t row_checksum(float *const curves[RUN_RESULT_N_CURVES], size_t PN,
+                             const float *loss, size_t S)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (int k = 0; k <= RUN_RESULT_N_CURVES; k++) {
+        const unsigned char *p = k < RUN_RESULT_N_CURVES ? (const unsigned char *)curves[k]
+                                                         : (const unsigned char *)loss;
+        size_t n = sizeof(float) * (k < RUN_RESULT_N_CURVES ? PN : S);
+        for (size_t i = 0; i < n; i++) {
+            h ^= p[i];
+            h *= 1099511628211ULL;
+        }
+    }
+    return h ? h : 1;
+}
+
+/* A result's loss row padded with NaN to S (malloc'd; NULL when out of
+ * memory). */
+static float *padded_loss(const run_result *r, size_t S)
+{
+    float *buf = malloc(sizeof(float) * (S ? S : 1));
+    for (size_t i = 0; buf && i < S; i++)
+        buf[i] = i < (size_t)r->cfg.steps ? r->train_loss[i] : NAN;
+    return buf;
+}
+
+/* The /runs row of a result recorded at finished_at. */
+static void row_from_result(run_row *out, int row, const run_result *r, const char *finished_at)
+{
+    row_from_config(out, row, &r->cfg);
+    copy_str(out->status, sizeof out->status, run_status_name(r->status));
+    copy_str(out->reason, sizeof out->reason, r->reason);
+    out->wall_seconds = r->wall_seconds;
+    out->train_seconds = r->train_seconds;
+    out->eval_seconds = r->eval_seconds;
+    out->final_loss = r->final_loss;
+    out->steps_done = r->steps_done;
+    copy_str(out->host, sizeof out->host, r->host);
+    out->rank = r->rank;
+    out->threads = r->threads;
+    copy_str(out->finished_at, sizeof out->finished_at, finished_at);
+}
+
+/* Writes r into row `row` of the open file f: the curves, the loss row,
+ * the model (with one), the /runs row last. Returns 0 or -1. */
+static int write_result_into(hid_t f, int row, const run_result *r, const char *finished_at)
+{
+    run_row out;
+    row_from_result(&out, row, r, finished_at);
+    hid_t rt = row_type();
+    hid_t ds_runs = H5Dopen2(f, "runs", H5P_DEFAULT);
+    hid_t ds_loss = H5Dopen2(f, "train/loss", H5P_DEFAULT);
+    int ok = ds_runs >= 0 && ds_loss >= 0;
+    float *curves[RUN_RESULT_N_CURVES];
+    run_result_curves((run_result *)r, curves);
+    float *buf = NULL;
+    if (ok) {
+        /* the loss row is S long; this run has cfg.steps of them */
+        hid_t fsp = H5Dget_space(ds_loss);
+        hsize_t dims[2] = {0, 0};
+        H5Sget_simple_extent_dims(fsp, dims, NULL);
+        H5Sclose(fsp);
+        buf = padded_loss(r, (size_t)dims[1]);
+        ok = buf != NULL;
+        if (ok)
+            out.checksum = row_checksum(curves, (size_t)r->P * r->N, buf, (size_t)dims[1]);
+    }
+    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        ok = ds >= 0 && fault_point("hdf5 write curve") == 0 &&
+             write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, curves[i]) >= 0;
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    ok = ok && fault_point("hdf5 write loss") == 0 &&
+         write_row(ds_loss, H5T_NATIVE_FLOAT, (hsize_t)row, buf) >= 0;
+    free(buf);
+    ok = ok && fault_point("hdf5 write selfcorrect") == 0 &&
+         write_selfcorrect_row(f, row, r) == 0;
+    if (ok && r->params && r->status == RUN_DONE)
+        ok = fault_point("hdf5 write model") == 0 && write_model(f, r) == 0;
+    ok = ok && fault_point("hdf5 write row") == 0 && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
+    if (ds_runs >= 0) H5Dclose(ds_runs);
+    if (ds_loss >= 0) H5Dclose(ds_loss);
+    H5Tclose(rt);
+    ok = ok && fault_point("hdf5 flush") == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0;
+    return ok ? 0 : -1;
+}
+
+static int write_result_at(const char *path, int row, const run_result *r,
+                           const char *finished_at, icas_err *err)
 {
     quiet_state q = hdf5_quiet();
+    fault_hdf5_begin();
     hid_t f = open_file(path, H5F_ACC_RDWR, err);
     if (f < 0) {
+        fault_hdf5_end();
         hdf5_restore(q);
         return -1;
     }
@@ -731,75 +883,540 @@ int store_write_result(const char *path, int row, const run_result *r, icas_err 
     int n = 0;
     if (read_rows(f, path, &rows, &n, err)) {
         rc = -1;
-        goto done;
-    }
-    if (row < 0 || row >= n) {
+    } else if (row < 0 || row >= n) {
         rc = icas_fail(err, "%s: row %d out of range (%d runs)", path, row, n);
-        goto done;
-    }
-    if (strncmp(rows[row].run_id, r->run_id, ICAS_RUN_ID_LEN) != 0) {
+    } else if (strncmp(rows[row].run_id, r->run_id, ICAS_RUN_ID_LEN) != 0) {
         rc = icas_fail(err, "%s: row %d holds run %.20s, not %s", path, row, rows[row].run_id,
                        r->run_id);
-        goto done;
+    } else {
+        errno = 0;
+        if (write_result_into(f, row, r, finished_at)) {
+            int e = errno;
+            rc = icas_fail_errno(err, io_errno(), "%s: cannot write the result of row %d "
+                                 "(run %s): %s", path, row, r->run_id,
+                                 e ? strerror(e) : "HDF5 error");
+        }
     }
-    run_row out;
-    row_from_config(&out, row, &r->cfg);
-    copy_str(out.status, sizeof out.status, run_status_name(r->status));
-    copy_str(out.reason, sizeof out.reason, r->reason);
-    out.wall_seconds = r->wall_seconds;
-    out.train_seconds = r->train_seconds;
-    out.eval_seconds = r->eval_seconds;
-    out.final_loss = r->final_loss;
-    out.steps_done = r->steps_done;
-    copy_str(out.host, sizeof out.host, r->host);
-    out.rank = r->rank;
-    out.threads = r->threads;
-    now_iso(out.finished_at, sizeof out.finished_at);
+    free(rows);
+    errno = 0;
+    if ((fault_point("hdf5 close") || H5Fclose(f) < 0) && rc == 0) {
+        int e = errno;
+        rc = icas_fail_errno(err, io_errno(), "%s: cannot close the file after writing row "
+                             "%d: %s", path, row, e ? strerror(e) : "HDF5 error");
+    }
+    fault_hdf5_end();
+    hdf5_restore(q);
+    return rc;
+}
 
-    hid_t rt = row_type();
-    hid_t ds_runs = H5Dopen2(f, "runs", H5P_DEFAULT);
-    hid_t ds_loss = H5Dopen2(f, "train/loss", H5P_DEFAULT);
-    int ok = ds_runs >= 0 && ds_loss >= 0;
-    float *curves[RUN_RESULT_N_CURVES];
-    run_result_curves((run_result *)r, curves);
-    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++) {
+int store_write_result(const char *path, int row, const run_result *r, icas_err *err)
+{
+    char finished_at[32];
+    now_iso(finished_at, sizeof finished_at);
+    return write_result_at(path, row, r, finished_at, err);
+}
+
+int store_record(const char *path, const char *journal, int row, const run_result *r,
+                 icas_err *err)
+{
+    char finished_at[32];
+    now_iso(finished_at, sizeof finished_at);
+    if (journal_write(journal, row, r, finished_at, err))
+        return -1;
+    return write_result_at(path, row, r, finished_at, err);
+}
+
+/* ---- verification and recovery ---------------------------------------- */
+
+/* Everything of a file needed to check it: rows and the numeric arrays. */
+typedef struct {
+    run_row *rows;
+    int n;
+    hsize_t P, N, S;
+    float *curves[RUN_RESULT_N_CURVES]; /* [R, P, N] each */
+    float *loss;                        /* [R, S] */
+} file_image;
+
+static void image_free(file_image *im)
+{
+    free(im->rows);
+    for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
+        free(im->curves[i]);
+    free(im->loss);
+    memset(im, 0, sizeof *im);
+}
+
+/* Reads a whole 2- or 3-dimensional float dataset of R rows. */
+static float *read_all(hid_t f, const char *name, int rank, hsize_t R, hsize_t *dims)
+{
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0)
+        return NULL;
+    hid_t sp = H5Dget_space(ds);
+    float *buf = NULL;
+    if (H5Sget_simple_extent_ndims(sp) == rank) {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        size_t n = 1;
+        for (int i = 0; i < rank; i++)
+            n *= (size_t)dims[i];
+        if (dims[0] == R)
+            buf = malloc(sizeof(float) * (n ? n : 1));
+        if (buf && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+            free(buf);
+            buf = NULL;
+        }
+    }
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return buf;
+}
+
+/* 0 with the image read; -1 (err says why) when the file cannot be opened
+ * or read whole: damaged. */
+static int read_image(hid_t f, const char *path, file_image *im, icas_err *err)
+{
+    memset(im, 0, sizeof *im);
+    if (read_rows(f, path, &im->rows, &im->n, err))
+        return -1;
+    hsize_t d3[3], d2[2];
+    for (int i = 0; i < RUN_RESULT_N_CURVES; i++) {
         char name[64];
         snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        ok = ds >= 0 && write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, curves[i]) >= 0;
+        im->curves[i] = read_all(f, name, 3, (hsize_t)im->n, d3);
+        if (!im->curves[i] || (i > 0 && (d3[1] != im->P || d3[2] != im->N))) {
+            image_free(im);
+            return icas_fail(err, "%s: cannot read /%s", path, name);
+        }
+        im->P = d3[1];
+        im->N = d3[2];
+    }
+    im->loss = read_all(f, "train/loss", 2, (hsize_t)im->n, d2);
+    if (!im->loss) {
+        image_free(im);
+        return icas_fail(err, "%s: cannot read /train/loss", path);
+    }
+    im->S = d2[1];
+    return 0;
+}
+
+static int row_status(const run_row *r)
+{
+    for (int k = RUN_PENDING; k <= RUN_INTERRUPTED; k++)
+        if (strncmp(r->status, run_status_name((run_status)k), sizeof r->status) == 0)
+            return k;
+    return -1;
+}
+
+/* A row is sound when its numbers match its checksum (rows written before
+ * the checksum existed have 0 and skip that check) and, marked done, holds
+ * them all: every transformer and GD error, the reference curves past
+ * k = 0, and the loss of every step. */
+static int row_sound(const file_image *im, int i, int steps)
+{
+    size_t PN = (size_t)(im->P * im->N);
+    const run_row *r = &im->rows[i];
+    if (r->checksum) {
+        float *curves[RUN_RESULT_N_CURVES];
+        for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
+            curves[k] = im->curves[k] + i * PN;
+        if (row_checksum(curves, PN, im->loss + (size_t)i * im->S, (size_t)im->S) != r->checksum)
+            return 0;
+    }
+    if (row_status(r) != RUN_DONE)
+        return 1;
+    for (size_t j = 0; j < PN; j++) {
+        size_t k = j % im->N;
+        if (!isfinite(im->curves[0][i * PN + j]) || !isfinite(im->curves[1][i * PN + j]))
+            return 0;
+        if (k > 0 && (!isfinite(im->curves[2][i * PN + j]) || !isfinite(im->curves[3][i * PN + j])))
+            return 0;
+    }
+    if (steps < 0 || (hsize_t)steps > im->S)
+        return 0;
+    for (int s = 0; s < steps; s++)
+        if (!isfinite(im->loss[(size_t)i * im->S + s]))
+            return 0;
+    return 1;
+}
+
+/* 1 when /models/<run_id> holds exactly r's saved model. */
+static int model_matches(hid_t f, const run_result *r)
+{
+    char name[64];
+    snprintf(name, sizeof name, "models/%s", r->run_id);
+    if (H5Lexists(f, "models", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        return 0;
+    param_view *views = NULL;
+    int n_views = 0, ok = 1;
+    if (model_view_table(model_dims_of(&r->cfg), &views, &n_views, NULL))
+        return 0;
+    const run_config *c = &r->cfg;
+    size_t B = (size_t)c->eval_batch, d = (size_t)c->dims, N = (size_t)c->points;
+    struct {
+        const char *name;
+        const float *want;
+        size_t n;
+    } items[3] = {{"eval_tokens", r->eval_tokens, B * 3 * N * d},
+                  {"eval_pred", r->eval_pred, B * N * d},
+                  {"eval_target", r->eval_target, B * d}};
+    for (int i = 0; ok && i < n_views + 3; i++) {
+        char ds_name[256];
+        const float *want;
+        size_t n;
+        if (i < n_views) {
+            snprintf(ds_name, sizeof ds_name, "%s/%s", name, views[i].name);
+            want = r->params + views[i].offset;
+            n = (size_t)views[i].shape[0] * (size_t)views[i].shape[1];
+        } else {
+            snprintf(ds_name, sizeof ds_name, "%s/%s", name, items[i - n_views].name);
+            want = items[i - n_views].want;
+            n = items[i - n_views].n;
+        }
+        hid_t ds = H5Lexists(f, ds_name, H5P_DEFAULT) > 0 ? H5Dopen2(f, ds_name, H5P_DEFAULT)
+                                                           : -1;
+        float *got = malloc(sizeof(float) * (n ? n : 1));
+        ok = ds >= 0 && got && H5Sget_simple_extent_npoints(H5Dget_space(ds)) >= 0;
+        if (ok) {
+            hid_t sp = H5Dget_space(ds);
+            ok = (size_t)H5Sget_simple_extent_npoints(sp) == n &&
+                 H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0 &&
+                 memcmp(got, want, sizeof(float) * n) == 0;
+            H5Sclose(sp);
+        }
+        free(got);
         if (ds >= 0)
             H5Dclose(ds);
     }
-    ok = ok && write_selfcorrect_row(f, row, r) == 0;
-    ok = ok && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
-    if (ok) {
-        /* the loss row is S long; this run has cfg.steps of them */
-        hid_t fsp = H5Dget_space(ds_loss);
-        hsize_t dims[2];
-        H5Sget_simple_extent_dims(fsp, dims, NULL);
-        float *buf = malloc(sizeof(float) * (size_t)dims[1]);
-        ok = buf != NULL;
-        for (hsize_t i = 0; ok && i < dims[1]; i++)
-            buf[i] = i < (hsize_t)r->cfg.steps ? r->train_loss[i] : NAN;
-        ok = ok && write_row(ds_loss, H5T_NATIVE_FLOAT, (hsize_t)row, buf) >= 0;
-        free(buf);
-        H5Sclose(fsp);
+    free(views);
+    return ok;
+}
+
+/* 1 when row i of the image holds exactly the journal's result r. */
+static int row_matches(hid_t f, const file_image *im, int i, const run_result *r,
+                       const char *finished_at)
+{
+    run_row want;
+    row_from_result(&want, i, r, finished_at);
+    size_t PN = (size_t)(im->P * im->N);
+    if ((size_t)(r->P * r->N) != PN || (hsize_t)r->cfg.steps > im->S)
+        return 0;
+    float *curves[RUN_RESULT_N_CURVES];
+    run_result_curves((run_result *)r, curves);
+    float *loss_row = padded_loss(r, (size_t)im->S);
+    if (!loss_row)
+        return 0;
+    want.checksum = row_checksum(curves, PN, loss_row, (size_t)im->S);
+    free(loss_row);
+    if (memcmp(&want, &im->rows[i], sizeof want) != 0)
+        return 0;
+    for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
+        if (memcmp(curves[k], im->curves[k] + i * PN, sizeof(float) * PN) != 0)
+            return 0;
+    const float *loss = im->loss + (size_t)i * im->S;
+    if (memcmp(loss, r->train_loss, sizeof(float) * (size_t)r->cfg.steps) != 0)
+        return 0;
+    for (hsize_t s = (hsize_t)r->cfg.steps; s < im->S; s++)
+        if (!isnan(loss[s]))
+            return 0;
+    if (r->params && r->status == RUN_DONE)
+        return model_matches(f, r);
+    return 1;
+}
+
+/* The row of the layout whose run id is `id`, or -1. */
+static int layout_row(const store_layout *l, const char *id)
+{
+    for (int i = 0; i < l->n_runs; i++) {
+        char x[ICAS_RUN_ID_LEN];
+        config_run_id(&l->runs[i], x);
+        if (strncmp(x, id, ICAS_RUN_ID_LEN) == 0)
+            return i;
     }
-    if (ok && r->params && r->status == RUN_DONE)
-        ok = write_model(f, r) == 0;
-    if (ds_runs >= 0) H5Dclose(ds_runs);
-    if (ds_loss >= 0) H5Dclose(ds_loss);
-    H5Tclose(rt);
-    ok = ok && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0;
-    if (!ok)
-        rc = icas_fail(err, "%s: cannot write the result of row %d (run %s)", path, row,
-                       r->run_id);
-done:
-    free(rows);
-    if (H5Fclose(f) < 0 && rc == 0)
-        rc = icas_fail(err, "%s: cannot close the file after writing row %d", path, row);
+    return -1;
+}
+
+/* One usable journal entry per row ([R] of paths, "" when none); damaged
+ * entries are reported to log and left out (their runs are redone). */
+static char (*journal_by_row(const char *journal, const store_layout *l, FILE *log,
+                             icas_err *err))[4096]
+{
+    journal_item *items = NULL;
+    int n = 0;
+    if (journal_list(journal, &items, &n, err))
+        return NULL;
+    char (*by_row)[4096] = calloc((size_t)l->n_runs, sizeof *by_row);
+    if (!by_row) {
+        free(items);
+        icas_fail(err, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        int row = items[i].row >= 0 ? layout_row(l, items[i].run_id) : -1;
+        if (row < 0 || row != items[i].row) {
+            if (log)
+                fprintf(log, "icasweep: warning: %s: not a result of this grid's runs "
+                             "(damaged or left from another sweep); ignored\n", items[i].path);
+            continue;
+        }
+        snprintf(by_row[row], sizeof by_row[row], "%s", items[i].path);
+    }
+    free(items);
+    return by_row;
+}
+
+/* Builds the result file anew under a temporary name from the layout, the
+ * journal entries and the rows of the old file `im` that are sound (NULL
+ * when it could not be read), then renames it over path. */
+static int rebuild(const char *path, const store_layout *l, char (*by_row)[4096],
+                   hid_t old_f, const file_image *im, FILE *log, int *n_from_journal,
+                   icas_err *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.rebuild", path);
+    if (store_create(tmp, l, 1, err))
+        return -1;
+    quiet_state q = hdf5_quiet();
+    fault_hdf5_begin();
+    hid_t f = open_file(tmp, H5F_ACC_RDWR, err);
+    int rc = f < 0 ? -1 : 0;
+    *n_from_journal = 0;
+    for (int i = 0; rc == 0 && i < l->n_runs; i++) {
+        run_result r;
+        char finished_at[JOURNAL_FINISHED_AT_LEN];
+        int row;
+        if (by_row[i][0]) {
+            icas_err jerr;
+            if (journal_read(by_row[i], &l->runs[i], &r, &row, finished_at, &jerr) == 0) {
+                errno = 0;
+                if (write_result_into(f, i, &r, finished_at))
+                    rc = icas_fail_errno(err, io_errno(), "%s: cannot write row %d: %s", tmp,
+                                         i, errno ? strerror(errno) : "HDF5 error");
+                run_result_free(&r);
+                (*n_from_journal)++;
+                continue;
+            }
+            if (log)
+                fprintf(log, "icasweep: warning: %s; run %d is redone\n", jerr.msg, i);
+        }
+        /* no usable journal entry: keep the old file's row if it is sound */
+        if (!im || i >= im->n)
+            continue;
+        int st = row_status(&im->rows[i]);
+        if (st <= RUN_PENDING || !row_sound(im, i, l->runs[i].steps))
+            continue;
+        if (run_result_alloc(&r, &l->runs[i], 0, err)) {
+            rc = -1;
+            break;
+        }
+        const run_row *o = &im->rows[i];
+        size_t PN = (size_t)(im->P * im->N);
+        float *curves[RUN_RESULT_N_CURVES];
+        run_result_curves(&r, curves);
+        for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
+            memcpy(curves[k], im->curves[k] + i * PN, sizeof(float) * PN);
+        memcpy(r.train_loss, im->loss + (size_t)i * im->S, sizeof(float) * (size_t)r.cfg.steps);
+        r.status = (run_status)st;
+        snprintf(r.reason, sizeof r.reason, "%.*s", (int)sizeof o->reason, o->reason);
+        r.wall_seconds = o->wall_seconds;
+        r.train_seconds = o->train_seconds;
+        r.eval_seconds = o->eval_seconds;
+        r.final_loss = o->final_loss;
+        r.steps_done = o->steps_done;
+        snprintf(r.host, sizeof r.host, "%.*s", (int)sizeof o->host - 1, o->host);
+        r.rank = o->rank;
+        r.threads = o->threads;
+        snprintf(finished_at, sizeof finished_at, "%.*s", (int)sizeof o->finished_at - 1,
+                 o->finished_at);
+        errno = 0;
+        if (read_selfcorrect_row(old_f, i, &r))
+            rc = icas_fail(err, "%s: cannot read /selfcorrect of row %d", path, i);
+        else if (write_result_into(f, i, &r, finished_at))
+            rc = icas_fail_errno(err, io_errno(), "%s: cannot write row %d: %s", tmp, i,
+                                 errno ? strerror(errno) : "HDF5 error");
+        char name[64];
+        snprintf(name, sizeof name, "models/%s", r.run_id);
+        if (rc == 0 && st == RUN_DONE && H5Lexists(old_f, "models", H5P_DEFAULT) > 0 &&
+            H5Lexists(old_f, name, H5P_DEFAULT) > 0 &&
+            (fault_point("hdf5 copy model") ||
+             H5Ocopy(old_f, name, f, name, H5P_DEFAULT, H5P_DEFAULT) < 0))
+            rc = icas_fail_errno(err, io_errno(), "%s: cannot copy /%s", tmp, name);
+        run_result_free(&r);
+    }
+    if (f >= 0 && (fault_point("hdf5 close") || H5Fclose(f) < 0) && rc == 0)
+        rc = icas_fail_errno(err, io_errno(), "%s: cannot close: %s", tmp,
+                             errno ? strerror(errno) : "HDF5 error");
+    fault_hdf5_end();
     hdf5_restore(q);
+    if (rc == 0) {
+        int fd = open(tmp, O_RDONLY);
+        if (fd < 0 || fault_fsync(fd, "fsync rebuilt file") != 0)
+            rc = icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+    if (rc == 0 && !im) {
+        /* the damaged file is kept beside the new one for inspection */
+        char kept[4200];
+        snprintf(kept, sizeof kept, "%s.damaged", path);
+        if (fault_rename(path, kept) == 0 && log)
+            fprintf(log, "icasweep: the damaged file is kept as %s\n", kept);
+    }
+    if (rc == 0 && (fault_rename(tmp, path) != 0 || fault_fsync_dir_of(path) != 0))
+        rc = icas_fail_errno(err, errno, "%s: %s", path, strerror(errno));
+    if (rc)
+        unlink(tmp);
     return rc;
+}
+
+int store_recover(const char *path, const store_layout *layout, const char *journal,
+                  FILE *log, store_recovery *out, icas_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (layout_check(layout, err))
+        return icas_wrap(err, "%s: ", path);
+    char (*by_row)[4096] = journal_by_row(journal, layout, log, err);
+    if (!by_row)
+        return -1;
+    int n_journal = 0;
+    for (int i = 0; i < layout->n_runs; i++)
+        n_journal += by_row[i][0] != 0;
+    out->journal_entries = n_journal;
+    struct stat st;
+    int rc = 0;
+    if (stat(path, &st) != 0) {
+        if (n_journal == 0) {
+            rc = store_create(path, layout, 0, err);
+            out->created = rc == 0;
+        } else {
+            if (log)
+                fprintf(log, "icasweep: %s is missing; rebuilding it from %d results in the "
+                             "journal %s\n", path, n_journal, journal);
+            rc = rebuild(path, layout, by_row, -1, NULL, log, &out->from_journal, err);
+            out->rebuilt = rc == 0;
+        }
+        free(by_row);
+        return rc;
+    }
+
+    quiet_state q = hdf5_quiet();
+    icas_err why;
+    file_image im;
+    int readable = 0, n_stale = 0, n_hollow = 0;
+    hid_t f = open_file(path, H5F_ACC_RDONLY, &why);
+    if (f >= 0 && check_schema(f, path, err)) {
+        H5Fclose(f);
+        hdf5_restore(q);
+        free(by_row);
+        out->refused = 1;
+        return -1;
+    }
+    if (f >= 0 && read_image(f, path, &im, &why) == 0) {
+        readable = 1;
+        /* same runs in the same rows and the same grid text, else refuse */
+        char *grid_text = get_string_attr(f, "grid");
+        const char *want = layout->grid_text ? layout->grid_text : "";
+        int first_diff = -1;
+        for (int i = 0; i < im.n && i < layout->n_runs; i++) {
+            char id[ICAS_RUN_ID_LEN];
+            config_run_id(&layout->runs[i], id);
+            if (strncmp(id, im.rows[i].run_id, ICAS_RUN_ID_LEN) != 0) {
+                first_diff = i;
+                break;
+            }
+        }
+        if (im.n != layout->n_runs || first_diff >= 0) {
+            char where[256] = "";
+            if (first_diff >= 0) {
+                char id[ICAS_RUN_ID_LEN];
+                config_run_id(&layout->runs[first_diff], id);
+                snprintf(where, sizeof where, "; row %d is %.20s in the file but %s in the grid",
+                         first_diff, im.rows[first_diff].run_id, id);
+            }
+            rc = icas_fail(err, "%s was made from a different grid: %d runs in the file, %d "
+                                "in the grid%s", path, im.n, layout->n_runs, where);
+        } else if (!grid_text || strcmp(grid_text, want) != 0) {
+            rc = icas_fail(err, "%s was made from a different grid file: the same runs, but "
+                                "the grid text stored in the file differs", path);
+        }
+        free(grid_text);
+        if (rc) {
+            image_free(&im);
+            H5Fclose(f);
+            hdf5_restore(q);
+            free(by_row);
+            out->refused = 1;
+            return rc;
+        }
+        for (int i = 0; i < im.n; i++) {
+            if (by_row[i][0]) {
+                run_result r;
+                char finished_at[JOURNAL_FINISHED_AT_LEN];
+                int row;
+                icas_err jerr;
+                if (journal_read(by_row[i], &layout->runs[i], &r, &row, finished_at, &jerr)) {
+                    if (log)
+                        fprintf(log, "icasweep: warning: %s; ignored\n", jerr.msg);
+                    by_row[i][0] = 0;
+                } else {
+                    if (!row_matches(f, &im, i, &r, finished_at))
+                        n_stale++;
+                    run_result_free(&r);
+                    continue;
+                }
+            }
+            if (row_status(&im.rows[i]) > RUN_PENDING && !row_sound(&im, i, layout->runs[i].steps))
+                n_hollow++;
+        }
+    }
+    hdf5_restore(q);
+    if (!readable) {
+        if (f >= 0)
+            H5Fclose(f);
+        if (n_journal == 0) {
+            free(by_row);
+            out->refused = 1;
+            return icas_fail(err, "%s is damaged (%s) and there is no result journal %s to "
+                                  "rebuild it from; move it aside to start over", path, why.msg,
+                             journal);
+        }
+        if (log)
+            fprintf(log, "icasweep: %s is damaged (%s); rebuilding it from %d results in the "
+                         "journal %s\n", path, why.msg, n_journal, journal);
+        rc = rebuild(path, layout, by_row, -1, NULL, log, &out->from_journal, err);
+        out->rebuilt = rc == 0;
+        out->damaged = 1;
+    } else if (n_stale || n_hollow) {
+        if (log)
+            fprintf(log, "icasweep: %s: %d result%s in the journal not (wholly) in the file, "
+                         "%d run%s marked done without %s numbers intact; rebuilding the "
+                         "file\n",
+                    path, n_stale, n_stale == 1 ? "" : "s", n_hollow, n_hollow == 1 ? "" : "s",
+                    n_hollow == 1 ? "its" : "their");
+        rc = rebuild(path, layout, by_row, f, &im, log, &out->from_journal, err);
+        out->rebuilt = rc == 0;
+        out->stale = n_stale;
+        out->hollow = n_hollow;
+        H5Fclose(f);
+        image_free(&im);
+    } else {
+        H5Fclose(f);
+        image_free(&im);
+    }
+    free(by_row);
+    return rc;
+}
+
+int store_finish(const char *path, const char *journal, icas_err *err)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fault_fsync(fd, "fsync result file") != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return icas_fail_errno(err, e, "%s: %s", path, strerror(e));
+    }
+    close(fd);
+    return journal_remove(journal, err);
 }
 
 /* ---- summary ------------------------------------------------------------- */
@@ -854,36 +1471,94 @@ static int lock_holder(const char *path, char *holder, size_t n)
 
 int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err)
 {
+    char journal[4200];
+    journal_dir(path, journal, sizeof journal);
+    journal_item *items = NULL;
+    int n_items = 0;
+    icas_err jerr;
+    journal_list(journal, &items, &n_items, &jerr);
     quiet_state q = hdf5_quiet();
-    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
-    if (f < 0) {
-        hdf5_restore(q);
-        return -1;
+    icas_err why;
+    file_image im;
+    memset(&im, 0, sizeof im);
+    hid_t f = -1;
+    int rc = 0;
+    char holder[256];
+    /* a sweep writing the file now can be caught between two of its
+     * writes: then try again a few times before calling the file damaged */
+    for (int attempt = 0; attempt < 20; attempt++) {
+        f = open_file(path, H5F_ACC_RDONLY, &why);
+        rc = f < 0 ? -1 : check_schema(f, path, err);
+        if (rc == 0 && read_image(f, path, &im, &why) != 0)
+            rc = -2;
+        if ((f >= 0 && rc != -2) || !lock_holder(path, holder, sizeof holder))
+            break;
+        if (f >= 0)
+            H5Fclose(f);
+        f = -1;
+        usleep(100000);
     }
-    run_row *rows = NULL;
-    int n = 0, rc = check_schema(f, path, err);
-    if (rc == 0)
-        rc = read_rows(f, path, &rows, &n, err);
-    char *version = get_string_attr(f, "program_version");
-    char *revision = get_string_attr(f, "git_revision");
+    if (f < 0 && access(path, F_OK) != 0) {
+        hdf5_restore(q);
+        free(items);
+        return icas_fail(err, "%s", why.msg);
+    }
+    if (f < 0 || rc == -2) {
+        if (f >= 0)
+            H5Fclose(f);
+        hdf5_restore(q);
+        fprintf(out, "%s: DAMAGED: %s\n", path, why.msg);
+        if (n_items > 0)
+            fprintf(out, "the result journal %s holds %d recorded result%s: the same `icasweep "
+                         "sweep` command rebuilds the file from them (keeping the damaged one "
+                         "as %s.damaged) and reruns the rest\n",
+                    journal, n_items, n_items == 1 ? "" : "s", path);
+        else
+            fprintf(out, "there is no result journal (%s) to rebuild it from: move it aside "
+                         "and run the sweep again\n", journal);
+        free(items);
+        return icas_fail(err, "%s is damaged (details above)", path);
+    }
+    run_row *rows = im.rows;
+    int n = im.n;
+    char *version = rc == 0 ? get_string_attr(f, "program_version") : NULL;
+    char *revision = rc == 0 ? get_string_attr(f, "git_revision") : NULL;
     H5Fclose(f);
     hdf5_restore(q);
     if (rc) {
         free(version);
         free(revision);
+        free(items);
+        image_free(&im);
         return rc;
     }
+    /* what the file says, checked: a run marked done without its numbers
+     * is counted pending (the next sweep reruns it) */
+    int *status = malloc(sizeof(int) * (size_t)(n ? n : 1));
+    int hollow = 0, unapplied = 0;
+    for (int i = 0; status && i < n; i++) {
+        int s = row_status(&rows[i]);
+        status[i] = s < 0 ? RUN_PENDING : s;
+        if (s > RUN_PENDING && !row_sound(&im, i, rows[i].steps)) {
+            status[i] = RUN_PENDING;
+            hollow++;
+        }
+    }
+    for (int j = 0; status && j < n_items; j++) {
+        int i = items[j].row;
+        if (i >= 0 && i < n && strncmp(items[j].run_id, rows[i].run_id, ICAS_RUN_ID_LEN) == 0 &&
+            items[j].status != status[i])
+            unapplied++;
+    }
+    free(items);
     /* Unfinished runs with a checkpoint continue mid-training when the
      * sweep is run again; the others start from step 0. */
     char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
     store_checkpoint_dir(path, ckpt_dir, dir, sizeof dir);
     int count[RUN_INTERRUPTED + 1] = {0}, with_ckpt = 0;
     double wall = 0;
-    for (int i = 0; i < n; i++) {
-        int s = RUN_PENDING;
-        for (int k = RUN_PENDING; k <= RUN_INTERRUPTED; k++)
-            if (strncmp(rows[i].status, run_status_name((run_status)k), sizeof rows[i].status) == 0)
-                s = k;
+    for (int i = 0; status && i < n; i++) {
+        int s = status[i];
         count[s]++;
         if (s == RUN_DONE)
             wall += rows[i].wall_seconds;
@@ -896,25 +1571,38 @@ int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_
     fprintf(out, "%s: %d runs: %d done, %d diverged, %d failed, %d interrupted, %d pending\n",
             path, n, count[RUN_DONE], count[RUN_DIVERGED], count[RUN_FAILED],
             count[RUN_INTERRUPTED], count[RUN_PENDING]);
-    for (int i = 0; i < n; i++)
-        if (strncmp(rows[i].status, "done", sizeof rows[i].status) != 0 &&
-            strncmp(rows[i].status, "pending", sizeof rows[i].status) != 0)
+    for (int i = 0; status && i < n; i++)
+        if (status[i] != RUN_DONE && status[i] != RUN_PENDING)
             fprintf(out, "  row %d %.20s %.12s: %.128s\n", i, rows[i].run_id, rows[i].status,
                     rows[i].reason);
+        else if (status[i] == RUN_PENDING && row_status(&rows[i]) > RUN_PENDING)
+            fprintf(out, "  row %d %.20s: marked done without its numbers intact (missing: a "
+                         "write was cut short; or not matching the row's checksum: damaged); "
+                         "counted pending\n", i, rows[i].run_id);
     if (count[RUN_DONE])
         fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
                 wall, wall / count[RUN_DONE]);
     if (unfinished)
         fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
                 with_ckpt, unfinished, dir);
-    char holder[256];
     if (lock_holder(path, holder, sizeof holder))
         fprintf(out, "a sweep is writing this file now (%s)\n", holder[0] ? holder : "holder unknown");
     else if (unfinished)
         fprintf(out, "no sweep is writing this file: run the same sweep command to finish it\n");
+    if (hollow)
+        fprintf(out, "%d run%s marked done without %s numbers: the next sweep rebuilds the "
+                     "file and reruns %s\n", hollow, hollow == 1 ? "" : "s",
+                hollow == 1 ? "its" : "their", hollow == 1 ? "it" : "them");
+    int writing = lock_holder(path, holder, sizeof holder);
+    if (unapplied && !writing)
+        fprintf(out, "%d recorded result%s in the journal %s %s not in the file yet (a write "
+                     "was cut short): the next sweep puts %s in\n", unapplied,
+                unapplied == 1 ? "" : "s", journal, unapplied == 1 ? "is" : "are",
+                unapplied == 1 ? "it" : "them");
     fprintf(out, "written by icasweep %s (%s)\n", version ? version : "?",
             revision ? revision : "?");
-    free(rows);
+    free(status);
+    image_free(&im);
     free(version);
     free(revision);
     return 0;

@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <stdint.h>
 
 #include "icasweep/eval.h"
+#include "icasweep/fault.h"
 #include "icasweep/loss.h"
 
 /* Present in OpenBLAS only; weak so that another BLAS still links. */
@@ -17,6 +20,8 @@ extern char *openblas_get_corename(void) __attribute__((weak));
 #include "icasweep/rng.h"
 #include "icasweep/selfcorrect.h"
 #include "icasweep/task.h"
+
+_Static_assert(TRAIN_CHUNK <= CONFIG_MAX_CONTEXTS_PER_PASS, "config_check_sizes bounds passes");
 
 /* ---- the training step ---------------------------------------------- */
 
@@ -151,13 +156,17 @@ float trainer_step(trainer *t, int step)
 /* A checkpoint is everything that the rest of the run depends on: the
  * parameters, Adam's moments and step count, the losses so far, and the
  * next step (which is also the RNG position, since contexts are addressed
- * by step). Written to a temporary name and renamed, so a kill during the
- * write leaves the previous checkpoint intact. */
-#define CKPT_MAGIC "ICASCKP1"
+ * by step). Written to a temporary name, fsync'd and renamed, so a kill
+ * during the write leaves the previous checkpoint intact. The header names
+ * the run, the format and the program version; a checksum (64-bit FNV-1a)
+ * of everything before it ends the file. A checkpoint that fails any check
+ * is not used: the run restarts from step 0 with a warning. */
+#define CKPT_MAGIC "ICASCKP2"
 
 typedef struct {
     char magic[8];
     char run_id[ICAS_RUN_ID_LEN];
+    char program_version[24];
     int32_t next_step;
     int32_t steps;
     int64_t adam_t;
@@ -165,44 +174,76 @@ typedef struct {
     double elapsed;
 } ckpt_header;
 
+static uint64_t ckpt_fnv(uint64_t h, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
 static int checkpoint_save(const char *path, const trainer *t, int next_step,
                            const float *train_loss, double elapsed,
                            icas_err *err)
 {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return icas_fail(err, "%s: cannot write checkpoint: %s", tmp, strerror(errno));
+    if (fault_point("checkpoint create"))
+        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", path,
+                               strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", tmp,
+                               strerror(errno));
     ckpt_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CKPT_MAGIC, 8);
     config_run_id(&t->cfg, h.run_id);
+    snprintf(h.program_version, sizeof h.program_version, "%s", ICAS_VERSION);
     h.next_step = next_step;
     h.steps = t->cfg.steps;
     h.adam_t = t->opt.t;
     h.n_params = t->m.n_params;
     h.elapsed = elapsed;
     size_t n = t->m.n_params;
-    int ok = fwrite(&h, sizeof h, 1, f) == 1 &&
-             fwrite(t->m.params, sizeof(float), n, f) == n &&
-             fwrite(t->opt.m, sizeof(float), n, f) == n &&
-             fwrite(t->opt.v, sizeof(float), n, f) == n &&
-             fwrite(train_loss, sizeof(float), (size_t)t->cfg.steps, f) ==
-                 (size_t)t->cfg.steps;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    struct {
+        const void *p;
+        size_t bytes;
+    } parts[] = {{&h, sizeof h},
+                 {t->m.params, sizeof(float) * n},
+                 {t->opt.m, sizeof(float) * n},
+                 {t->opt.v, sizeof(float) * n},
+                 {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
+    uint64_t sum = 1469598103934665603ULL;
+    int ok = 1;
+    for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
+        sum = ckpt_fnv(sum, parts[i].p, parts[i].bytes);
+        ok = fault_write_all(fd, parts[i].p, parts[i].bytes, "checkpoint write") == 0;
+    }
+    ok = ok && fault_write_all(fd, &sum, sizeof sum, "checkpoint write") == 0;
+    ok = ok && fault_fsync(fd, "checkpoint fsync") == 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && fault_rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
         unlink(tmp);
-        return icas_fail(err, "%s: cannot write checkpoint: %s", path, strerror(errno));
+        return icas_fail_errno(err, e, "%s: cannot write checkpoint: %s", path, strerror(e));
     }
     return 0;
 }
 
-/* Returns 1 and restores the trainer if `path` holds a checkpoint of this
- * run, 0 if there is none (or it belongs to another run), -1 on a damaged
- * file. */
+/* Returns 1 and restores the trainer if `path` holds a sound checkpoint of
+ * this run; 0 if there is none; -1 with the reason in err when there is a
+ * file that cannot be used (garbled, truncated, checksum mismatch, another
+ * run's, another program version's). The trainer is untouched unless 1. */
 static int checkpoint_load(const char *path, trainer *t, int *next_step,
                            float *train_loss, double *elapsed, icas_err *err)
 {
@@ -212,25 +253,43 @@ static int checkpoint_load(const char *path, trainer *t, int *next_step,
     ckpt_header h;
     char id[ICAS_RUN_ID_LEN];
     config_run_id(&t->cfg, id);
-    size_t n = t->m.n_params;
-    int rc = 0;
+    size_t n = t->m.n_params, steps = (size_t)t->cfg.steps;
+    float *buf = NULL;
+    int rc = -1;
     if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, CKPT_MAGIC, 8) != 0) {
-        rc = icas_fail(err, "%s: not a checkpoint (remove it to start over)", path);
+        icas_fail(err, "%s: not a checkpoint of this program's format", path);
+    } else if (strncmp(h.program_version, ICAS_VERSION, sizeof h.program_version) != 0) {
+        icas_fail(err, "%s: written by icasweep %.24s, this is %s", path, h.program_version,
+                  ICAS_VERSION);
     } else if (strncmp(h.run_id, id, ICAS_RUN_ID_LEN) != 0 || h.n_params != n ||
                h.steps != t->cfg.steps) {
-        rc = 0; /* another run's: ignore */
-    } else if (fread(t->m.params, sizeof(float), n, f) != n ||
-               fread(t->opt.m, sizeof(float), n, f) != n ||
-               fread(t->opt.v, sizeof(float), n, f) != n ||
-               fread(train_loss, sizeof(float), (size_t)h.steps, f) != (size_t)h.steps ||
-               h.next_step < 0 || h.next_step > h.steps) {
-        rc = icas_fail(err, "%s: truncated checkpoint (remove it to start over)", path);
+        icas_fail(err, "%s: holds run %.20s, not %s", path, h.run_id, id);
+    } else if (h.next_step < 0 || h.next_step > h.steps || h.adam_t < 0) {
+        icas_fail(err, "%s: impossible step %d of %d", path, h.next_step, h.steps);
+    } else if (!(buf = malloc(sizeof(float) * (3 * n + steps)))) {
+        icas_fail(err, "%s: out of memory", path);
     } else {
-        t->opt.t = h.adam_t;
-        *next_step = h.next_step;
-        *elapsed = h.elapsed;
-        rc = 1;
+        uint64_t stored, sum = ckpt_fnv(1469598103934665603ULL, &h, sizeof h);
+        char extra;
+        int ok = fread(buf, sizeof(float), 3 * n + steps, f) == 3 * n + steps &&
+                 fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;
+        sum = ckpt_fnv(sum, buf, sizeof(float) * (3 * n + steps));
+        if (!ok) {
+            icas_fail(err, "%s: truncated checkpoint", path);
+        } else if (stored != sum) {
+            icas_fail(err, "%s: checkpoint checksum mismatch (damaged)", path);
+        } else {
+            memcpy(t->m.params, buf, sizeof(float) * n);
+            memcpy(t->opt.m, buf + n, sizeof(float) * n);
+            memcpy(t->opt.v, buf + 2 * n, sizeof(float) * n);
+            memcpy(train_loss, buf + 3 * n, sizeof(float) * steps);
+            t->opt.t = h.adam_t;
+            *next_step = h.next_step;
+            *elapsed = h.elapsed;
+            rc = 1;
+        }
     }
+    free(buf);
     fclose(f);
     return rc;
 }
@@ -254,11 +313,10 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
     double start = omp_get_wtime(), before = 0;
     int first = 0;
     if (ckpt) {
-        int rc = checkpoint_load(ckpt, t, &first, out->train_loss, &before, err);
-        if (rc < 0) {
-            trainer_free(t);
-            return -1;
-        }
+        icas_err why;
+        if (checkpoint_load(ckpt, t, &first, out->train_loss, &before, &why) < 0)
+            fprintf(stderr, "icasweep: warning: %s; run %s restarts from step 0\n", why.msg,
+                    out->run_id);
     }
     out->status = RUN_DONE;
     int step;

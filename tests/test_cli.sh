@@ -46,6 +46,17 @@ expect_usage "--lr abc" "${tiny[@]}" --lr abc -o "$work/out.h5"
 expect_usage "--layers 2x" "${tiny[@]}" --layers 2x -o "$work/out.h5"
 expect_usage "--bogus" "${tiny[@]}" --bogus 3 -o "$work/out.h5"
 expect_usage "-o PATH is required" "${tiny[@]}"
+# sizes whose products the engine keeps in an int or on the stack (README "Limits")
+expect_usage "--dims 65: must be between 1 and 64" "${tiny[@]}" --dims 65 -o "$work/out.h5"
+expect_usage "attention scores of one layer" "${tiny[@]}" --points 10000 -o "$work/out.h5"
+expect_usage "parameters (sent as one MPI message)" "${tiny[@]}" --embd 65536 --heads 1 -o "$work/out.h5"
+expect_usage "evaluation tokens" "${tiny[@]}" --eval-batch 1000000 --points 1000 -o "$work/out.h5"
+expect_usage "activations of one layer's MLP" "${tiny[@]}" --embd 4096 --heads 1 --layers 1 --points 6000 -o "$work/out.h5"
+expect_usage "--layers 1025" "${tiny[@]}" --layers 1025 -o "$work/out.h5"
+# deep models run (the table of tensor views is sized by the model)
+"$BIN" train --layers 50 --heads 2 --embd 8 --points 3 --steps 2 --batch 2 --eval-batch 2 -q \
+  -o "$work/deep.h5" 2>"$work/stderr"
+if [ $? -eq 0 ]; then ok; else bad "--layers 50: $(cat "$work/stderr")"; fi
 expect_usage "$work/nodir/out.h5" "${tiny[@]}" -o "$work/nodir/out.h5"
 if [ -e "$work/nodir" ]; then bad "created a directory"; else ok; fi
 

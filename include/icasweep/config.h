@@ -56,6 +56,13 @@ typedef struct {
  * 256 at p = 0, 0.25, 0.5, 0.75, 1. */
 run_config config_default(void);
 
+/* The task's width d is at most this: the sampler and the GD baseline keep
+ * a few d x d matrices on the stack of each thread (4 d^2 floats = 64 KiB). */
+#define CONFIG_MAX_DIMS 64
+/* Training and evaluation run the model on at most this many contexts at a
+ * time (TRAIN_CHUNK, EVAL_CHUNK); config_check_sizes bounds its arrays. */
+#define CONFIG_MAX_CONTEXTS_PER_PASS 8
+
 /* Checks every field; on failure the message names the field (with the CLI
  * flag spelling, e.g. "--heads 5 does not divide --embd 96"). */
 int config_validate(const run_config *cfg, icas_err *err);
@@ -65,14 +72,22 @@ int config_validate(const run_config *cfg, icas_err *err);
  * rounds = 0 no lists. Messages use the flags --sc-rounds, --sc-k0, --sc-q. */
 int config_validate_selfcorrect(const run_config *cfg, icas_err *err);
 
+/* The size limits alone (called by config_validate): every product of sizes
+ * that the engine stores in an int or on the stack must fit; the message
+ * names the flags and the product. */
+int config_check_sizes(const run_config *cfg, icas_err *err);
+
+/* Trainable parameters of the model (as a double: it may exceed any int). */
+double config_param_count(const run_config *cfg);
+
 /* A stable id derived from everything that changes the run's numbers
  * (configuration and seed), the same on every machine: "r" + 16 hex. The
  * closed-loop fields enter it only when rounds > 0, so configurations
- * without a closed loop keep the ids they had before it existed. */
+ * without a closed loop keep the ids of files written without them. */
 void config_run_id(const run_config *cfg, char out[ICAS_RUN_ID_LEN]);
 
 /* Model FLOPs of one training step: (6 * params + 6 * L * E * T) per token
- * times batch * T tokens (the convention of issue 5). */
+ * times batch * T tokens. */
 double config_train_step_flops(const run_config *cfg);
 /* Estimated FLOPs of the whole run: training, evaluation and GD baseline. */
 double config_run_flops(const run_config *cfg);

@@ -17,12 +17,20 @@ enum {
 
 typedef struct {
     char msg[1024];
+    /* the errno of a failed system call (ENOSPC, EIO, ...) when the failure
+     * was one; 0 for every other failure. Callers tell "the disk is full"
+     * (stop, resume later) from "this run cannot be done" by it. */
+    int sys_errno;
 } icas_err;
 
 /* Formats the message into err (if non-NULL) and returns -1, so that
  * `return icas_fail(err, "...")` reads naturally at the failure site. */
 int icas_fail(icas_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The same for a failed system call: records e in err->sys_errno. */
+int icas_fail_errno(icas_err *err, int e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefixes an existing message with context ("store: ", "run 3: "). */
 int icas_wrap(icas_err *err, const char *fmt, ...)

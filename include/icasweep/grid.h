@@ -21,6 +21,10 @@ typedef struct {
  * written to `diag`, one per line "file:line:column: message"; returns
  * non-zero if there was any, with a one-line summary in err. */
 int grid_load(const char *path, grid *out, FILE *diag, icas_err *err);
+/* The same from text in memory (len bytes, need not be NUL-terminated);
+ * `name` labels the diagnostics. */
+int grid_parse(const char *name, const char *text, size_t len, grid *out, FILE *diag,
+               icas_err *err);
 void grid_free(grid *g);
 
 #endif

@@ -23,8 +23,12 @@
  *   every dataset has a `description` attribute.
  *
  * The file is created whole with every row "pending"; each finished run
- * then fills its row, and the file is closed after every write, so a crash
- * loses only runs in flight and readers can open it between writes. */
+ * then fills its row, and the file is closed after every write, so readers
+ * can open it between writes. A sweep records each result first in its
+ * journal (journal.h), so a kill inside a write, which can leave the file
+ * unreadable, loses nothing: store_recover rebuilds the file. Each /runs
+ * row carries a checksum of its numbers (added within schema version 2:
+ * readers that do not know the column ignore it). */
 #ifndef ICASWEEP_STORE_H
 #define ICASWEEP_STORE_H
 
@@ -43,19 +47,55 @@ typedef struct {
     const char *grid_text;  /* stored as the `grid` attribute; may be NULL */
 } store_layout;
 
+/* Called first and last by the program: HDF5 is closed explicitly, so that
+ * a handle left open anywhere shows at once; after an I/O error (a flush
+ * that failed) the one file HDF5 cannot drop is left to the exit. */
+void store_library_init(void);
+void store_library_close(int after_io_error);
+
 /* Creates `path` with every row pending. Refuses an existing path unless
  * force (then it is replaced only once the new file is complete). */
 int store_create(const char *path, const store_layout *layout, int force,
                  icas_err *err);
 
-/* Checks that an existing file was made for the same runs (same run ids in
- * the same rows and same grid text); the message says what differs. */
-int store_check_same(const char *path, const store_layout *layout,
-                     icas_err *err);
-
 /* Writes a finished (or failed) run into row `row`, then flushes and
  * closes the file. The row's run_id must match. */
 int store_write_result(const char *path, int row, const run_result *r, icas_err *err);
+
+/* Records a finished (or failed, or interrupted) run: first as its entry
+ * in the result journal `journal` (journal.h: written whole and renamed
+ * into place, so it exists complete or not at all), then in row `row` of
+ * the file. On failure err->sys_errno is the errno when a system call
+ * failed (ENOSPC, EIO, ...), and the message names the file. */
+int store_record(const char *path, const char *journal, int row, const run_result *r,
+                 icas_err *err);
+
+typedef struct {
+    int created;         /* there was no file: a new one was made */
+    int journal_entries; /* usable journal entries of this grid's runs */
+    int stale;           /* journal results not (wholly) in the file */
+    int hollow;          /* rows marked done without their numbers (no entry) */
+    int damaged;         /* the file could not be opened or read */
+    int rebuilt;         /* the file was rebuilt from the journal */
+    int from_journal;    /* rows the rebuild took from the journal */
+    int refused;         /* another grid's file, or damaged with no journal */
+} store_recovery;
+
+/* Makes `path` a sound file of `layout` before a sweep starts or resumes:
+ * creates it when missing (rebuilding it from the journal when there is
+ * one); otherwise reads it whole and checks it against the journal, and
+ * when it cannot be read, or a journal result is not in it exactly, or a
+ * row is marked done without its numbers, builds it anew under a temporary
+ * name (journal results first, then the old file's sound rows; hollow rows
+ * become pending) and renames it over the old one. A file from another
+ * grid, or a damaged file without a journal, is refused (out->refused).
+ * What was done goes to `log` (may be NULL) and *out. */
+int store_recover(const char *path, const store_layout *layout, const char *journal,
+                  FILE *log, store_recovery *out, icas_err *err);
+
+/* After the last run: makes the file durable (fsync) and removes the
+ * journal. */
+int store_finish(const char *path, const char *journal, icas_err *err);
 
 /* Per-row status codes (run_status) of an existing file; *status is malloc'd
  * with *n_runs entries. */

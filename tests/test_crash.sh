@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Crash consistency, proved by fault injection (fault.h):
+#  1. every kill point: for N = 1, 2, ... the sweep of a small grid SIGKILLs
+#     itself at its N-th write-class step (journal, HDF5 pwrites, fsyncs,
+#     renames, checkpoints); the same command then resumes; every resumed
+#     file must equal an uninterrupted sweep bit for bit, with nothing left
+#     behind. N runs until the sweep gets through without reaching it.
+#  2. torture: at least 100 random kills of a 3-rank sweep (a rank killing
+#     itself at a random step, or SIGKILL to the whole job after a random
+#     delay), several kills in a row between clean resumes; after each kill
+#     `icasweep status` must read the file; each finished file must equal
+#     the uninterrupted one.
+#  3. a hollow row (marked done, no numbers, no journal entry: what a kill
+#     did to files of earlier versions) is reported by `status` and rerun.
+set -u
+BIN=${ICASWEEP:?ICASWEEP must point to the binary}
+SRC=${ICAS_SOURCE_DIR:?}
+PY=/usr/bin/python3
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+# a one-rank sweep started without mpirun initialises MPI as an isolated
+# singleton: 0.2 s instead of 0.8 s per start, which the hundreds of starts
+# below add up
+export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
+MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0; pass=0
+ok() { pass=$((pass + 1)); echo "ok: $*"; }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+
+cat >"$work/tiny.yaml" <<'YAML'
+settings:
+  dims: 3
+  points: 4
+  layers: 1
+  heads: 1
+  embd: 4
+  steps: 6
+  batch: 4
+  lr: 1.0e-3
+  eval_batch: 4
+eval_noise: [0, 1]
+seeds: [0]
+checkpoint_every: 3
+save_model: true
+axes:
+  attention: [softmax, linear]
+YAML
+"$BIN" sweep "$work/tiny.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>"$work/ref.log" \
+  || { bad "reference sweep"; cat "$work/ref.log"; exit 1; }
+total=$(ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/tiny.yaml" -o "$work/count.h5" -q --heartbeat 0 2>&1 \
+  | grep -c "^fault step")
+[ "$total" -gt 40 ] && ok "a sweep of 2 runs takes $total write-class steps" \
+  || { bad "only $total steps counted"; exit 1; }
+
+# -- 1. a kill at every step ----------------------------------------------------
+mkdir "$work/every"
+killed=0; leftovers=0; resume_fail=0
+for N in $(seq 1 $((total + 1))); do
+  f=$work/every/k$N.h5
+  ICAS_FAULT_KILL_AT=$N "$BIN" sweep "$work/tiny.yaml" -o "$f" -q --heartbeat 0 2>/dev/null
+  rc=$?
+  if [ $N -le "$total" ]; then
+    [ $rc -eq 137 ] && killed=$((killed + 1)) || bad "kill at step $N: exit $rc, want 137 (SIGKILL)"
+  else
+    [ $rc -eq 0 ] || bad "step $N is past the last one, yet exit $rc"
+  fi
+  "$BIN" status "$f" >"$work/status.out" 2>&1
+  rc=$?
+  { [ $rc -eq 0 ] || [ $rc -eq 4 ] || [ $rc -eq 2 ]; } || bad "status after a kill at step $N: exit $rc"
+  "$BIN" sweep "$work/tiny.yaml" -o "$f" -q --heartbeat 0 2>"$work/resume.log"
+  rc=$?
+  [ $rc -eq 0 ] || { resume_fail=$((resume_fail + 1)); bad "resume after a kill at step $N: exit $rc: $(cat "$work/resume.log")"; }
+  # nothing but the result file (and a kept damaged copy) may remain
+  extra=$(ls -A "$work/every" | grep "^k$N\.h5\." | grep -v "\.damaged$" | grep -v "\.lock$")
+  [ -z "$extra" ] || { leftovers=$((leftovers + 1)); bad "kill at step $N left $extra"; }
+done
+[ $resume_fail -eq 0 ] && ok "killed at each of $killed steps, every resume exit 0"
+[ $leftovers -eq 0 ] && ok "no journal, checkpoint or temporary file left after any resume"
+$PY - "$work/ref.h5" "$work"/every/k*.h5 >"$work/every.cmp" <<'PYEOF'
+import os, sys
+sys.path.insert(0, os.environ["ICAS_SOURCE_DIR"] + "/tests")
+import compare_results
+ref, files = sys.argv[1], sys.argv[2:]
+bad = [f for f in files if compare_results.main(ref, f, True) != 0]
+print(f"bit-for-bit: {len(files) - len(bad)} of {len(files)} resumed files identical")
+sys.exit(1 if bad else 0)
+PYEOF
+[ $? -eq 0 ] && ok "all $((total + 1)) resumed files identical to the uninterrupted sweep" \
+  || bad "some resumed file differs: $(grep -v identical "$work/every.cmp")"
+
+# -- 2. torture: random kills of a 3-rank sweep ------------------------------------
+cat >"$work/six.yaml" <<'YAML'
+settings:
+  dims: 3
+  points: 4
+  layers: 1
+  heads: 1
+  embd: 4
+  steps: 40
+  batch: 4
+  lr: 1.0e-3
+  eval_batch: 4
+eval_noise: [0, 1]
+seeds: [0, 1, 2]
+checkpoint_every: 5
+axes:
+  attention: [softmax, linear]
+YAML
+"$BIN" sweep "$work/six.yaml" -o "$work/six_ref.h5" -q --heartbeat 0 2>/dev/null || bad "torture reference"
+RANDOM=20261126   # reproducible kill positions
+kills=0; episodes=0; torture_bad=0
+t=$work/tort.h5
+stop_job() {  # SIGKILL the job (mpirun pid $1, if any) and wait until no rank is left
+  [ -n "${1:-}" ] && kill -9 "$1" 2>/dev/null
+  pkill -9 -f "^$BIN sweep $work/six.yaml -o $t" 2>/dev/null
+  [ -n "${1:-}" ] && wait "$1" 2>/dev/null
+  for _ in $(seq 100); do pgrep -f "^$BIN sweep $work/six.yaml -o $t" >/dev/null || return 0; sleep 0.05; done
+  bad "ranks of a killed job still running"; return 1
+}
+while [ $kills -lt 100 ]; do
+  rm -rf "$t" "$t".*
+  episodes=$((episodes + 1))
+  for _ in 1 2 3 4 5 6 7 8; do
+    if [ $((RANDOM % 2)) -eq 0 ]; then
+      # a rank (master or worker) kills itself at a random write step
+      ICAS_FAULT_KILL_AT=$((1 + RANDOM % 120)) "${MPIRUN[@]}" -np 3 -x ICAS_FAULT_KILL_AT \
+        "$BIN" sweep "$work/six.yaml" -o "$t" -q --heartbeat 0 >/dev/null 2>&1
+      rc=$?
+      stop_job
+    else
+      # SIGKILL to the whole job at a random instant
+      "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/six.yaml" -o "$t" -q --heartbeat 0 >/dev/null 2>&1 &
+      pid=$!
+      sleep "0.$((RANDOM % 9))$((RANDOM % 10))"
+      if kill -0 $pid 2>/dev/null; then stop_job $pid; rc=137; else wait $pid; rc=$?; fi
+    fi
+    [ $rc -eq 0 ] && break   # got through without a kill
+    kills=$((kills + 1))
+    "$BIN" status "$t" >"$work/tstatus" 2>&1
+    src=$?
+    { [ $src -eq 0 ] || [ $src -eq 4 ] || [ $src -eq 2 ]; } \
+      || { torture_bad=$((torture_bad + 1)); bad "status after kill $kills: exit $src: $(cat "$work/tstatus")"; }
+  done
+  "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/six.yaml" -o "$t" -q --heartbeat 0 2>"$work/tres.log"
+  rc=$?
+  if [ $rc -ne 0 ]; then
+    torture_bad=$((torture_bad + 1)); bad "torture episode $episodes: resume exit $rc: $(cat "$work/tres.log")"
+  elif ! $PY "$SRC/tests/compare_results.py" "$work/six_ref.h5" "$t" --require-done >"$work/tcmp"; then
+    torture_bad=$((torture_bad + 1)); bad "torture episode $episodes differs: $(cat "$work/tcmp")"
+  fi
+done
+[ $torture_bad -eq 0 ] && ok "torture: $kills random kills of a 3-rank sweep in $episodes episodes, each resumed to identical numbers"
+
+# -- 3. a hollow row from an earlier version's kill ---------------------------------
+cp "$work/ref.h5" "$work/hollow.h5"
+$PY - "$work/hollow.h5" <<'PYEOF' || bad "could not hollow out row 1"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    runs = f["runs"][()]
+    runs["checksum"][1] = 0   # as written by an icasweep without checksums
+    f["runs"][...] = runs
+    f["eval/tf_err"][1] = np.nan
+    f["train/loss"][1] = np.nan
+PYEOF
+"$BIN" status "$work/hollow.h5" >"$work/hstatus" 2>&1
+grep -q "1 done" "$work/hstatus" && grep -q "without its numbers" "$work/hstatus" \
+  && ok "status: a done row without its numbers is not counted done" \
+  || bad "status of a hollow file: $(cat "$work/hstatus")"
+"$BIN" sweep "$work/tiny.yaml" -o "$work/hollow.h5" -q --heartbeat 0 2>"$work/hollow.log"
+rc=$?
+[ $rc -eq 0 ] && grep -q "1 run marked done without its numbers intact" "$work/hollow.log" \
+  && $PY "$SRC/tests/compare_results.py" "$work/ref.h5" "$work/hollow.h5" --require-done >/dev/null \
+  && ok "the hollow run is rerun to the same numbers" \
+  || bad "hollow resume: exit $rc, $(cat "$work/hollow.log")"
+
+echo "test_crash: $pass passed, $fail failed"
+[ $fail -eq 0 ]
