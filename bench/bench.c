@@ -1,4 +1,4 @@
-/* icasweep-bench: how fast is a training step (GitHub issue 5, "Speed").
+/* icasweep-bench: how fast is a training step.
  *
  * For each configuration ("paper": L=20 E=96 H=3 batch 256; "small": L=2
  * E=32 H=2 batch 64; both d=5 N=20 softmax, MLP on, Plackett-Luce) it times

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# icasweep against PyTorch on this machine, in one run (GitHub issue 5).
+# icasweep against PyTorch on this machine, in one run.
 #
 #   bench/compare.sh [BUILD_DIR] [ROUNDS]      (defaults: build, 3)
 #

@@ -13,7 +13,7 @@ same). Numbers are not meant to match icasweep bit for bit.
 
 Prints a MACHINE line (unless --no-machine) and, per configuration, one line
   RESULT impl=torch config=paper threads=1 s_per_step=... gflops=... rss_mb=...
-with the FLOPs convention of issue 5: per token 6 * params + 6 * L * E * T.
+with the FLOPs convention of bench/bench.c: per token 6 * params + 6 * L * E * T.
 
 Threads: --threads, else OMP_NUM_THREADS, else torch's default.
 Run with /usr/bin/python3 (Debian's python3-torch).

@@ -426,7 +426,7 @@ static inline float tanh_rational(float x)
 
 /* out = GELU(x) for x = fc; fc is then overwritten with GELU'(x), all the
  * backward pass needs of it. Computing the derivative here, where tanh is
- * at hand, spares the backward pass a second tanh per element (issue 5);
+ * at hand, spares the backward pass a second tanh per element;
  * the arithmetic is the same as evaluating it there, so are the bits. */
 static void gelu_forward(float *out, float *fc, size_t n)
 {
@@ -453,7 +453,7 @@ static void gelu_backward(float *d, const float *gelu_grad, size_t n)
  * (relative) of exp for x in [-87, 0], the only range softmax feeds it
  * (below -87 it returns exp(-87) ~ 2e-38 instead of a denormal or 0, which
  * no sum notices). Unlike libm's expf it vectorises, which made the softmax
- * 2.5x faster at T = 60 (issue 5); like tanh_rational it runs the same
+ * 2.5x faster at T = 60; like tanh_rational it runs the same
  * arithmetic in vector body and scalar remainder. */
 static inline float exp_softmax(float x)
 {

@@ -68,8 +68,8 @@ typedef struct {
  * over the OpenMP threads. At the small sizes of an ablation (E = 32,
  * 4 x 60 rows) each product then stays in OpenBLAS's small-matrix kernels,
  * which skip the packing copies of its general path: one thread trains the
- * L=2, E=32 model 8% faster than with one product per 16-context chunk
- * (issue 5). A fixed count, not one derived from the thread count, so that
+ * L=2, E=32 model 8% faster than with one product per 16-context chunk.
+ * A fixed count, not one derived from the thread count, so that
  * every thread count computes the same sums in the same order. */
 #define GEMM_BLOCK_CONTEXTS 4
 
@@ -127,7 +127,7 @@ int model_view_table(model_dims dims, param_view **views, int *n_views,
  * of each context (1: every token). The last layer then carries only those
  * rows past its attention, which no other row of it reaches the output
  * through: with s = 3 (the task's query tokens) and L = 2 that is about a
- * quarter of the work of a training step (issue 5). */
+ * quarter of the work of a training step. */
 int model_acts_create(model_acts *a, model_dims dims, int M, int out_stride,
                       icas_err *err);
 void model_acts_free(model_acts *a);

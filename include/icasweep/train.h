@@ -15,7 +15,7 @@
 #include "icasweep/result.h"
 
 /* Two product blocks (GEMM_BLOCK_CONTEXTS) per chunk, one for each of two
- * threads; a chunk of 16 was about 5% slower on one thread (issue 5): the
+ * threads; a chunk of 16 was about 5% slower on one thread: the
  * activations of fewer contexts stay in cache. Results depend on it. */
 #define TRAIN_CHUNK 8
 
