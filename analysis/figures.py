@@ -39,7 +39,7 @@ import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from icaresults import CONFIG_FIELDS, load  # noqa: E402
+from icaresults import LEGACY_KNOBS, load  # noqa: E402
 
 FIRST, LAST = 2, 15  # the positions the paper plots
 BANDS = {"minmax": "min-max over seeds", "std": "mean ± 1 s.d. over seeds"}
@@ -64,6 +64,30 @@ FACTORS = {
                    order=lambda v: (v != "pl", v)),
     "train_noise": Factor("train_noise", "Reward noise p in training"),
 }
+
+
+# Knobs that get no ablation panel of their own: sizes of the task and of
+# the evaluation, and training knobs the paper does not ablate. A knob added
+# to icasweep after these (not in LEGACY_KNOBS) gets a panel whenever the
+# file varies it alone.
+NOT_ABLATED = ("dims", "points", "embd", "lr", "batch", "steps", "seed", "eval_batch")
+
+
+def factor_of(res, name):
+    """The Factor of knob name: FACTORS' own, or one titled by the knob's
+    meaning as the file states it."""
+    if name in FACTORS:
+        return FACTORS[name]
+    meaning = res.knob(name).meaning
+    return Factor(name, meaning[:1].upper() + meaning[1:])
+
+
+def ablation_factors(res):
+    """The knobs to draw ablation panels for, in the file's knob order after
+    the paper's own."""
+    legacy = {k[0] for k in LEGACY_KNOBS}
+    extra = [f for f in res.config_fields if f not in legacy and f not in NOT_ABLATED]
+    return ["train_noise", "layers", "heads", "attention", "ffn", "loss", *extra]
 
 
 @dataclass
@@ -94,9 +118,9 @@ def reference_noise(res):
 
 
 def _modes(res, groups):
-    counts = {f: Counter() for f in CONFIG_FIELDS}
+    counts = {f: Counter() for f in res.config_fields}
     for g in groups:
-        for f in CONFIG_FIELDS:
+        for f in res.config_fields:
             counts[f][g.config[f]] += len(g.rows)
     return {f: c.most_common(1)[0][0] for f, c in counts.items()}
 
@@ -109,7 +133,7 @@ def reference_group(res, groups=None):
     if not groups:
         return None
     modes = _modes(res, groups)
-    score = [sum(g.config[f] == modes[f] for f in CONFIG_FIELDS) for g in groups]
+    score = [sum(g.config[f] == modes[f] for f in res.config_fields) for g in groups]
     best = max(range(len(groups)), key=lambda i: (score[i], len(groups[i].rows), -i))
     return groups[best]
 
@@ -117,12 +141,12 @@ def reference_group(res, groups=None):
 def ablation(res, factor):
     """(Ablation, "") for the configurations differing only in `factor`, or
     (None, reason) when the file has no such pair."""
-    fac = FACTORS[factor]
+    fac = factor_of(res, factor)
     groups = res.groups()
     if not groups:
         return None, "no finished runs"
     free = {fac.field, *fac.coupled}
-    held = [f for f in CONFIG_FIELDS if f not in free]
+    held = [f for f in res.config_fields if f not in free]
     slices = {}
     for g in groups:
         slices.setdefault(tuple(g.config[f] for f in held), []).append(g)
@@ -168,7 +192,9 @@ def label(factor, value, config=None):
         return f"trained at p = {value:g}"
     if factor == "loss":
         return {"pl": "Plackett-Luce", "bt": "Bradley-Terry"}.get(value, str(value))
-    return str(value)
+    if factor in FACTORS:
+        return str(value)
+    return f"{factor} = {value:g}" if isinstance(value, (int, float)) else f"{factor} = {value}"
 
 
 MODEL_KNOBS = (("layers", lambda v: f"L={v}"), ("heads", lambda v: f"H={v}"),
@@ -183,8 +209,12 @@ def describe(config, sep=", ", omit=()):
     """A short text of a configuration's model knobs, then (after sep) its
     training knobs, leaving out the fields in omit."""
     def part(knobs):
-        return ", ".join(fmt(config[f]) for f, fmt in knobs if f not in omit)
-    return sep.join(p for p in (part(MODEL_KNOBS), part(TRAINING_KNOBS)) if p)
+        return ", ".join(fmt(config[f]) for f, fmt in knobs if f in config and f not in omit)
+    # knobs this module has no format for (added to icasweep after it): name=value
+    known = {f for f, _ in MODEL_KNOBS + TRAINING_KNOBS} | set(NOT_ABLATED)
+    other = ", ".join(f"{f}={v:g}" if isinstance(v, (int, float)) else f"{f}={v}"
+                      for f, v in config.items() if f not in known and f not in omit)
+    return sep.join(p for p in (part(MODEL_KNOBS), part(TRAINING_KNOBS), other) if p)
 
 
 def _seeds(n):
@@ -331,7 +361,7 @@ def panel_reward_noise(res, out_dir, band, ref):
 
 
 def panel_ablation(res, out_dir, band, abl, log):
-    fac = FACTORS[abl.factor]
+    fac = factor_of(res, abl.factor)
     xs, p = positions(res), reference_noise(res)
     evals = [("p = %g" % p, lambda value: p)]
     if abl.factor == "train_noise" and all(np.isclose(res.noise, v).any() for v, _ in abl.arms):
@@ -404,7 +434,7 @@ def draw_all(res, out_dir, band="minmax", log=print):
         panels.append(panel_reward_noise(res, out_dir, band, ref))
     else:
         log(f"skipped: reward_noise: one evaluation noise level ({res.noise[0]:g})")
-    for factor in ("train_noise", "layers", "heads", "attention", "ffn", "loss"):
+    for factor in ablation_factors(res):
         abl, reason = ablation(res, factor)
         if abl is None:
             log(f"skipped: {factor}: {reason}")

@@ -33,9 +33,49 @@ KNOWN_SCHEMAS = (1, 2)
 STATUSES = ("done", "pending", "diverged", "failed", "interrupted")
 
 # A configuration is every knob of a run except its seed; runs that share
-# these values are repeats with different seeds.
-CONFIG_FIELDS = ("layers", "heads", "embd", "attention", "ffn", "loss", "train_noise",
-                 "lr", "batch", "steps", "dims", "points", "eval_batch")
+# these values are repeats with different seeds. The file names its knobs in
+# the /runs attributes knobs, knob_labels, knob_sections and knob_meanings
+# (written from include/icasweep/knobs.def); files written before those
+# attributes existed have exactly these knobs:
+LEGACY_KNOBS = (
+    ("dims", "d", "task", "token width d"),
+    ("points", "N", "task", "responses per context N (3N tokens)"),
+    ("layers", "L", "model", "transformer blocks"),
+    ("heads", "H", "model", "attention heads"),
+    ("embd", "E", "model", "width of the residual stream"),
+    ("attention", "attn", "model", "softmax, or linear with a causal mask"),
+    ("ffn", "ffn", "model", "the MLP block in every layer"),
+    ("loss", "loss", "training", "pl (Plackett-Luce) or bt (Bradley-Terry)"),
+    ("train_noise", "p", "training", "reward noise p in training"),
+    ("lr", "lr", "training", "Adam learning rate"),
+    ("batch", "batch", "training", "contexts per step"),
+    ("steps", "steps", "training", "Adam steps"),
+    ("seed", "seed", "training", "seed of initialisation, data and evaluation"),
+    ("eval_batch", "eb", "evaluation", "evaluation contexts"),
+)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One knob of the file's configuration: its /runs column, short label,
+    section (task, model, training, evaluation) and meaning."""
+    name: str
+    label: str
+    section: str
+    meaning: str
+
+
+def _knobs_of(runs_dataset):
+    """The file's knobs, in the order icasweep lists them."""
+    attrs = runs_dataset.attrs
+    if "knobs" not in attrs:
+        return tuple(Knob(*k) for k in LEGACY_KNOBS)
+    columns = [[_attr_value(v) for v in attrs[a]]
+               for a in ("knobs", "knob_labels", "knob_sections", "knob_meanings")]
+    if len({len(c) for c in columns}) != 1:
+        raise SchemaError("/runs attributes knobs, knob_labels, knob_sections and "
+                          "knob_meanings differ in length")
+    return tuple(Knob(*k) for k in zip(*columns))
 
 # The [R, P, N] error curves: short name -> dataset, and the schema version
 # that introduced each.
@@ -107,6 +147,21 @@ class Results:
     attrs: dict = field(default_factory=dict)
     descriptions: dict = field(default_factory=dict)  # dataset -> description
     reference: dict = field(default_factory=dict)     # "blind"/"pick" -> [R, P, N], if stored
+    knobs: tuple = tuple(Knob(*k) for k in LEGACY_KNOBS)  # Knob per configuration column
+
+    @property
+    def config_fields(self):
+        """The /runs columns that make a configuration: every knob but the
+        seed, in the file's order."""
+        return tuple(k.name for k in self.knobs if k.name != "seed")
+
+    def knob(self, name):
+        """The Knob called name; KeyError listing the file's knobs."""
+        for k in self.knobs:
+            if k.name == name:
+                return k
+        raise KeyError(f"{self.path}: no knob {name!r}; knobs: "
+                       f"{', '.join(k.name for k in self.knobs)}")
 
     @property
     def schema_version(self):
@@ -183,7 +238,7 @@ class Results:
 
     def config(self, row):
         """The configuration of one row as {field: python value}."""
-        return {f: _py(self.column(f)[row]) for f in CONFIG_FIELDS}
+        return {f: _py(self.column(f)[row]) for f in self.config_fields}
 
     def status_counts(self):
         """{status: number of rows}, every known status listed (0 if none)."""
@@ -193,7 +248,7 @@ class Results:
         return out
 
     def groups(self, rows=None, status="done"):
-        """Rows grouped by configuration (CONFIG_FIELDS), the seeds of one
+        """Rows grouped by configuration (config_fields), the seeds of one
         configuration together, in order of first row. By default only rows
         whose status is "done"; status=None keeps every row."""
         if rows is None:
@@ -201,12 +256,13 @@ class Results:
         elif status:
             rows = np.intersect1d(rows, self.select(status=status))
         seeds = self.column("seed")
-        cols = {f: self.column(f) for f in CONFIG_FIELDS}
+        fields = self.config_fields
+        cols = {f: self.column(f) for f in fields}
         by_key = {}
         for r in np.asarray(rows, dtype=int):
-            key = tuple(_py(cols[f][r]) for f in CONFIG_FIELDS)
+            key = tuple(_py(cols[f][r]) for f in fields)
             by_key.setdefault(key, []).append(int(r))
-        return [Group(dict(zip(CONFIG_FIELDS, key)), np.array(rs),
+        return [Group(dict(zip(fields, key)), np.array(rs),
                       tuple(int(seeds[r]) for r in rs))
                 for key, rs in by_key.items()]
 
@@ -254,7 +310,7 @@ class Results:
     def tidy(self, status=None, fields=()):
         """A long pandas DataFrame, one row per run x evaluation noise x
         position: columns row, run_id, seed, status, every knob
-        (CONFIG_FIELDS), any extra /runs `fields` (e.g. "final_loss"), noise,
+        (config_fields), any extra /runs `fields` (e.g. "final_loss"), noise,
         position (= in-context examples), then tf_err, gd_err and, when the
         file has them, blind_err and pick_err. status: keep only runs with
         this status (or any of a list); None keeps every run (unfinished
@@ -264,7 +320,7 @@ class Results:
         P, N = len(self.noise), self.n_points
         per_run = P * N
         columns = {}
-        for name in ("row", "run_id", "seed", "status", *CONFIG_FIELDS, *fields):
+        for name in ("row", "run_id", "seed", "status", *self.config_fields, *fields):
             columns[name] = np.repeat(self.column(name)[rows], per_run)
         columns["noise"] = np.tile(np.repeat(self.noise.astype(float), N), len(rows))
         columns["position"] = np.tile(np.arange(N), len(rows) * P)
@@ -284,7 +340,7 @@ class Results:
         rows = self._run_rows(status)
         coords = {"run": self.column("run_id")[rows], "noise": self.noise.astype(float),
                   "position": np.arange(self.n_points), "step": self.train_step}
-        for name in ("row", "seed", "status", *CONFIG_FIELDS):
+        for name in ("row", "seed", "status", *self.config_fields):
             coords[name] = ("run", self.column(name)[rows])
         data = {}
         for which in self.curves_present():
@@ -373,7 +429,12 @@ def load(path, as_frame=False):
         if missing:
             raise SchemaError(f"{path}: schema {version} file lacks {', '.join(missing)}")
         raw = f["runs"][()]
-        absent = [n for n in CONFIG_FIELDS + ("run_id", "seed", "status") if n not in raw.dtype.names]
+        try:
+            knobs = _knobs_of(f["runs"])
+        except SchemaError as e:
+            raise SchemaError(f"{path}: {e}") from None
+        absent = [n for n in (*(k.name for k in knobs), "run_id", "seed", "status")
+                  if n not in raw.dtype.names]
         if absent:
             raise SchemaError(f"{path}: /runs lacks the fields {', '.join(absent)}")
         res = Results(
@@ -389,6 +450,7 @@ def load(path, as_frame=False):
                           for d in datasets(version) if "description" in f[d].attrs},
             reference={c: f[CURVES[c]][()] for c, v in CURVE_SINCE.items()
                        if 1 < v <= version},
+            knobs=knobs,
         )
     R, P = len(res.runs), len(res.noise)
     expect = {"eval/tf_err": (res.tf_err, 3, (R, P)), "eval/gd_err": (res.gd_err, 3, (R, P)),

@@ -117,52 +117,43 @@ int cli_parse_run_flag(run_config *cfg, const char *flag, const char *value,
 {
     if (strncmp(flag, "--sc-", 5) == 0)
         return parse_selfcorrect_flag(cfg, flag, value, err);
-    struct { const char *name; int *field; } ints[] = {
-        {"--layers", &cfg->layers}, {"--heads", &cfg->heads},
-        {"--embd", &cfg->embd},     {"--steps", &cfg->steps},
-        {"--batch", &cfg->batch},   {"--dims", &cfg->dims},
-        {"--points", &cfg->points}, {"--eval-batch", &cfg->eval_batch},
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-        if (strcmp(flag, ints[i].name) == 0)
-            return parse_int(flag, value, ints[i].field, err) ? -1 : 1;
-    if (strcmp(flag, "--lr") == 0)
-        return parse_double(flag, value, &cfg->lr, err) ? -1 : 1;
-    if (strcmp(flag, "--train-noise") == 0) {
-        if (parse_double(flag, value, &cfg->train_noise, err))
-            return -1;
-        if (!(cfg->train_noise >= 0 && cfg->train_noise <= 1))
-            return icas_fail(err, "--train-noise %s: must be in [0,1]", value);
-        return 1;
-    }
     if (strcmp(flag, "--eval-noise") == 0)
         return parse_noise_list(value, cfg, err) ? -1 : 1;
-    if (strcmp(flag, "--seed") == 0) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(value, &end, 10);
-        if (errno || end == value || *end || value[0] == '-')
-            return icas_fail(err, "--seed %s: expected a non-negative integer", value);
-        cfg->seed = (uint64_t)v;
-        return 1;
-    }
-    if (strcmp(flag, "--attention") == 0) {
-        if (attention_parse(value, &cfg->attention))
-            return icas_fail(err, "--attention %s: expected softmax or linear", value);
-        return 1;
-    }
-    if (strcmp(flag, "--loss") == 0) {
-        if (loss_parse(value, &cfg->loss))
-            return icas_fail(err, "--loss %s: expected pl or bt", value);
-        return 1;
-    }
-    if (strcmp(flag, "--ffn") == 0) {
-        if (strcmp(value, "on") == 0) cfg->ffn = 1;
-        else if (strcmp(value, "off") == 0) cfg->ffn = 0;
-        else return icas_fail(err, "--ffn %s: expected on or off", value);
-        return 1;
+    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
+        char name[64];
+        knob_flag(&config_knobs[i], name, sizeof name);
+        if (strcmp(flag, name) == 0)
+            return knob_parse(&config_knobs[i], value, cfg, err) ? -1 : 1;
     }
     return 0;
+}
+
+static void print_knob_flags(FILE *f, knob_section section)
+{
+    run_config defaults = config_default();
+    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
+        const knob_def *k = &config_knobs[i];
+        if (k->section != section)
+            continue;
+        char flag[96], meta[64], value[64];
+        knob_flag(k, flag, sizeof flag);
+        if (k->type == KNOB_TYPE_CHOICE || k->type == KNOB_TYPE_SWITCH) {
+            knob_words_text(k, "|", "|", meta, sizeof meta);
+        } else {
+            snprintf(meta, sizeof meta, "%s", k->label);
+            for (char *p = meta; *p; p++)
+                if (*p >= 'a' && *p <= 'z')
+                    *p = (char)(*p - 'a' + 'A');
+        }
+        size_t len = strlen(flag);
+        snprintf(flag + len, sizeof flag - len, " %s", meta);
+        knob_format(k, &defaults, KNOB_TEXT_HUMAN, value, sizeof value);
+        /* a long flag gets its text on the next line, like the others' column */
+        if (strlen(flag) > 18)
+            fprintf(f, "  %s\n  %-18s %s (default %s)\n", flag, "", k->meaning, value);
+        else
+            fprintf(f, "  %-18s %s (default %s)\n", flag, k->meaning, value);
+    }
 }
 
 /* ---- signals ----------------------------------------------------------- */
@@ -190,50 +181,35 @@ static void install_stop_handlers(void)
 
 static void train_usage(FILE *f)
 {
-    run_config c = config_default();
     fprintf(f,
         "usage: icasweep train [options] -o RUN.h5\n"
         "Trains one transformer on the in-context alignment task (SPEC.md),\n"
-        "evaluates it and the GD baseline, and writes a result file with one run.\n"
-        "\n"
-        "task:\n"
-        "  --dims D             token width d (default %d)\n"
-        "  --points N           responses per context; 3N tokens (default %d)\n"
-        "model:\n"
-        "  --layers L           transformer blocks (default %d)\n"
-        "  --heads H            attention heads (default %d)\n"
-        "  --embd E             width, divisible by H (default %d)\n"
-        "  --attention KIND     softmax | linear (default %s)\n"
-        "  --ffn on|off         MLP block in every layer (default on)\n"
-        "training:\n"
-        "  --loss KIND          pl (Plackett-Luce) | bt (Bradley-Terry) (default pl)\n"
-        "  --steps S            Adam steps (default %d)\n"
-        "  --batch B            contexts per step (default %d)\n"
-        "  --lr LR              Adam learning rate (default %g)\n"
-        "  --train-noise P      reward noise in training, in [0,1] (default 0)\n"
-        "  --seed SEED          seed of initialisation, data and evaluation (default 0)\n"
-        "evaluation:\n"
-        "  --eval-noise LIST    evaluation noise levels (default 0,0.25,0.5,0.75,1)\n"
-        "  --eval-batch B       evaluation contexts (default %d)\n"
+        "evaluates it and the GD baseline, and writes a result file with one run.\n");
+    for (int s = KNOB_SECTION_TASK; s <= KNOB_SECTION_EVALUATION; s++) {
+        fprintf(f, "%s:\n", knob_section_name((knob_section)s));
+        print_knob_flags(f, (knob_section)s);
+        if (s == KNOB_SECTION_EVALUATION)
+            fprintf(f, "  --eval-noise LIST  evaluation noise levels (default 0,0.25,0.5,0.75,1)\n");
+    }
+    fprintf(f,
         "closed-loop self-correction (SPEC; after evaluation, on the same contexts):\n"
-        "  --sc-rounds R        rounds of the model correcting its own answer (default 0:\n"
-        "                       none); every k0 + R at most N - 1\n"
-        "  --sc-k0 LIST         given triplets before the first round, e.g. 2,5\n"
-        "  --sc-q LIST          critic noise levels in [0,1], e.g. 0,0.5,1\n"
+        "  --sc-rounds R      rounds of the model correcting its own answer (default 0:\n"
+        "                     none); every k0 + R at most N - 1\n"
+        "  --sc-k0 LIST       given triplets before the first round, e.g. 2,5\n"
+        "  --sc-q LIST        critic noise levels in [0,1], e.g. 0,0.5,1\n"
         "output:\n"
-        "  -o, --output PATH    result file (required); never overwritten without --force\n"
-        "  --force              replace an existing PATH (only once the run has finished)\n"
-        "  --save-model         also store the parameters, eval tokens and predictions\n"
-        "  --checkpoint PATH    checkpoint here every --checkpoint-every steps and on\n"
-        "                       SIGINT/SIGTERM/SIGUSR1; rerunning resumes from it\n"
-        "  --checkpoint-every K steps between checkpoints (default 500)\n"
-        "  -q, --quiet          no progress lines\n"
-        "  -h, --help           this text\n"
+        "  -o, --output PATH  result file (required); never overwritten without --force\n"
+        "  --force            replace an existing PATH (only once the run has finished)\n"
+        "  --save-model       also store the parameters, eval tokens and predictions\n"
+        "  --checkpoint PATH  checkpoint here every --checkpoint-every steps and on\n"
+        "                     SIGINT/SIGTERM/SIGUSR1; rerunning resumes from it\n"
+        "  --checkpoint-every K\n"
+        "                     steps between checkpoints (default 500)\n"
+        "  -q, --quiet        no progress lines\n"
+        "  -h, --help         this text\n"
         "\n"
         "Threads: OMP_NUM_THREADS. Exit status: 0 done, 1 diverged, 2 bad input,\n"
-        "3 interrupted (resumable with --checkpoint), 4 I/O error.\n",
-        c.dims, c.points, c.layers, c.heads, c.embd, attention_name(c.attention),
-        c.steps, c.batch, c.lr, c.eval_batch);
+        "3 interrupted (resumable with --checkpoint), 4 I/O error.\n");
 }
 
 static int path_exists(const char *path)

@@ -1,29 +1,264 @@
 #include "icasweep/config.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
+/* ---- the knob table ------------------------------------------------------ */
+
+/* knobs.def writes a CHOICE's words as WORDS("a", "b"): a NULL-terminated
+ * array of static storage. */
+#define WORDS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static const char *const SWITCH_WORDS[] = {"off", "on", NULL};
+
+const knob_def config_knobs[CONFIG_N_KNOBS] = {
+#define KNOB(name_, type_, default_, lo_, hi_, words_, section_, label_, meaning_)         \
+    [KNOB_ID_##name_] = {.name = #name_,                                                    \
+                         .type = KNOB_TYPE_##type_,                                         \
+                         .offset = offsetof(run_config, name_),                             \
+                         .default_value = (default_),                                       \
+                         .lo = (lo_),                                                       \
+                         .hi = (hi_),                                                       \
+                         .words = KNOB_TYPE_##type_ == KNOB_TYPE_SWITCH ? SWITCH_WORDS      \
+                                                                        : (words_),         \
+                         .section = KNOB_SECTION_##section_,                                \
+                         .label = label_,                                                   \
+                         .meaning = meaning_},
+#include "icasweep/knobs.def"
+#undef KNOB
+};
+
+const knob_def *config_knob_named(const char *name)
+{
+    for (int i = 0; i < CONFIG_N_KNOBS; i++)
+        if (strcmp(config_knobs[i].name, name) == 0)
+            return &config_knobs[i];
+    return NULL;
+}
+
+void knob_flag(const knob_def *k, char *out, size_t n)
+{
+    snprintf(out, n, "--%s", k->name);
+    for (char *p = out; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+const char *knob_section_name(knob_section s)
+{
+    static const char *const names[] = {"task", "model", "training", "evaluation"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+static int n_words(const knob_def *k)
+{
+    int n = 0;
+    while (k->words && k->words[n])
+        n++;
+    return n;
+}
+
+int knob_word_index(const knob_def *k, const char *word)
+{
+    for (int i = 0; i < n_words(k); i++)
+        if (strcmp(k->words[i], word) == 0)
+            return i;
+    if (k->type == KNOB_TYPE_SWITCH) {
+        if (strcmp(word, "false") == 0) return 0;
+        if (strcmp(word, "true") == 0) return 1;
+    }
+    return -1;
+}
+
+void knob_words_text(const knob_def *k, const char *sep, const char *last_sep, char *out,
+                     size_t n)
+{
+    size_t len = 0;
+    int count = n_words(k);
+    out[0] = 0;
+    for (int i = 0; i < count && len < n; i++)
+        len += (size_t)snprintf(out + len, n - len, "%s%s",
+                                i == 0 ? "" : i == count - 1 ? last_sep : sep, k->words[i]);
+}
+
+static void *field(const knob_def *k, run_config *c) { return (char *)c + k->offset; }
+
+static const void *cfield(const knob_def *k, const run_config *c)
+{
+    return (const char *)c + k->offset;
+}
+
+int knob_get_int(const knob_def *k, const run_config *c)
+{
+    int v;
+    memcpy(&v, cfield(k, c), sizeof v);
+    return v;
+}
+
+double knob_get_real(const knob_def *k, const run_config *c)
+{
+    double v;
+    memcpy(&v, cfield(k, c), sizeof v);
+    return v;
+}
+
+uint64_t knob_get_seed(const knob_def *k, const run_config *c)
+{
+    uint64_t v;
+    memcpy(&v, cfield(k, c), sizeof v);
+    return v;
+}
+
+static int is_real(const knob_def *k)
+{
+    return k->type == KNOB_TYPE_REAL || k->type == KNOB_TYPE_POSITIVE;
+}
+
+void knob_set(const knob_def *k, run_config *c, double value)
+{
+    if (k->type == KNOB_TYPE_SEED) {
+        uint64_t v = (uint64_t)value;
+        memcpy(field(k, c), &v, sizeof v);
+    } else if (is_real(k)) {
+        memcpy(field(k, c), &value, sizeof value);
+    } else {
+        int v = (int)value;
+        memcpy(field(k, c), &v, sizeof v);
+    }
+}
+
+void knob_format(const knob_def *k, const run_config *c, knob_text_style style, char *out,
+                 size_t n)
+{
+    switch (k->type) {
+    case KNOB_TYPE_COUNT:
+        snprintf(out, n, "%d", knob_get_int(k, c));
+        return;
+    case KNOB_TYPE_REAL:
+    case KNOB_TYPE_POSITIVE:
+        snprintf(out, n, style == KNOB_TEXT_ID ? "%.17g" : "%g", knob_get_real(k, c));
+        return;
+    case KNOB_TYPE_SWITCH:
+    case KNOB_TYPE_CHOICE: {
+        int v = knob_get_int(k, c);
+        if (k->type == KNOB_TYPE_SWITCH && style == KNOB_TEXT_ID)
+            snprintf(out, n, "%d", v);
+        else
+            snprintf(out, n, "%s", v >= 0 && v < n_words(k) ? k->words[v] : "?");
+        return;
+    }
+    case KNOB_TYPE_SEED:
+        snprintf(out, n, "%" PRIu64, knob_get_seed(k, c));
+        return;
+    }
+}
+
+int knob_is_default(const knob_def *k, const run_config *c)
+{
+    if (k->type == KNOB_TYPE_SEED)
+        return knob_get_seed(k, c) == (uint64_t)k->default_value;
+    if (is_real(k))
+        return knob_get_real(k, c) == k->default_value;
+    return knob_get_int(k, c) == (int)k->default_value;
+}
+
+int knob_check(const knob_def *k, const run_config *c, icas_err *err)
+{
+    char flag[64], words[128];
+    knob_flag(k, flag, sizeof flag);
+    switch (k->type) {
+    case KNOB_TYPE_COUNT: {
+        int v = knob_get_int(k, c);
+        if (v < k->lo || v > k->hi)
+            return icas_fail(err, "%s %d: must be between %.0f and %.0f", flag, v, k->lo, k->hi);
+        return 0;
+    }
+    case KNOB_TYPE_REAL: {
+        double v = knob_get_real(k, c);
+        if (!(v >= k->lo && v <= k->hi))
+            return icas_fail(err, "%s %g: must be in [%g,%g]", flag, v, k->lo, k->hi);
+        return 0;
+    }
+    case KNOB_TYPE_POSITIVE: {
+        double v = knob_get_real(k, c);
+        if (!(v > 0) || !isfinite(v))
+            return icas_fail(err, "%s %g: must be a positive number", flag, v);
+        return 0;
+    }
+    case KNOB_TYPE_CHOICE:
+    case KNOB_TYPE_SWITCH: {
+        int v = knob_get_int(k, c);
+        if (v < 0 || v >= n_words(k)) {
+            knob_words_text(k, ", ", " or ", words, sizeof words);
+            return icas_fail(err, "%s: value %d is none of %s", flag, v, words);
+        }
+        return 0;
+    }
+    case KNOB_TYPE_SEED:
+        return 0;
+    }
+    return icas_fail(err, "%s: unknown knob type %d", flag, (int)k->type);
+}
+
+int knob_parse(const knob_def *k, const char *text, run_config *c, icas_err *err)
+{
+    char flag[64], words[128], *end;
+    knob_flag(k, flag, sizeof flag);
+    errno = 0;
+    switch (k->type) {
+    case KNOB_TYPE_COUNT: {
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end || v < INT_MIN || v > INT_MAX)
+            return icas_fail(err, "%s %s: expected an integer", flag, text);
+        knob_set(k, c, (double)v);
+        break;
+    }
+    case KNOB_TYPE_REAL:
+    case KNOB_TYPE_POSITIVE: {
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v))
+            return icas_fail(err, "%s %s: expected a number", flag, text);
+        knob_set(k, c, v);
+        break;
+    }
+    case KNOB_TYPE_CHOICE:
+    case KNOB_TYPE_SWITCH: {
+        int v = knob_word_index(k, text);
+        if (v < 0) {
+            knob_words_text(k, ", ", " or ", words, sizeof words);
+            return icas_fail(err, "%s %s: expected %s", flag, text, words);
+        }
+        knob_set(k, c, v);
+        break;
+    }
+    case KNOB_TYPE_SEED: {
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || end == text || *end || text[0] == '-' || text[0] == '+' ||
+            text[0] == ' ')
+            return icas_fail(err, "%s %s: expected a non-negative integer", flag, text);
+        uint64_t s = (uint64_t)v;
+        memcpy(field(k, c), &s, sizeof s);
+        break;
+    }
+    }
+    return knob_check(k, c, err);
+}
+
+/* ---- one run ---------------------------------------------------------------- */
+
 run_config config_default(void)
 {
     run_config c;
     memset(&c, 0, sizeof c);
-    c.dims = 5;
-    c.points = 20;
-    c.layers = 20;
-    c.heads = 3;
-    c.embd = 96;
-    c.attention = ATTN_SOFTMAX;
-    c.ffn = 1;
-    c.loss = LOSS_PL;
-    c.steps = 3000;
-    c.batch = 256;
-    c.lr = 1e-4;
-    c.train_noise = 0.0;
-    c.seed = 0;
-    c.eval_batch = 256;
+    for (int i = 0; i < CONFIG_N_KNOBS; i++)
+        knob_set(&config_knobs[i], &c, config_knobs[i].default_value);
     c.n_eval_noise = 5;
     for (int i = 0; i < 5; i++)
         c.eval_noise[i] = 0.25 * i;
@@ -32,58 +267,26 @@ run_config config_default(void)
 
 const char *attention_name(attention_kind k)
 {
-    return k == ATTN_LINEAR ? "linear" : "softmax";
+    const knob_def *knob = &config_knobs[KNOB_ID_attention];
+    return (int)k >= 0 && (int)k < n_words(knob) ? knob->words[k] : "?";
 }
 
-const char *loss_name(loss_kind k) { return k == LOSS_BT ? "bt" : "pl"; }
-
-int attention_parse(const char *s, attention_kind *out)
+const char *loss_name(loss_kind k)
 {
-    if (strcmp(s, "softmax") == 0) *out = ATTN_SOFTMAX;
-    else if (strcmp(s, "linear") == 0) *out = ATTN_LINEAR;
-    else return -1;
-    return 0;
+    const knob_def *knob = &config_knobs[KNOB_ID_loss];
+    return (int)k >= 0 && (int)k < n_words(knob) ? knob->words[k] : "?";
 }
 
-int loss_parse(const char *s, loss_kind *out)
-{
-    if (strcmp(s, "pl") == 0) *out = LOSS_PL;
-    else if (strcmp(s, "bt") == 0) *out = LOSS_BT;
-    else return -1;
-    return 0;
-}
-
-/* Upper bounds keep a typo (--layers 2000) from allocating the machine away. */
+/* The knobs' ranges (knobs.def) keep a typo (--layers 2000) from allocating
+ * the machine away; then the combinations. */
 int config_validate(const run_config *c, icas_err *err)
 {
-#define POSITIVE(field, flag, max)                                           \
-    if (c->field <= 0 || c->field > (max))                                   \
-        return icas_fail(err, flag " %d: must be between 1 and %d",          \
-                         c->field, (max));
-    POSITIVE(dims, "--dims", CONFIG_MAX_DIMS)
-    POSITIVE(layers, "--layers", 1024)
-    POSITIVE(heads, "--heads", 1024)
-    POSITIVE(embd, "--embd", 65536)
-    POSITIVE(steps, "--steps", 100000000)
-    POSITIVE(batch, "--batch", 1000000)
-    POSITIVE(eval_batch, "--eval-batch", 1000000)
-#undef POSITIVE
-    if (c->points < 3 || c->points > 10000)
-        return icas_fail(err, "--points %d: must be between 3 and 10000 "
-                              "(the loss needs predictions n >= 2)", c->points);
+    for (int i = 0; i < CONFIG_N_KNOBS; i++)
+        if (knob_check(&config_knobs[i], c, err))
+            return -1;
     if (c->embd % c->heads != 0)
         return icas_fail(err, "--heads %d does not divide --embd %d",
                          c->heads, c->embd);
-    if (c->attention != ATTN_SOFTMAX && c->attention != ATTN_LINEAR)
-        return icas_fail(err, "--attention: unknown kind %d", (int)c->attention);
-    if (c->loss != LOSS_PL && c->loss != LOSS_BT)
-        return icas_fail(err, "--loss: unknown kind %d", (int)c->loss);
-    if (c->ffn != 0 && c->ffn != 1)
-        return icas_fail(err, "--ffn %d: must be on or off", c->ffn);
-    if (!(c->lr > 0) || !isfinite(c->lr))
-        return icas_fail(err, "--lr %g: must be a positive number", c->lr);
-    if (!(c->train_noise >= 0 && c->train_noise <= 1))
-        return icas_fail(err, "--train-noise %g: must be in [0,1]", c->train_noise);
     if (c->n_eval_noise < 1 || c->n_eval_noise > ICAS_MAX_EVAL_NOISE)
         return icas_fail(err, "--eval-noise: between 1 and %d levels, got %d",
                          ICAS_MAX_EVAL_NOISE, c->n_eval_noise);
@@ -173,31 +376,59 @@ int config_check_sizes(const run_config *c, icas_err *err)
 
 void config_describe(const run_config *c, char *out, size_t n)
 {
-    snprintf(out, n,
-             "L=%d H=%d E=%d %s ffn=%s loss=%s p=%g lr=%g batch=%d steps=%d "
-             "seed=%" PRIu64,
-             c->layers, c->heads, c->embd, attention_name(c->attention),
-             c->ffn ? "on" : "off", loss_name(c->loss), c->train_noise, c->lr,
-             c->batch, c->steps, c->seed);
-    size_t len = strlen(out);
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < CONFIG_N_KNOBS && len < n; i++) {
+        const knob_def *k = &config_knobs[i];
+        if (k->section != KNOB_SECTION_MODEL && k->section != KNOB_SECTION_TRAINING)
+            continue;
+        char value[64];
+        knob_format(k, c, KNOB_TEXT_HUMAN, value, sizeof value);
+        len += (size_t)snprintf(out + len, n - len, "%s%s=%s", len ? " " : "", k->label, value);
+    }
     if (c->sc_rounds > 0 && len < n)
         snprintf(out + len, n - len, " selfcorrect: rounds=%d x %d k0 x %d q", c->sc_rounds,
                  c->n_sc_k0, c->n_sc_q);
+}
+
+/* The knobs of the first version of the run id, in its order. Their text
+ * is fixed so that the ids of every file already written stay valid; knobs
+ * added since enter the id after everything else, and only when they differ
+ * from their default, so an old configuration keeps its id. */
+static const char *const ID_KNOBS_V1[] = {"dims",  "points", "layers", "heads", "embd",
+                                          "attention", "ffn", "loss", "steps", "batch",
+                                          "lr", "train_noise", "seed", "eval_batch"};
+
+static int in_id_v1(const knob_def *k)
+{
+    for (size_t i = 0; i < sizeof ID_KNOBS_V1 / sizeof ID_KNOBS_V1[0]; i++)
+        if (strcmp(ID_KNOBS_V1[i], k->name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Appends "label=value" with `sep` before it to canon; the id's length is
+ * bounded by the knob count, so 2048 bytes do not truncate. */
+static int append_knob(char *canon, size_t size, int len, const char *sep, const knob_def *k,
+                       const run_config *c)
+{
+    char value[64];
+    knob_format(k, c, KNOB_TEXT_ID, value, sizeof value);
+    if (len < (int)size)
+        len += snprintf(canon + len, size - (size_t)len, "%s%s=%s", sep, k->label, value);
+    return len;
 }
 
 /* FNV-1a over a canonical text of the configuration: stable across
  * machines and builds, unlike hashing the struct's bytes (padding). */
 void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
 {
-    char canon[1024];
-    int len = snprintf(canon, sizeof canon,
-                       "d=%d;N=%d;L=%d;H=%d;E=%d;attn=%s;ffn=%d;loss=%s;"
-                       "steps=%d;batch=%d;lr=%.17g;p=%.17g;seed=%" PRIu64
-                       ";eb=%d;en=",
-                       c->dims, c->points, c->layers, c->heads, c->embd,
-                       attention_name(c->attention), c->ffn, loss_name(c->loss),
-                       c->steps, c->batch, c->lr, c->train_noise, c->seed,
-                       c->eval_batch);
+    char canon[2048];
+    int len = 0;
+    for (size_t i = 0; i < sizeof ID_KNOBS_V1 / sizeof ID_KNOBS_V1[0]; i++)
+        len = append_knob(canon, sizeof canon, len, i ? ";" : "", config_knob_named(ID_KNOBS_V1[i]),
+                          c);
+    len += snprintf(canon + len, sizeof canon - (size_t)len, ";en=");
     for (int i = 0; i < c->n_eval_noise && len < (int)sizeof canon - 32; i++)
         len += snprintf(canon + len, sizeof canon - (size_t)len, "%.17g,",
                         c->eval_noise[i]);
@@ -209,6 +440,11 @@ void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
         for (int i = 0; i < c->n_sc_q && len < (int)sizeof canon - 32; i++)
             len += snprintf(canon + len, sizeof canon - (size_t)len, "%.17g,", c->sc_q[i]);
     }
+    for (int i = 0; i < CONFIG_N_KNOBS; i++)
+        if (!in_id_v1(&config_knobs[i]) && !knob_is_default(&config_knobs[i], c))
+            len = append_knob(canon, sizeof canon, len, ";", &config_knobs[i], c);
+    if (len > (int)sizeof canon - 1)
+        len = (int)sizeof canon - 1;
     uint64_t h = 1469598103934665603ULL;
     for (int i = 0; i < len; i++) {
         h ^= (unsigned char)canon[i];

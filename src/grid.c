@@ -230,18 +230,22 @@ static int parse_double(reporter *r, const yaml_node_t *n, const char *name, dou
     return 0;
 }
 
-/* One of a fixed set of words; `choose` maps a word to its value. Quoting a
- * word does not change it. */
-static int parse_choice(reporter *r, const yaml_node_t *n, const char *name,
-                        int (*choose)(const char *, int *), const char *choices, int *out)
+/* true or false (also on or off); quoting a word does not change it. */
+static int parse_bool(reporter *r, const yaml_node_t *n, const char *name, int *out)
 {
     char buf[256];
-    if (!is_scalar(n) || choose(text_of(n), out)) {
-        report(r, n->start_mark, "%s: expected %s, got %s", name, choices,
-               describe(n, buf, sizeof buf));
-        return -1;
+    const char *t = is_scalar(n) ? text_of(n) : "";
+    if (is_scalar(n) && (!strcmp(t, "true") || !strcmp(t, "on"))) {
+        *out = 1;
+        return 0;
     }
-    return 0;
+    if (is_scalar(n) && (!strcmp(t, "false") || !strcmp(t, "off"))) {
+        *out = 0;
+        return 0;
+    }
+    report(r, n->start_mark, "%s: expected true or false, got %s", name,
+           describe(n, buf, sizeof buf));
+    return -1;
 }
 
 static int parse_seed(reporter *r, const yaml_node_t *n, uint64_t *out)
@@ -262,139 +266,96 @@ static int parse_seed(reporter *r, const yaml_node_t *n, uint64_t *out)
     return 0;
 }
 
-static int choose_attention(const char *s, int *out)
-{
-    attention_kind k;
-    if (attention_parse(s, &k))
-        return -1;
-    *out = (int)k;
-    return 0;
-}
-
-static int choose_loss(const char *s, int *out)
-{
-    loss_kind k;
-    if (loss_parse(s, &k))
-        return -1;
-    *out = (int)k;
-    return 0;
-}
-
-static int choose_bool(const char *s, int *out)
-{
-    if (!strcmp(s, "on") || !strcmp(s, "true")) *out = 1;
-    else if (!strcmp(s, "off") || !strcmp(s, "false")) *out = 0;
-    else return -1;
-    return 0;
-}
-
 /* ---- knobs ---------------------------------------------------------------- */
 
-/* A value of a knob and where it was written. */
+/* A grid key that sets a knob: a slot. Slots 0 .. CONFIG_N_KNOBS - 1 are the
+ * knobs of knobs.def (all but the seed, which grids list under `seeds`);
+ * embd_per_head is a second spelling of the width, E = value * heads. */
+enum { SLOT_EMBD_PER_HEAD = CONFIG_N_KNOBS, N_SLOTS };
+
+/* A value of a knob and where it was written; choices hold their index. */
 typedef struct {
-    int i;    /* sizes and choices */
-    double x; /* numbers */
+    double x;
     yaml_mark_t at;
 } knob_value;
 
-typedef enum {
-    K_SIZE,   /* integer >= 1 */
-    K_PROB,   /* number in [0,1] */
-    K_RATE,   /* number > 0 */
-    K_CHOICE, /* a word */
-} knob_type;
-
-typedef enum {
-    KN_DIMS, KN_POINTS, KN_LAYERS, KN_HEADS, KN_EMBD, KN_EMBD_PER_HEAD,
-    KN_ATTENTION, KN_FFN, KN_LOSS, KN_TRAIN_NOISE, KN_LR, KN_BATCH, KN_STEPS,
-    KN_EVAL_BATCH, KN_COUNT
-} knob_id;
-
-static void set_dims(run_config *c, const knob_value *v) { c->dims = v->i; }
-static void set_points(run_config *c, const knob_value *v) { c->points = v->i; }
-static void set_layers(run_config *c, const knob_value *v) { c->layers = v->i; }
-static void set_heads(run_config *c, const knob_value *v) { c->heads = v->i; }
-static void set_embd(run_config *c, const knob_value *v) { c->embd = v->i; }
-static void set_attention(run_config *c, const knob_value *v) { c->attention = (attention_kind)v->i; }
-static void set_ffn(run_config *c, const knob_value *v) { c->ffn = v->i; }
-static void set_loss(run_config *c, const knob_value *v) { c->loss = (loss_kind)v->i; }
-static void set_train_noise(run_config *c, const knob_value *v) { c->train_noise = v->x; }
-static void set_lr(run_config *c, const knob_value *v) { c->lr = v->x; }
-static void set_batch(run_config *c, const knob_value *v) { c->batch = v->i; }
-static void set_steps(run_config *c, const knob_value *v) { c->steps = v->i; }
-static void set_eval_batch(run_config *c, const knob_value *v) { c->eval_batch = v->i; }
-
-/* In the canonical order of the expansion: the last knob varies fastest.
- * embd_per_head has no setter: E = value * heads needs heads first. */
-static const struct {
-    const char *name;
-    knob_type type;
-    int (*choose)(const char *, int *); /* K_CHOICE */
-    const char *choices;                /* K_CHOICE, for messages */
-    void (*set)(run_config *, const knob_value *);
-} KNOBS[KN_COUNT] = {
-    [KN_DIMS] = {"dims", K_SIZE, NULL, NULL, set_dims},
-    [KN_POINTS] = {"points", K_SIZE, NULL, NULL, set_points},
-    [KN_LAYERS] = {"layers", K_SIZE, NULL, NULL, set_layers},
-    [KN_HEADS] = {"heads", K_SIZE, NULL, NULL, set_heads},
-    [KN_EMBD] = {"embd", K_SIZE, NULL, NULL, set_embd},
-    [KN_EMBD_PER_HEAD] = {"embd_per_head", K_SIZE, NULL, NULL, NULL},
-    [KN_ATTENTION] = {"attention", K_CHOICE, choose_attention, "softmax or linear", set_attention},
-    [KN_FFN] = {"ffn", K_CHOICE, choose_bool, "on, off, true or false", set_ffn},
-    [KN_LOSS] = {"loss", K_CHOICE, choose_loss, "pl or bt", set_loss},
-    [KN_TRAIN_NOISE] = {"train_noise", K_PROB, NULL, NULL, set_train_noise},
-    [KN_LR] = {"lr", K_RATE, NULL, NULL, set_lr},
-    [KN_BATCH] = {"batch", K_SIZE, NULL, NULL, set_batch},
-    [KN_STEPS] = {"steps", K_SIZE, NULL, NULL, set_steps},
-    [KN_EVAL_BATCH] = {"eval_batch", K_SIZE, NULL, NULL, set_eval_batch},
-};
-
-static int find_knob(const char *name)
+static const char *slot_name(int k)
 {
-    for (int k = 0; k < KN_COUNT; k++)
-        if (strcmp(KNOBS[k].name, name) == 0)
-            return k;
-    return -1;
+    return k == SLOT_EMBD_PER_HEAD ? "embd_per_head" : config_knobs[k].name;
+}
+
+static int is_grid_key(int k)
+{
+    return k == SLOT_EMBD_PER_HEAD || config_knobs[k].type != KNOB_TYPE_SEED;
+}
+
+static int find_slot(const char *name)
+{
+    if (strcmp(name, "embd_per_head") == 0)
+        return SLOT_EMBD_PER_HEAD;
+    const knob_def *k = config_knob_named(name);
+    return k && k->type != KNOB_TYPE_SEED ? (int)(k - config_knobs) : -1;
+}
+
+/* The slots in the canonical order of the expansion: knobs.def's order,
+ * embd_per_head beside embd. */
+static int canonical_slots(int out[N_SLOTS])
+{
+    int n = 0;
+    for (int k = 0; k < CONFIG_N_KNOBS; k++) {
+        if (is_grid_key(k))
+            out[n++] = k;
+        if (k == KNOB_ID_embd)
+            out[n++] = SLOT_EMBD_PER_HEAD;
+    }
+    return n;
 }
 
 static void knob_names(char *buf, size_t size)
 {
+    int order[N_SLOTS], n = canonical_slots(order);
     size_t len = 0;
     buf[0] = 0;
-    for (int k = 0; k < KN_COUNT && len < size; k++)
-        len += (size_t)snprintf(buf + len, size - len, "%s%s", k ? ", " : "", KNOBS[k].name);
+    for (int i = 0; i < n && len < size; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? ", " : "",
+                                slot_name(order[i]));
 }
 
-/* Parses one value of knob k, checking what can be checked without the
- * rest of the run (combinations are checked after the expansion). */
-static int parse_knob_value(reporter *r, knob_id k, const yaml_node_t *n, knob_value *out)
+/* Parses one value of slot k, checking its range (combinations are checked
+ * after the expansion). */
+static int parse_knob_value(reporter *r, int k, const yaml_node_t *n, knob_value *out)
 {
-    const char *name = KNOBS[k].name;
+    static const knob_def per_head = {.name = "embd_per_head", .type = KNOB_TYPE_COUNT,
+                                      .lo = 1, .hi = 65536};
+    const knob_def *def = k == SLOT_EMBD_PER_HEAD ? &per_head : &config_knobs[k];
+    const char *name = slot_name(k);
+    char buf[256], words[128];
     long i = 0;
     double x = 0;
     memset(out, 0, sizeof *out);
     out->at = n->start_mark;
-    switch (KNOBS[k].type) {
-    case K_SIZE:
+    switch (def->type) {
+    case KNOB_TYPE_COUNT:
         if (parse_int(r, n, name, &i))
             return -1;
-        if (i < 1) {
-            report(r, n->start_mark, "%s: must be at least 1, got %ld", name, i);
+        if (i < def->lo || i > def->hi) {
+            report(r, n->start_mark, "%s: must be between %.0f and %.0f, got %ld", name,
+                   def->lo, def->hi, i);
             return -1;
         }
-        out->i = (int)i;
         out->x = (double)i;
         return 0;
-    case K_PROB:
+    case KNOB_TYPE_REAL:
         if (parse_double(r, n, name, &x))
             return -1;
-        if (!(x >= 0 && x <= 1)) {
-            report(r, n->start_mark, "%s: must be in [0,1], got %s", name, text_of(n));
+        if (!(x >= def->lo && x <= def->hi)) {
+            report(r, n->start_mark, "%s: must be in [%g,%g], got %s", name, def->lo, def->hi,
+                   text_of(n));
             return -1;
         }
         out->x = x;
         return 0;
-    case K_RATE:
+    case KNOB_TYPE_POSITIVE:
         if (parse_double(r, n, name, &x))
             return -1;
         if (!(x > 0)) {
@@ -403,12 +364,26 @@ static int parse_knob_value(reporter *r, knob_id k, const yaml_node_t *n, knob_v
         }
         out->x = x;
         return 0;
-    case K_CHOICE:
-        if (parse_choice(r, n, name, KNOBS[k].choose, KNOBS[k].choices, &out->i))
+    case KNOB_TYPE_CHOICE:
+    case KNOB_TYPE_SWITCH: {
+        /* quoting a word does not change it */
+        int w = is_scalar(n) ? knob_word_index(def, text_of(n)) : -1;
+        if (w < 0) {
+            if (def->type == KNOB_TYPE_SWITCH)
+                snprintf(words, sizeof words, "on, off, true or false");
+            else
+                knob_words_text(def, ", ", " or ", words, sizeof words);
+            report(r, n->start_mark, "%s: expected %s, got %s", name, words,
+                   describe(n, buf, sizeof buf));
             return -1;
-        out->x = out->i;
+        }
+        out->x = w;
         return 0;
     }
+    case KNOB_TYPE_SEED:
+        break;
+    }
+    report(r, n->start_mark, "%s: not a grid key", name);
     return -1;
 }
 
@@ -422,7 +397,7 @@ typedef struct {
 } knob_list;
 
 typedef struct {
-    knob_list k[KN_COUNT];
+    knob_list k[N_SLOTS];
     yaml_mark_t at;   /* the mapping */
     const char *name; /* a sub-grid's label, in the document; may be NULL */
     int given;
@@ -431,18 +406,18 @@ typedef struct {
 
 static void level_free(level *l)
 {
-    for (int k = 0; k < KN_COUNT; k++)
+    for (int k = 0; k < N_SLOTS; k++)
         free(l->k[k].v);
     memset(l, 0, sizeof *l);
 }
 
 /* The values of knob k at one level: one value, or (if lists are allowed) a
  * list of distinct values in the order of the expansion. */
-static int parse_knob_list(reporter *r, yaml_document_t *doc, knob_id k, yaml_node_t *n,
+static int parse_knob_list(reporter *r, yaml_document_t *doc, int k, yaml_node_t *n,
                            int lists, knob_list *out)
 {
     char buf[256];
-    const char *name = KNOBS[k].name;
+    const char *name = slot_name(k);
     size_t count = n->type == YAML_SEQUENCE_NODE ? n_items(n) : 1;
     if (n->type == YAML_MAPPING_NODE || (!lists && n->type == YAML_SEQUENCE_NODE)) {
         report(r, n->start_mark, "%s: expected %s, got %s", name,
@@ -468,7 +443,7 @@ static int parse_knob_list(reporter *r, yaml_document_t *doc, knob_id k, yaml_no
             continue;
         }
         for (int j = 0; j < out->n; j++)
-            if (out->v[j].i == v.i && out->v[j].x == v.x) {
+            if (out->v[j].x == v.x) {
                 report(r, one->start_mark, "%s: %s is listed twice", name, text_of(one));
                 rc = -1;
             }
@@ -506,7 +481,7 @@ static void parse_level(reporter *r, yaml_document_t *doc, yaml_node_t *map, con
                 out->name = text_of(val);
             continue;
         }
-        int k = find_knob(key);
+        int k = find_slot(key);
         if (k < 0) {
             knob_names(names, sizeof names);
             report(r, yaml_document_get_node(doc, p->key)->start_mark,
@@ -516,9 +491,9 @@ static void parse_level(reporter *r, yaml_document_t *doc, yaml_node_t *map, con
         }
         out->k[k].given = 1;
         out->k[k].key_at = yaml_document_get_node(doc, p->key)->start_mark;
-        parse_knob_list(r, doc, (knob_id)k, val, lists, &out->k[k]);
+        parse_knob_list(r, doc, k, val, lists, &out->k[k]);
     }
-    const knob_list *e = &out->k[KN_EMBD], *eph = &out->k[KN_EMBD_PER_HEAD];
+    const knob_list *e = &out->k[KNOB_ID_embd], *eph = &out->k[SLOT_EMBD_PER_HEAD];
     if (e->given && eph->given) {
         const knob_list *later = e->key_at.index > eph->key_at.index ? e : eph;
         report(r, later->key_at,
@@ -808,7 +783,7 @@ static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, grid
         } else if (strcmp(key, "selfcorrect") == 0) {
             parse_selfcorrect(r, doc, val, s);
         } else if (strcmp(key, "save_model") == 0) {
-            parse_choice(r, val, "save_model", choose_bool, "true or false", &g->save_model);
+            parse_bool(r, val, "save_model", &g->save_model);
         } else {
             report(r, yaml_document_get_node(doc, p->key)->start_mark,
                    "unknown key '%s' (allowed: %s)", key, TOP_KEYS);
@@ -913,39 +888,40 @@ oom:
 
 /* One knob of a sub-grid's product and the level whose values it takes. */
 typedef struct {
-    knob_id k;
+    int k; /* slot */
     const knob_list *values;
 } axis;
 
 /* The knobs a sub-grid sets, in canonical order, each from the most specific
  * level that gives it: sub-grid, then axes, then settings. embd and
  * embd_per_head are two spellings of one knob, the width. */
-static int sub_axes(const grid_spec *s, const level *sub, axis out[KN_COUNT])
+static int sub_axes(const grid_spec *s, const level *sub, axis out[N_SLOTS])
 {
     const level *levels[3] = {&s->settings, &s->axes, sub};
     int width_from = -1;
     for (int i = 0; i < 3; i++)
-        if (levels[i] && (levels[i]->k[KN_EMBD].n || levels[i]->k[KN_EMBD_PER_HEAD].n))
+        if (levels[i] && (levels[i]->k[KNOB_ID_embd].n || levels[i]->k[SLOT_EMBD_PER_HEAD].n))
             width_from = i;
-    int n = 0;
-    for (int k = 0; k < KN_COUNT; k++) {
+    int order[N_SLOTS], n_order = canonical_slots(order), n = 0;
+    for (int o = 0; o < n_order; o++) {
+        int k = order[o];
         const knob_list *pick = NULL;
         for (int i = 0; i < 3; i++) {
             if (!levels[i] || !levels[i]->k[k].n)
                 continue;
-            if ((k == KN_EMBD || k == KN_EMBD_PER_HEAD) && i != width_from)
+            if ((k == KNOB_ID_embd || k == SLOT_EMBD_PER_HEAD) && i != width_from)
                 continue;
             pick = &levels[i]->k[k];
         }
         if (pick)
-            out[n++] = (axis){(knob_id)k, pick};
+            out[n++] = (axis){k, pick};
     }
     return n;
 }
 
 /* Turns config_validate's flag spelling into the grid's knob names
  * ("--eval-batch" -> "eval_batch") and lists the knobs it names, in order. */
-static int translate(const char *msg, char *out, size_t size, knob_id named[], int max_named)
+static int translate(const char *msg, char *out, size_t size, int named[], int max_named)
 {
     size_t len = 0;
     int n = 0;
@@ -957,9 +933,9 @@ static int translate(const char *msg, char *out, size_t size, knob_id named[], i
                  msg++)
                 word[w++] = *msg == '-' ? '_' : *msg;
             word[w] = 0;
-            int k = find_knob(word);
+            int k = find_slot(word);
             if (k >= 0 && n < max_named)
-                named[n++] = (knob_id)k;
+                named[n++] = k;
             len += (size_t)snprintf(out + len, size - len, "%s", word);
             continue;
         }
@@ -972,13 +948,13 @@ static int translate(const char *msg, char *out, size_t size, knob_id named[], i
 /* Where a config_validate failure belongs: the current value of a knob the
  * message names, preferring one that varies (with `heads: [1, 3, 5]` and one
  * embd, heads 5 is the culprit), else the sub-grid. */
-static yaml_mark_t blame(const knob_id *named, int n_named, const axis *axes, int n_axes,
+static yaml_mark_t blame(const int *named, int n_named, const axis *axes, int n_axes,
                          const int *idx, yaml_mark_t fallback)
 {
     int best = -1;
     for (int j = 0; j < n_named; j++)
         for (int a = 0; a < n_axes; a++) {
-            knob_id k = axes[a].k == KN_EMBD_PER_HEAD ? KN_EMBD : axes[a].k;
+            int k = axes[a].k == SLOT_EMBD_PER_HEAD ? KNOB_ID_embd : axes[a].k;
             if (k != named[j])
                 continue;
             if (best < 0 || (axes[a].values->n > 1 && axes[best].values->n == 1))
@@ -990,7 +966,7 @@ static yaml_mark_t blame(const knob_id *named, int n_named, const axis *axes, in
 static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const level *sub,
                            run_config base)
 {
-    axis axes[KN_COUNT];
+    axis axes[N_SLOTS];
     int n = sub_axes(s, sub, axes);
     yaml_mark_t where = sub ? sub->at : s->axes.given ? s->axes.at : s->root_at;
     long long count = s->n_seeds;
@@ -1006,16 +982,16 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
             return;
         }
     }
-    int idx[KN_COUNT] = {0};
+    int idx[N_SLOTS] = {0};
     for (;;) {
         run_config c = base;
         int per_head = 0;
         for (int a = 0; a < n; a++) {
             const knob_value *v = &axes[a].values->v[idx[a]];
-            if (axes[a].k == KN_EMBD_PER_HEAD)
-                per_head = v->i;
+            if (axes[a].k == SLOT_EMBD_PER_HEAD)
+                per_head = (int)v->x;
             else
-                KNOBS[axes[a].k].set(&c, v);
+                knob_set(&config_knobs[axes[a].k], &c, v->x);
         }
         if (per_head) {
             long long e = (long long)per_head * c.heads;
@@ -1027,7 +1003,7 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
                 return;
         } else if (config_validate(&c, &err)) {
             char msg[1100];
-            knob_id named[4];
+            int named[4];
             int n_named = translate(err.msg, msg, sizeof msg, named, 4);
             if (report_once(r, blame(named, n_named, axes, n, idx, where), msg)) {
                 x->stop = 1;

@@ -25,16 +25,22 @@
 
 /* ---- the /runs row ------------------------------------------------------ */
 
+/* The column type of each knob type of knobs.def: a choice is its word,
+ * a switch 0 or 1. */
+#define ROW_CTYPE_COUNT(name) int32_t name;
+#define ROW_CTYPE_REAL(name) double name;
+#define ROW_CTYPE_POSITIVE(name) double name;
+#define ROW_CTYPE_CHOICE(name) char name[ROW_WORD_LEN];
+#define ROW_CTYPE_SWITCH(name) int8_t name;
+#define ROW_CTYPE_SEED(name) uint64_t name;
+#define ROW_WORD_LEN 8
+
 typedef struct {
     char run_id[ICAS_RUN_ID_LEN];
-    int32_t row, layers, heads, embd;
-    char attention[8];
-    int8_t ffn;
-    char loss[4];
-    double train_noise, lr;
-    int32_t batch, steps;
-    uint64_t seed;
-    int32_t dims, points, eval_batch;
+    int32_t row;
+#define KNOB(name, type, ...) ROW_CTYPE_##type(name)
+#include "icasweep/knobs.def"
+#undef KNOB
     char status[12];
     char reason[128];
     double wall_seconds, train_seconds, eval_seconds;
@@ -87,20 +93,15 @@ static hid_t row_type(void)
 #define NUM(field, type) H5Tinsert(t, #field, HOFFSET(run_row, field), type);
     STR(run_id)
     NUM(row, H5T_NATIVE_INT32)
-    NUM(layers, H5T_NATIVE_INT32)
-    NUM(heads, H5T_NATIVE_INT32)
-    NUM(embd, H5T_NATIVE_INT32)
-    STR(attention)
-    NUM(ffn, H5T_NATIVE_INT8)
-    STR(loss)
-    NUM(train_noise, H5T_NATIVE_DOUBLE)
-    NUM(lr, H5T_NATIVE_DOUBLE)
-    NUM(batch, H5T_NATIVE_INT32)
-    NUM(steps, H5T_NATIVE_INT32)
-    NUM(seed, H5T_NATIVE_UINT64)
-    NUM(dims, H5T_NATIVE_INT32)
-    NUM(points, H5T_NATIVE_INT32)
-    NUM(eval_batch, H5T_NATIVE_INT32)
+#define ROW_H5_COUNT(name) NUM(name, H5T_NATIVE_INT32)
+#define ROW_H5_REAL(name) NUM(name, H5T_NATIVE_DOUBLE)
+#define ROW_H5_POSITIVE(name) NUM(name, H5T_NATIVE_DOUBLE)
+#define ROW_H5_CHOICE(name) STR(name)
+#define ROW_H5_SWITCH(name) NUM(name, H5T_NATIVE_INT8)
+#define ROW_H5_SEED(name) NUM(name, H5T_NATIVE_UINT64)
+#define KNOB(name, type, ...) ROW_H5_##type(name)
+#include "icasweep/knobs.def"
+#undef KNOB
     STR(status)
     STR(reason)
     NUM(wall_seconds, H5T_NATIVE_DOUBLE)
@@ -132,20 +133,18 @@ static void row_from_config(run_row *r, int row, const run_config *c)
     memset(r, 0, sizeof *r);
     config_run_id(c, r->run_id);
     r->row = row;
-    r->layers = c->layers;
-    r->heads = c->heads;
-    r->embd = c->embd;
-    copy_str(r->attention, sizeof r->attention, attention_name(c->attention));
-    r->ffn = (int8_t)c->ffn;
-    copy_str(r->loss, sizeof r->loss, loss_name(c->loss));
-    r->train_noise = c->train_noise;
-    r->lr = c->lr;
-    r->batch = c->batch;
-    r->steps = c->steps;
-    r->seed = c->seed;
-    r->dims = c->dims;
-    r->points = c->points;
-    r->eval_batch = c->eval_batch;
+#define ROW_SET_COUNT(name) r->name = c->name;
+#define ROW_SET_REAL(name) r->name = c->name;
+#define ROW_SET_POSITIVE(name) r->name = c->name;
+#define ROW_SET_CHOICE(name)                                                  \
+    knob_format(&config_knobs[KNOB_ID_##name], c, KNOB_TEXT_ID, word, sizeof word); \
+    copy_str(r->name, sizeof r->name, word);
+#define ROW_SET_SWITCH(name) r->name = (int8_t)c->name;
+#define ROW_SET_SEED(name) r->name = c->name;
+    char word[64];
+#define KNOB(name, type, ...) ROW_SET_##type(name)
+#include "icasweep/knobs.def"
+#undef KNOB
     copy_str(r->status, sizeof r->status, run_status_name(RUN_PENDING));
     r->final_loss = NAN;
     r->wall_seconds = r->train_seconds = r->eval_seconds = NAN;
@@ -207,6 +206,51 @@ static int set_string_attr(hid_t obj, const char *name, const char *value)
     H5Sclose(sp);
     H5Tclose(t);
     return rc < 0 ? -1 : 0;
+}
+
+/* A 1-D attribute of n fixed-length strings, as long as the longest. */
+static int set_string_list_attr(hid_t obj, const char *name, const char *const *values, int n)
+{
+    size_t longest = 1;
+    for (int i = 0; i < n; i++)
+        longest = strlen(values[i]) + 1 > longest ? strlen(values[i]) + 1 : longest;
+    char *buf = calloc((size_t)n, longest);
+    if (!buf)
+        return -1;
+    for (int i = 0; i < n; i++)
+        memcpy(buf + (size_t)i * longest, values[i], strlen(values[i]));
+    hid_t t = string_type(longest);
+    hsize_t dim = (hsize_t)n;
+    hid_t sp = H5Screate_simple(1, &dim, NULL);
+    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, buf);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(sp);
+    H5Tclose(t);
+    free(buf);
+    return rc < 0 ? -1 : 0;
+}
+
+/* The knob table on /runs, so that a reader knows which columns are the
+ * configuration without a list of its own: `knobs` (the column names, in
+ * knobs.def order), `knob_labels`, `knob_sections`, `knob_meanings`. */
+static int set_knob_attrs(hid_t runs)
+{
+    const char *names[CONFIG_N_KNOBS], *labels[CONFIG_N_KNOBS], *sections[CONFIG_N_KNOBS],
+        *meanings[CONFIG_N_KNOBS];
+    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
+        names[i] = config_knobs[i].name;
+        labels[i] = config_knobs[i].label;
+        sections[i] = knob_section_name(config_knobs[i].section);
+        meanings[i] = config_knobs[i].meaning;
+    }
+    return set_string_list_attr(runs, "knobs", names, CONFIG_N_KNOBS) ||
+                   set_string_list_attr(runs, "knob_labels", labels, CONFIG_N_KNOBS) ||
+                   set_string_list_attr(runs, "knob_sections", sections, CONFIG_N_KNOBS) ||
+                   set_string_list_attr(runs, "knob_meanings", meanings, CONFIG_N_KNOBS)
+               ? -1
+               : 0;
 }
 
 /* Reads a string attribute (fixed or variable length) into a malloc'd
@@ -522,6 +566,7 @@ static int write_layout(hid_t f, const store_layout *l)
                             "pending)",
                             &ds) == 0;
     ok = ok && H5Dwrite(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
+    ok = ok && set_knob_attrs(ds) == 0;
     if (ds >= 0)
         H5Dclose(ds);
     free(rows);

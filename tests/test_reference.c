@@ -99,7 +99,8 @@ static void check_group(const char *group, int out_stride)
     cfg.dims = read_int_attr(group, "dims");
     cfg.points = read_int_attr(group, "points");
     int B = read_int_attr(group, "batch");
-    CHECK(attention_parse(attn, &cfg.attention) == 0, "%s: attention '%s'", group, attn);
+    cfg.attention = knob_word_index(&config_knobs[KNOB_ID_attention], attn);
+    CHECK(cfg.attention >= 0, "%s: attention '%s'", group, attn);
     icas_err err;
     CHECK(config_validate(&cfg, &err) == 0, "%s: %s", group, err.msg);
 

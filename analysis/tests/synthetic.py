@@ -16,15 +16,26 @@ import zlib
 import h5py
 import numpy as np
 
-# /runs as the C program writes it (field order and types of store.c).
-RUN_DTYPE = np.dtype([
-    ("run_id", "S20"), ("row", "<i4"), ("layers", "<i4"), ("heads", "<i4"), ("embd", "<i4"),
-    ("attention", "S8"), ("ffn", "i1"), ("loss", "S4"), ("train_noise", "<f8"), ("lr", "<f8"),
-    ("batch", "<i4"), ("steps", "<i4"), ("seed", "<u8"), ("dims", "<i4"), ("points", "<i4"),
-    ("eval_batch", "<i4"), ("status", "S12"), ("reason", "S128"), ("wall_seconds", "<f8"),
+# /runs as the C program writes it (field order and types of store.c: the
+# knobs in include/icasweep/knobs.def order, then the run's record).
+KNOB_DTYPE = [
+    ("dims", "<i4"), ("points", "<i4"), ("layers", "<i4"), ("heads", "<i4"), ("embd", "<i4"),
+    ("attention", "S8"), ("ffn", "i1"), ("loss", "S8"), ("train_noise", "<f8"), ("lr", "<f8"),
+    ("batch", "<i4"), ("steps", "<i4"), ("seed", "<u8"), ("eval_batch", "<i4")]
+RECORD_DTYPE = [
+    ("status", "S12"), ("reason", "S128"), ("wall_seconds", "<f8"),
     ("train_seconds", "<f8"), ("eval_seconds", "<f8"), ("final_loss", "<f4"),
     ("steps_done", "<i4"), ("host", "S64"), ("rank", "<i4"), ("threads", "<i4"),
-    ("finished_at", "S32")])
+    ("finished_at", "S32")]
+RUN_DTYPE = np.dtype([("run_id", "S20"), ("row", "<i4"), *KNOB_DTYPE, *RECORD_DTYPE])
+
+# The /runs knob attributes (store.c set_knob_attrs): name, label, section, meaning.
+KNOB_ATTRS = (
+    ("dims", "d", "task"), ("points", "N", "task"), ("layers", "L", "model"),
+    ("heads", "H", "model"), ("embd", "E", "model"), ("attention", "attn", "model"),
+    ("ffn", "ffn", "model"), ("loss", "loss", "training"), ("train_noise", "p", "training"),
+    ("lr", "lr", "training"), ("batch", "batch", "training"), ("steps", "steps", "training"),
+    ("seed", "seed", "training"), ("eval_batch", "eb", "evaluation"))
 
 DEFAULTS = dict(layers=4, heads=3, embd=96, attention="softmax", ffn=1, loss="pl",
                 train_noise=0.0, lr=1e-3, batch=64, steps=200, dims=5, points=20, eval_batch=64)
@@ -58,16 +69,23 @@ def jitter(config, seed):
 
 
 def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
-         status=None, gd_fn=gd_like, blind_fn=blind_like, pick_fn=pick_like, schema=2):
+         status=None, gd_fn=gd_like, blind_fn=blind_like, pick_fn=pick_like, schema=2,
+         knob_attrs=True, new_knobs=()):
     """Writes a result file with one row per (configuration, seed), seeds
     innermost like the plan order. configs: dicts overriding DEFAULTS;
     err_fn(config, seed, p, i) -> transformer error; status(config, seed) ->
     a status string (default "done"); rows not "done" get NaN curves.
     schema=2 adds /eval/blind_err (blind_fn(seed, k)) and /eval/pick_err
-    (pick_fn(seed, p, k)), NaN at k = 0; schema=1 leaves them out."""
-    plan = [(dict(DEFAULTS, **c), s) for c in configs for s in seeds]
+    (pick_fn(seed, p, k)), NaN at k = 0; schema=1 leaves them out.
+    knob_attrs=False leaves out the /runs knob attributes, as files written
+    before them; new_knobs: (name, label, section, meaning, numpy type,
+    default) of knobs added after those, each a column after eval_batch."""
+    defaults = dict(DEFAULTS, **{k[0]: k[5] for k in new_knobs})
+    plan = [(dict(defaults, **c), s) for c in configs for s in seeds]
     R, P, S = len(plan), len(noise), max(c["steps"] for c, _ in plan)
-    runs = np.zeros(R, dtype=RUN_DTYPE)
+    dtype = np.dtype([("run_id", "S20"), ("row", "<i4"), *KNOB_DTYPE,
+                      *((k[0], k[4]) for k in new_knobs), *RECORD_DTYPE])
+    runs = np.zeros(R, dtype=dtype)
     tf = np.full((R, P, N), np.nan, dtype="f4")
     gd = np.full((R, P, N), np.nan, dtype="f4")
     blind = np.full((R, P, N), np.nan, dtype="f4")
@@ -114,6 +132,11 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
                 continue
             f[name] = data
             f[name].attrs["description"] = np.bytes_(text.encode())
+        if knob_attrs:
+            knobs = [(n, lab, sec, f"meaning of {n}") for n, lab, sec in KNOB_ATTRS]
+            knobs += [k[:4] for k in new_knobs]
+            for i, attr in enumerate(("knobs", "knob_labels", "knob_sections", "knob_meanings")):
+                f["runs"].attrs[attr] = np.array([k[i].encode() for k in knobs])
     return path
 
 

@@ -189,9 +189,9 @@ def test_tidy_table(tmp_path):
     df = res.tidy()
     R, P, N = res.tf_err.shape
     assert len(df) == R * P * N
-    assert list(df.columns) == ["row", "run_id", "seed", "status", "layers", "heads", "embd",
-                                "attention", "ffn", "loss", "train_noise", "lr", "batch",
-                                "steps", "dims", "points", "eval_batch", "noise", "position",
+    assert list(df.columns) == ["row", "run_id", "seed", "status", "dims", "points", "layers",
+                                "heads", "embd", "attention", "ffn", "loss", "train_noise",
+                                "lr", "batch", "steps", "eval_batch", "noise", "position",
                                 "tf_err", "gd_err", "blind_err", "pick_err"]
     # one cell against the arrays: row 4, p = 0.5, position 11
     cell = df[(df.row == 4) & (df.noise == 0.5) & (df.position == 11)]
@@ -742,3 +742,52 @@ def test_binary_train_file(train_file, tmp_path):
         ds = res.to_xarray()
         assert ds.sizes["run"] == 1 and ds.sizes["position"] == 8
         assert len(res.tidy()) == 3 * 8
+
+
+def test_binary_file_names_its_knobs(binary_file):
+    """The knob attributes the binary writes are what the loader takes its
+    configuration fields from: every /runs column they name exists."""
+    need_sweep(binary_file)
+    res = load(binary_file.path)
+    with h5py.File(binary_file.path, "r") as f:
+        names = [v.decode() for v in f["runs"].attrs["knobs"]]
+        sections = {v.decode() for v in f["runs"].attrs["knob_sections"]}
+        assert names[:2] == ["dims", "points"] and "seed" in names
+        assert set(names) <= set(f["runs"].dtype.names)
+        assert sections <= {"task", "model", "training", "evaluation"}
+    assert res.config_fields == tuple(n for n in names if n != "seed")
+    assert res.knob("layers").label == "L" and res.knob("layers").section == "model"
+    assert res.knob("train_noise").meaning.startswith("reward noise")
+
+
+def test_file_without_knob_attributes_has_the_first_knobs(tmp_path):
+    res = make(tmp_path, "old.h5", [{}], knob_attrs=False)
+    assert res.config_fields == ("dims", "points", "layers", "heads", "embd", "attention",
+                                 "ffn", "loss", "train_noise", "lr", "batch", "steps",
+                                 "eval_batch")
+    assert res.knob("heads").label == "H"
+
+
+def test_a_knob_added_to_icasweep_reaches_the_analysis(tmp_path):
+    """A knob the analysis was never told about (here "warmup", as a new
+    line of knobs.def would add it) becomes a configuration field, splits
+    the groups, gets its ablation panel, a label and its place in
+    descriptions, from the file alone."""
+    warmup = ("warmup", "wu", "training", "linear learning-rate warm-up steps", "<i4", 0)
+    better = lambda c, s, p, i: synthetic.paper_like(c, s, p, i) - 0.05 * (c["warmup"] > 0)
+    res = make(tmp_path, "w.h5", [dict(warmup=0), dict(warmup=100)], better,
+               new_knobs=[warmup])
+    assert res.config_fields[-1] == "warmup"
+    assert res.knob("warmup").meaning == "linear learning-rate warm-up steps"
+    assert len(res.groups()) == 2 and {g.config["warmup"] for g in res.groups()} == {0, 100}
+    assert "warmup" in figures.ablation_factors(res)
+    abl, reason = figures.ablation(res, "warmup")
+    assert abl is not None, reason
+    assert [v for v, _ in abl.arms] == [0, 100]
+    assert figures.label("warmup", 100) == "warmup = 100"
+    assert "warmup=100" in figures.describe(abl.arms[1][1].config)
+    lines = []
+    panels = figures.draw_all(res, str(tmp_path / "f"), log=lines.append)
+    assert "warmup" in {p.name for p in panels}, lines
+    if HAS_XARRAY:
+        assert "warmup" in res.tidy().columns

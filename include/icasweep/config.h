@@ -18,28 +18,27 @@
 #define ICAS_MAX_SC_K0 8
 #define ICAS_MAX_SC_Q 8
 
+/* The task's width d is at most this: the sampler and the GD baseline keep
+ * a few d x d matrices on the stack of each thread (4 d^2 floats = 64 KiB). */
+#define CONFIG_MAX_DIMS 64
+
 typedef enum { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1 } attention_kind;
 typedef enum { LOSS_PL = 0, LOSS_BT = 1 } loss_kind;
 
+/* The C type of each knob type of knobs.def. */
+#define CONFIG_CTYPE_COUNT int
+#define CONFIG_CTYPE_REAL double
+#define CONFIG_CTYPE_POSITIVE double
+#define CONFIG_CTYPE_CHOICE int
+#define CONFIG_CTYPE_SWITCH int
+#define CONFIG_CTYPE_SEED uint64_t
+
 typedef struct {
-    /* task (SPEC "One context") */
-    int dims;   /* d */
-    int points; /* N; the sequence has T = 3N tokens */
-    /* model */
-    int layers; /* L */
-    int heads;  /* H */
-    int embd;   /* E, divisible by H */
-    attention_kind attention;
-    int ffn; /* 1: MLP block on, 0: off */
-    /* training */
-    loss_kind loss;
-    int steps;
-    int batch;
-    double lr;
-    double train_noise; /* p at training time, in [0,1] */
-    uint64_t seed;
-    /* evaluation */
-    int eval_batch;
+    /* the scalar knobs, one field each (knobs.def) */
+#define KNOB(name, type, ...) CONFIG_CTYPE_##type name;
+#include "icasweep/knobs.def"
+#undef KNOB
+    /* evaluation noise levels p (SPEC "Evaluation") */
     int n_eval_noise;
     double eval_noise[ICAS_MAX_EVAL_NOISE];
     /* closed-loop self-correction after training (selfcorrect.h); rounds 0:
@@ -51,14 +50,80 @@ typedef struct {
     double sc_q[ICAS_MAX_SC_Q];    /* critic noise levels, in [0,1] */
 } run_config;
 
+
+/* ---- the knob table (knobs.def) ----------------------------------------- */
+
+typedef enum {
+    KNOB_TYPE_COUNT, KNOB_TYPE_REAL, KNOB_TYPE_POSITIVE, KNOB_TYPE_CHOICE,
+    KNOB_TYPE_SWITCH, KNOB_TYPE_SEED
+} knob_type;
+
+typedef enum {
+    KNOB_SECTION_TASK, KNOB_SECTION_MODEL, KNOB_SECTION_TRAINING, KNOB_SECTION_EVALUATION
+} knob_section;
+
+/* KNOB_ID_<name>: a knob's index in config_knobs, in knobs.def order. */
+typedef enum {
+#define KNOB(name, ...) KNOB_ID_##name,
+#include "icasweep/knobs.def"
+#undef KNOB
+    CONFIG_N_KNOBS
+} knob_id;
+
+typedef struct {
+    const char *name;          /* field of run_config, grid key, /runs column */
+    knob_type type;
+    size_t offset;             /* of the field in run_config */
+    double default_value;
+    double lo, hi;             /* COUNT and REAL: the inclusive range */
+    const char *const *words;  /* CHOICE: the words, by index; NULL-terminated */
+    knob_section section;
+    const char *label;         /* short name in summaries and the run id */
+    const char *meaning;
+} knob_def;
+
+extern const knob_def config_knobs[CONFIG_N_KNOBS];
+
+/* The knob called `name` (a grid key or /runs column), or NULL. */
+const knob_def *config_knob_named(const char *name);
+/* The command-line flag of a knob: "--" and its name, '_' as '-'. */
+void knob_flag(const knob_def *k, char *out, size_t n);
+/* "task", "model", "training", "evaluation". */
+const char *knob_section_name(knob_section s);
+/* CHOICE: the index of `word` (a SWITCH also takes off/on/false/true), or
+ * -1 when it is none of them. */
+int knob_word_index(const knob_def *k, const char *word);
+/* The allowed words, "softmax or linear", for messages and help. */
+void knob_words_text(const knob_def *k, const char *sep, const char *last_sep, char *out,
+                     size_t n);
+
+/* Sets knob k of c from a command-line value, checking the type and range;
+ * the message names the flag ("--layers 0: must be between 1 and 1024"). */
+int knob_parse(const knob_def *k, const char *text, run_config *c, icas_err *err);
+/* Checks knob k's value in c against its range; message as knob_parse. */
+int knob_check(const knob_def *k, const run_config *c, icas_err *err);
+/* A COUNT, CHOICE or SWITCH value as an int; REAL and POSITIVE as a double. */
+int knob_get_int(const knob_def *k, const run_config *c);
+double knob_get_real(const knob_def *k, const run_config *c);
+uint64_t knob_get_seed(const knob_def *k, const run_config *c);
+/* Sets a value of any type but SEED from a double (integers exactly). */
+void knob_set(const knob_def *k, run_config *c, double value);
+
+typedef enum {
+    KNOB_TEXT_ID,   /* exact and stable: %.17g, a switch as 0/1 */
+    KNOB_TEXT_HUMAN /* short: %g, a switch as off/on */
+} knob_text_style;
+/* The value of knob k in c as text. */
+void knob_format(const knob_def *k, const run_config *c, knob_text_style style, char *out,
+                 size_t n);
+/* 1 when knob k of c holds its default. */
+int knob_is_default(const knob_def *k, const run_config *c);
+
 /* The paper's defaults (SPEC.md): d=5, N=20, L=20, H=3, E=96, softmax, MLP
  * on, Plackett-Luce, 3000 steps, batch 256, lr 1e-4, p=0, seed 0, eval batch
  * 256 at p = 0, 0.25, 0.5, 0.75, 1. */
 run_config config_default(void);
 
-/* The task's width d is at most this: the sampler and the GD baseline keep
- * a few d x d matrices on the stack of each thread (4 d^2 floats = 64 KiB). */
-#define CONFIG_MAX_DIMS 64
 /* Training and evaluation run the model on at most this many contexts at a
  * time (TRAIN_CHUNK, EVAL_CHUNK); config_check_sizes bounds its arrays. */
 #define CONFIG_MAX_CONTEXTS_PER_PASS 8
@@ -94,10 +159,9 @@ double config_run_flops(const run_config *cfg);
 
 const char *attention_name(attention_kind k);
 const char *loss_name(loss_kind k);
-int attention_parse(const char *s, attention_kind *out);
-int loss_parse(const char *s, loss_kind *out);
 
-/* Human-readable one-line summary "L=2 H=2 E=32 softmax ffn=on pl p=0 ..." */
+/* A one-line summary of the model and training knobs, "L=2 H=2 E=32
+ * attn=softmax ffn=on loss=pl p=0 ...", and the closed loop if any. */
 void config_describe(const run_config *cfg, char *out, size_t n);
 
 #endif

@@ -1,0 +1,200 @@
+/* The knob table (include/icasweep/knobs.def) and what is made from it: the
+ * defaults, range checks, command-line flags, grid keys and run ids. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "icasweep/cli.h"
+#include "icasweep/config.h"
+#include "icasweep/grid.h"
+#include "testutil.h"
+
+/* SPEC.md's defaults, written out here rather than read from the table. */
+static void check_paper_defaults(void)
+{
+    run_config c = config_default();
+    CHECK(c.dims == 5 && c.points == 20, "task d=%d N=%d", c.dims, c.points);
+    CHECK(c.layers == 20 && c.heads == 3 && c.embd == 96, "model L=%d H=%d E=%d", c.layers,
+          c.heads, c.embd);
+    CHECK(c.attention == ATTN_SOFTMAX && c.ffn == 1, "attention %d ffn %d", c.attention, c.ffn);
+    CHECK(c.loss == LOSS_PL && c.steps == 3000 && c.batch == 256 && c.lr == 1e-4,
+          "training loss %d steps %d batch %d lr %g", c.loss, c.steps, c.batch, c.lr);
+    CHECK(c.train_noise == 0 && c.seed == 0 && c.eval_batch == 256, "p %g seed %llu eb %d",
+          c.train_noise, (unsigned long long)c.seed, c.eval_batch);
+    CHECK(c.n_eval_noise == 5 && c.eval_noise[4] == 1.0, "eval noise %d levels", c.n_eval_noise);
+    CHECK(c.sc_rounds == 0, "no closed loop by default");
+    icas_err err;
+    CHECK(config_validate(&c, &err) == 0, "defaults invalid: %s", err.msg);
+    for (int i = 0; i < CONFIG_N_KNOBS; i++)
+        CHECK(knob_is_default(&config_knobs[i], &c), "%s: config_default differs from the table",
+              config_knobs[i].name);
+}
+
+/* Ids of files already written: the table must reproduce them byte for
+ * byte (these are the ids `icasweep plan` printed for the shipped grids). */
+static void check_ids_are_stable(void)
+{
+    run_config c = config_default();
+    char id[ICAS_RUN_ID_LEN];
+    config_run_id(&c, id);
+    CHECK(strcmp(id, "r1f12ba43be4374a4") == 0, "default config id %s", id);
+
+    static const struct {
+        const char *grid;
+        int row, n_runs;
+        const char *id;
+    } pinned[] = {
+        {"paper.yaml", 0, 27, "rd8b7af95ed6e250d"},
+        {"paper.yaml", 9, 27, "r1f12ba43be4374a4"},
+        {"findings.yaml", 0, 64, "rc1538aa318d3a8fe"},
+        {"findings.yaml", 1, 64, "r5f4b828166f13d7f"},
+        {"selfcorrect.yaml", 0, -1, "r20ec21398eb3b992"},
+        {"selfcorrect.yaml", 1, -1, "rd17e924d3cbd3149"},
+    };
+    const char *src = getenv("ICAS_SOURCE_DIR");
+    if (!src) {
+        CHECK(0, "ICAS_SOURCE_DIR is not set (run through ctest)");
+        return;
+    }
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/jobs/grids/%s", src, pinned[i].grid);
+        grid g;
+        icas_err err;
+        if (grid_load(path, &g, stderr, &err)) {
+            CHECK(0, "%s: %s", path, err.msg);
+            continue;
+        }
+        CHECK(pinned[i].n_runs < 0 || g.n_runs == pinned[i].n_runs, "%s: %d runs",
+              pinned[i].grid, g.n_runs);
+        if (pinned[i].row < g.n_runs) {
+            config_run_id(&g.runs[pinned[i].row], id);
+            CHECK(strcmp(id, pinned[i].id) == 0, "%s row %d: id %s, files hold %s",
+                  pinned[i].grid, pinned[i].row, id, pinned[i].id);
+        }
+        grid_free(&g);
+    }
+}
+
+/* A value of knob k other than its default, within range, as text. */
+static void other_value(const knob_def *k, char *out, size_t n)
+{
+    switch (k->type) {
+    case KNOB_TYPE_COUNT:
+        snprintf(out, n, "%d", (int)k->default_value == (int)k->lo ? (int)k->lo + 1 : (int)k->lo);
+        return;
+    case KNOB_TYPE_REAL:
+        snprintf(out, n, "%.17g", k->default_value == k->hi ? k->lo : k->hi);
+        return;
+    case KNOB_TYPE_POSITIVE:
+        snprintf(out, n, "%.17g", k->default_value * 3);
+        return;
+    case KNOB_TYPE_CHOICE:
+    case KNOB_TYPE_SWITCH:
+        snprintf(out, n, "%s", k->words[(int)k->default_value == 0 ? 1 : 0]);
+        return;
+    case KNOB_TYPE_SEED:
+        snprintf(out, n, "18446744073709551615");
+        return;
+    }
+}
+
+/* Every knob: its flag takes a non-default value, which then changes the
+ * run id, prints back as given, and is refused out of range with the flag
+ * named; its grid key sets the same value. */
+static void check_each_knob(void)
+{
+    const run_config base = config_default();
+    char base_id[ICAS_RUN_ID_LEN];
+    config_run_id(&base, base_id);
+    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
+        const knob_def *k = &config_knobs[i];
+        char flag[64], value[64], back[64], id[ICAS_RUN_ID_LEN];
+        knob_flag(k, flag, sizeof flag);
+        other_value(k, value, sizeof value);
+        CHECK(k->meaning && k->meaning[0] && k->label && k->label[0], "%s: no meaning/label",
+              k->name);
+        CHECK(config_knob_named(k->name) == k, "%s: not found by name", k->name);
+
+        run_config c = base;
+        icas_err err;
+        int rc = cli_parse_run_flag(&c, flag, value, &err);
+        CHECK(rc == 1, "%s %s: rc %d (%s)", flag, value, rc, rc < 0 ? err.msg : "");
+        CHECK(!knob_is_default(k, &c), "%s %s left the default", flag, value);
+        knob_format(k, &c, k->type == KNOB_TYPE_SWITCH ? KNOB_TEXT_HUMAN : KNOB_TEXT_ID, back,
+                    sizeof back);
+        CHECK(strcmp(back, value) == 0, "%s %s prints back as %s", flag, value, back);
+        config_run_id(&c, id);
+        CHECK(strcmp(id, base_id) != 0, "%s %s: same run id as the default", flag, value);
+        for (int j = 0; j < CONFIG_N_KNOBS; j++)
+            CHECK(j == i || knob_is_default(&config_knobs[j], &c), "%s also changed %s", flag,
+                  config_knobs[j].name);
+
+        /* out of range: the flag is named */
+        const char *bad = k->type == KNOB_TYPE_COUNT      ? "-7"
+                          : k->type == KNOB_TYPE_SEED     ? "-1"
+                          : k->type == KNOB_TYPE_REAL     ? "1e300"
+                          : k->type == KNOB_TYPE_POSITIVE ? "0"
+                                                          : "neither";
+        c = base;
+        rc = cli_parse_run_flag(&c, flag, bad, &err);
+        CHECK(rc == -1 && strstr(err.msg, flag), "%s %s: rc %d, message '%s'", flag, bad, rc,
+              rc < 0 ? err.msg : "");
+
+        if (k->type == KNOB_TYPE_SEED)
+            continue;
+        /* the grid key: settings sets it for the one run */
+        char text[512];
+        snprintf(text, sizeof text, "settings:\n  %s: %s\n  points: %d\nseeds: [0]\n", k->name,
+                 value, i == KNOB_ID_points ? atoi(value) : 20);
+        grid g;
+        char *diag = NULL;
+        size_t diag_len = 0;
+        FILE *df = open_memstream(&diag, &diag_len);
+        rc = grid_parse("g.yaml", text, strlen(text), &g, df, &err);
+        fclose(df);
+        if (i == KNOB_ID_points || i == KNOB_ID_heads || i == KNOB_ID_embd) {
+            /* these change the model's shape: heads must divide embd */
+            if (rc == 0)
+                grid_free(&g);
+            free(diag);
+            continue;
+        }
+        CHECK(rc == 0 && g.n_runs == 1, "grid key %s: %s: %s", k->name, value, diag);
+        if (rc == 0) {
+            knob_format(k, &g.runs[0], k->type == KNOB_TYPE_SWITCH ? KNOB_TEXT_HUMAN : KNOB_TEXT_ID,
+                        back, sizeof back);
+            CHECK(strcmp(back, value) == 0, "grid key %s: %s read as %s", k->name, value, back);
+            grid_free(&g);
+        }
+        free(diag);
+    }
+}
+
+/* The seed is not a grid key: grids list seeds under `seeds`. */
+static void check_seed_not_a_grid_key(void)
+{
+    const char *text = "settings:\n  seed: 3\nseeds: [0]\n";
+    grid g;
+    icas_err err;
+    char *diag = NULL;
+    size_t len = 0;
+    FILE *df = open_memstream(&diag, &len);
+    int rc = grid_parse("g.yaml", text, strlen(text), &g, df, &err);
+    fclose(df);
+    CHECK(rc != 0 && diag && strstr(diag, "unknown key 'seed'"), "seed as a grid key: %s",
+          diag ? diag : "");
+    if (rc == 0)
+        grid_free(&g);
+    free(diag);
+}
+
+int main(void)
+{
+    check_paper_defaults();
+    check_ids_are_stable();
+    check_each_knob();
+    check_seed_not_a_grid_key();
+    return test_finish("test_config");
+}
