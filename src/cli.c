@@ -430,6 +430,52 @@ static int cmd_status(int argc, char **argv)
     return EXIT_ALL_DONE;
 }
 
+/* ---- icasweep knobs -------------------------------------------------------- */
+
+/* The knob table as a Markdown table: what a grid key, flag and /runs
+ * column mean, their ranges and defaults, straight from knobs.def. */
+static int cmd_knobs(int argc, char **argv)
+{
+    if (argc > 1) {
+        int help = !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help");
+        fprintf(help ? stdout : stderr,
+                "usage: icasweep knobs\n"
+                "Lists every knob of a run: grid key and /runs column, train flag, type and\n"
+                "range, default, meaning.\n");
+        return help ? EXIT_ALL_DONE : EXIT_USAGE;
+    }
+    run_config defaults = config_default();
+    printf("| knob (grid key, /runs column) | flag | values | default | section | meaning |\n"
+           "|---|---|---|---|---|---|\n");
+    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
+        const knob_def *k = &config_knobs[i];
+        char flag[64], values[128], value[64];
+        knob_flag(k, flag, sizeof flag);
+        knob_format(k, &defaults, KNOB_TEXT_HUMAN, value, sizeof value);
+        switch (k->type) {
+        case KNOB_TYPE_COUNT:
+            snprintf(values, sizeof values, "integer %.0f..%.0f", k->lo, k->hi);
+            break;
+        case KNOB_TYPE_REAL:
+            snprintf(values, sizeof values, "number in [%g, %g]", k->lo, k->hi);
+            break;
+        case KNOB_TYPE_POSITIVE:
+            snprintf(values, sizeof values, "number > 0");
+            break;
+        case KNOB_TYPE_CHOICE:
+        case KNOB_TYPE_SWITCH:
+            knob_words_text(k, " \\| ", " \\| ", values, sizeof values);
+            break;
+        case KNOB_TYPE_SEED:
+            snprintf(values, sizeof values, "integer 0..2^64-1 (grids: `seeds`)");
+            break;
+        }
+        printf("| `%s` | `%s` | %s | %s | %s | %s |\n", k->name, flag, values, value,
+               knob_section_name(k->section), k->meaning);
+    }
+    return EXIT_ALL_DONE;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -440,6 +486,7 @@ static void usage(FILE *f)
             "                                             run every grid point into one file\n"
             "  icasweep plan GRID.yaml                    list a grid's runs and their cost\n"
             "  icasweep status RESULTS.h5                 summarise a result file\n"
+            "  icasweep knobs                             every knob: key, flag, range, default\n"
             "\n"
             "`icasweep COMMAND --help` describes each command.\n",
             ICAS_VERSION, ICAS_GIT_REVISION);
@@ -456,6 +503,7 @@ int cli_main(int argc, char **argv)
                                    : !strcmp(cmd, "sweep")  ? sched_main
                                    : !strcmp(cmd, "plan")   ? cmd_plan
                                    : !strcmp(cmd, "status") ? cmd_status
+                                   : !strcmp(cmd, "knobs")  ? cmd_knobs
                                                             : NULL;
     if (command) {
         store_library_init();

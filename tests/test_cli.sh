@@ -199,5 +199,17 @@ for flag in --layers --heads --embd --attention --ffn --loss --steps --batch --l
 done
 ok
 
+# `icasweep knobs`: one table row per knob, each row's flag in train --help
+"$BIN" knobs >"$work/knobs"
+rows=$(grep -c '^| `' "$work/knobs")
+want=$(grep -c '^KNOB(' "${ICAS_SOURCE_DIR:?}/include/icasweep/knobs.def")
+[ "$rows" -eq "$want" ] && [ "$want" -ge 14 ] && ok \
+  || bad "icasweep knobs: $rows knob rows, knobs.def has $want: $(cat "$work/knobs")"
+for flag in $(grep -o '^| `[a-z_]*` | `--[a-z-]*`' "$work/knobs" | grep -o -- '--[a-z-]*'); do
+  grep -q -- "$flag " "$work/help" && ok || bad "train --help lacks $flag from icasweep knobs"
+done
+"$BIN" knobs extra >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ] && ok || bad "icasweep knobs extra: exit $rc, want 2"
+
 echo "test_cli: $pass passed, $fail failed"
 [ $fail -eq 0 ]
