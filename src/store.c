@@ -195,17 +195,21 @@ static int io_errno(void)
     return e == ENOSPC || e == EIO || e == EDQUOT || e == EROFS || e == EFBIG ? e : 0;
 }
 
-static int set_string_attr(hid_t obj, const char *name, const char *value)
+/* Creates attribute `name` of obj and writes data; closes t and sp. */
+static int write_attr(hid_t obj, const char *name, hid_t t, hid_t sp, const void *data)
 {
-    hid_t t = string_type(strlen(value) + 1);
-    hid_t sp = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, value);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, data);
     if (a >= 0)
         H5Aclose(a);
     H5Sclose(sp);
     H5Tclose(t);
     return rc < 0 ? -1 : 0;
+}
+
+static int set_string_attr(hid_t obj, const char *name, const char *value)
+{
+    return write_attr(obj, name, string_type(strlen(value) + 1), H5Screate(H5S_SCALAR), value);
 }
 
 /* A 1-D attribute of n fixed-length strings, as long as the longest. */
@@ -219,17 +223,10 @@ static int set_string_list_attr(hid_t obj, const char *name, const char *const *
         return -1;
     for (int i = 0; i < n; i++)
         memcpy(buf + (size_t)i * longest, values[i], strlen(values[i]));
-    hid_t t = string_type(longest);
     hsize_t dim = (hsize_t)n;
-    hid_t sp = H5Screate_simple(1, &dim, NULL);
-    hid_t a = H5Acreate2(obj, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, t, buf);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(sp);
-    H5Tclose(t);
+    int rc = write_attr(obj, name, string_type(longest), H5Screate_simple(1, &dim, NULL), buf);
     free(buf);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 /* The knob table on /runs, so that a reader knows which columns are the
