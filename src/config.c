@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "icasweep/hash.h"
+
 run_config config_default(void)
 {
     run_config c;
@@ -209,11 +211,7 @@ void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
         for (int i = 0; i < c->n_sc_q && len < (int)sizeof canon - 32; i++)
             len += snprintf(canon + len, sizeof canon - (size_t)len, "%.17g,", c->sc_q[i]);
     }
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < len; i++) {
-        h ^= (unsigned char)canon[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = hash_fnv1a64(canon, (size_t)len, HASH_ICASWEEP_INIT);
     snprintf(out, ICAS_RUN_ID_LEN, "r%016" PRIx64, h);
 }
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "icasweep/fault.h"
+#include "icasweep/hash.h"
 #include "icasweep/model.h"
 
 #define JOURNAL_MAGIC "ICASJRN1"
@@ -35,17 +36,6 @@ typedef struct {
     char finished_at[JOURNAL_FINISHED_AT_LEN];
     uint64_t payload_floats;
 } journal_header;
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-#define FNV_START 1469598103934665603ULL
 
 void journal_dir(const char *results, char *out, size_t n)
 {
@@ -141,10 +131,10 @@ int journal_write(const char *dir, int row, const run_result *r, const char *fin
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0)
         return icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-    uint64_t sum = fnv1a(FNV_START, &h, sizeof h);
+    uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
     int ok = fault_write_all(fd, &h, sizeof h, "journal write") == 0;
     for (int i = 0; ok && i < n_sp; i++) {
-        sum = fnv1a(sum, sp[i].p, sizeof(float) * sp[i].n);
+        sum = hash_fnv1a64(sp[i].p, sizeof(float) * sp[i].n, sum);
         ok = fault_write_all(fd, sp[i].p, sizeof(float) * sp[i].n, "journal write") == 0;
     }
     ok = ok && fault_write_all(fd, &sum, sizeof sum, "journal write") == 0;
@@ -255,14 +245,14 @@ int journal_read(const char *file, const run_config *cfg, run_result *r, int *ro
     } else {
         span sp[MAX_SPANS];
         int n_sp = entry_spans(r, h.has_model, sp);
-        uint64_t sum = fnv1a(FNV_START, &h, sizeof h), stored = 0;
+        uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT), stored = 0;
         size_t total = 0;
         for (int i = 0; i < n_sp; i++)
             total += sp[i].n;
         int ok = total == h.payload_floats;
         for (int i = 0; ok && i < n_sp; i++) {
             ok = fread(sp[i].p, sizeof(float), sp[i].n, f) == sp[i].n;
-            sum = fnv1a(sum, sp[i].p, sizeof(float) * sp[i].n);
+            sum = hash_fnv1a64(sp[i].p, sizeof(float) * sp[i].n, sum);
         }
         char extra;
         ok = ok && fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;

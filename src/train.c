@@ -12,6 +12,7 @@
 
 #include "icasweep/eval.h"
 #include "icasweep/fault.h"
+#include "icasweep/hash.h"
 #include "icasweep/loss.h"
 
 /* Present in OpenBLAS only; weak so that another BLAS still links. */
@@ -174,16 +175,6 @@ typedef struct {
     double elapsed;
 } ckpt_header;
 
-static uint64_t ckpt_fnv(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static int checkpoint_save(const char *path, const trainer *t, int next_step,
                            const float *train_loss, double elapsed,
                            icas_err *err)
@@ -216,10 +207,10 @@ static int checkpoint_save(const char *path, const trainer *t, int next_step,
                  {t->opt.m, sizeof(float) * n},
                  {t->opt.v, sizeof(float) * n},
                  {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
-    uint64_t sum = 1469598103934665603ULL;
+    uint64_t sum = HASH_ICASWEEP_INIT;
     int ok = 1;
     for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
-        sum = ckpt_fnv(sum, parts[i].p, parts[i].bytes);
+        sum = hash_fnv1a64(parts[i].p, parts[i].bytes, sum);
         ok = fault_write_all(fd, parts[i].p, parts[i].bytes, "checkpoint write") == 0;
     }
     ok = ok && fault_write_all(fd, &sum, sizeof sum, "checkpoint write") == 0;
@@ -269,11 +260,11 @@ static int checkpoint_load(const char *path, trainer *t, int *next_step,
     } else if (!(buf = malloc(sizeof(float) * (3 * n + steps)))) {
         icas_fail(err, "%s: out of memory", path);
     } else {
-        uint64_t stored, sum = ckpt_fnv(1469598103934665603ULL, &h, sizeof h);
+        uint64_t stored, sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
         char extra;
         int ok = fread(buf, sizeof(float), 3 * n + steps, f) == 3 * n + steps &&
                  fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;
-        sum = ckpt_fnv(sum, buf, sizeof(float) * (3 * n + steps));
+        sum = hash_fnv1a64(buf, sizeof(float) * (3 * n + steps), sum);
         if (!ok) {
             icas_fail(err, "%s: truncated checkpoint", path);
         } else if (stored != sum) {
