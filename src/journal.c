@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "icasweep/atomicfile.h"
 #include "icasweep/fault.h"
 #include "icasweep/hash.h"
 #include "icasweep/model.h"
@@ -91,9 +91,8 @@ static void entry_path(const char *dir, const char *run_id, char *out, size_t n)
 int journal_write(const char *dir, int row, const run_result *r, const char *finished_at,
                   icas_err *err)
 {
-    char path[4200], tmp[4300];
+    char path[4200];
     entry_path(dir, r->run_id, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     journal_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, JOURNAL_MAGIC, 8);
@@ -126,35 +125,17 @@ int journal_write(const char *dir, int row, const run_result *r, const char *fin
     for (int i = 0; i < n_sp; i++)
         h.payload_floats += sp[i].n;
 
-    if (fault_point("journal create"))
-        return icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-    uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
-    int ok = fault_write_all(fd, &h, sizeof h, "journal write") == 0;
-    for (int i = 0; ok && i < n_sp; i++) {
-        sum = hash_fnv1a64(sp[i].p, sizeof(float) * sp[i].n, sum);
-        ok = fault_write_all(fd, sp[i].p, sizeof(float) * sp[i].n, "journal write") == 0;
-    }
-    ok = ok && fault_write_all(fd, &sum, sizeof sum, "journal write") == 0;
-    ok = ok && fault_fsync(fd, "journal fsync") == 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && fault_rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return icas_fail_errno(err, e, "%s: %s", path, strerror(e));
-    }
-    if (fault_fsync_dir_of(path) != 0)
-        return icas_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
-    return 0;
+    /* the header, the arrays, then the checksum of both */
+    atomicfile_part parts[1 + MAX_SPANS + 1];
+    int n_parts = 0;
+    parts[n_parts++] = (atomicfile_part){&h, sizeof h};
+    for (int i = 0; i < n_sp; i++)
+        parts[n_parts++] = (atomicfile_part){sp[i].p, sizeof(float) * sp[i].n};
+    uint64_t sum = HASH_ICASWEEP_INIT;
+    for (int i = 0; i < n_parts; i++)
+        sum = hash_fnv1a64(parts[i].data, parts[i].n, sum);
+    parts[n_parts++] = (atomicfile_part){&sum, sizeof sum};
+    return atomicfile_write(path, "journal", parts, n_parts, err);
 }
 
 static int by_row(const void *a, const void *b)

@@ -1,17 +1,15 @@
 #include "icasweep/train.h"
 
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <stdint.h>
 
+#include "icasweep/atomicfile.h"
 #include "icasweep/eval.h"
-#include "icasweep/fault.h"
 #include "icasweep/hash.h"
 #include "icasweep/loss.h"
 
@@ -157,8 +155,8 @@ float trainer_step(trainer *t, int step)
 /* A checkpoint is everything that the rest of the run depends on: the
  * parameters, Adam's moments and step count, the losses so far, and the
  * next step (which is also the RNG position, since contexts are addressed
- * by step). Written to a temporary name, fsync'd and renamed, so a kill
- * during the write leaves the previous checkpoint intact. The header names
+ * by step). Written whole by atomicfile_write, so a kill during the write
+ * leaves the previous checkpoint intact. The header names
  * the run, the format and the program version; a checksum (64-bit FNV-1a)
  * of everything before it ends the file. A checkpoint that fails any check
  * is not used: the run restarts from step 0 with a warning. */
@@ -179,15 +177,6 @@ static int checkpoint_save(const char *path, const trainer *t, int next_step,
                            const float *train_loss, double elapsed,
                            icas_err *err)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (fault_point("checkpoint create"))
-        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", path,
-                               strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", tmp,
-                               strerror(errno));
     ckpt_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CKPT_MAGIC, 8);
@@ -199,36 +188,17 @@ static int checkpoint_save(const char *path, const trainer *t, int next_step,
     h.n_params = t->m.n_params;
     h.elapsed = elapsed;
     size_t n = t->m.n_params;
-    struct {
-        const void *p;
-        size_t bytes;
-    } parts[] = {{&h, sizeof h},
-                 {t->m.params, sizeof(float) * n},
-                 {t->opt.m, sizeof(float) * n},
-                 {t->opt.v, sizeof(float) * n},
-                 {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
+    /* the header, the arrays, then the checksum of both */
+    atomicfile_part parts[6] = {{&h, sizeof h},
+                                {t->m.params, sizeof(float) * n},
+                                {t->opt.m, sizeof(float) * n},
+                                {t->opt.v, sizeof(float) * n},
+                                {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
     uint64_t sum = HASH_ICASWEEP_INIT;
-    int ok = 1;
-    for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
-        sum = hash_fnv1a64(parts[i].p, parts[i].bytes, sum);
-        ok = fault_write_all(fd, parts[i].p, parts[i].bytes, "checkpoint write") == 0;
-    }
-    ok = ok && fault_write_all(fd, &sum, sizeof sum, "checkpoint write") == 0;
-    ok = ok && fault_fsync(fd, "checkpoint fsync") == 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && fault_rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return icas_fail_errno(err, e, "%s: cannot write checkpoint: %s", path, strerror(e));
-    }
-    return 0;
+    for (int i = 0; i < 5; i++)
+        sum = hash_fnv1a64(parts[i].data, parts[i].n, sum);
+    parts[5] = (atomicfile_part){&sum, sizeof sum};
+    return atomicfile_write(path, "checkpoint", parts, 6, err);
 }
 
 /* Returns 1 and restores the trainer if `path` holds a sound checkpoint of
