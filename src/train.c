@@ -156,10 +156,10 @@ float trainer_step(trainer *t, int step)
  * parameters, Adam's moments and step count, the losses so far, and the
  * next step (which is also the RNG position, since contexts are addressed
  * by step). Written whole by atomicfile_write, so a kill during the write
- * leaves the previous checkpoint intact. The header names
- * the run, the format and the program version; a checksum (64-bit FNV-1a)
- * of everything before it ends the file. A checkpoint that fails any check
- * is not used: the run restarts from step 0 with a warning. */
+ * leaves the previous checkpoint intact. The header names the run, the
+ * format and the program version; a checksum (64-bit FNV-1a, hash.h) of
+ * everything before it ends the file. A checkpoint that fails any check is
+ * not used: the run restarts from step 0 with a warning. */
 #define CKPT_MAGIC "ICASCKP2"
 
 typedef struct {
