@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "icasweep/hash.h"
+
 /* ---- the knob table ------------------------------------------------------ */
 
 /* knobs.def writes a CHOICE's words as WORDS("a", "b"): a NULL-terminated
@@ -445,11 +447,7 @@ void config_run_id(const run_config *c, char out[ICAS_RUN_ID_LEN])
             len = append_knob(canon, sizeof canon, len, ";", &config_knobs[i], c);
     if (len > (int)sizeof canon - 1)
         len = (int)sizeof canon - 1;
-    uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < len; i++) {
-        h ^= (unsigned char)canon[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t h = hash_fnv1a64(canon, (size_t)len, HASH_ICASWEEP_INIT);
     snprintf(out, ICAS_RUN_ID_LEN, "r%016" PRIx64, h);
 }
 

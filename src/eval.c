@@ -80,6 +80,37 @@ double eval_pick_one(const float *resp, const float *r_seen, int k, int d,
     return 1.0 - loss_cosine(resp + (size_t)best * d, y_star, d);
 }
 
+int eval_contexts_create(const run_config *cfg, task_context **out, icas_err *err)
+{
+    const int B = cfg->eval_batch;
+    *out = NULL;
+    task_context *ctx = calloc((size_t)B, sizeof *ctx);
+    if (!ctx)
+        return icas_fail(err, "eval: out of memory for %d contexts", B);
+    for (int c = 0; c < B; c++)
+        if (task_context_alloc(&ctx[c], cfg->dims, cfg->points)) {
+            eval_contexts_free(ctx, B);
+            return icas_fail(err, "eval: out of memory for %d contexts", B);
+        }
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < B; c++) {
+        rng_state rng;
+        rng_init(&rng, cfg->seed, rng_stream(RNG_EVAL, (uint64_t)c, 0));
+        task_sample(&ctx[c], &rng);
+    }
+    *out = ctx;
+    return 0;
+}
+
+void eval_contexts_free(task_context *ctx, int n)
+{
+    if (!ctx)
+        return;
+    for (int c = 0; c < n; c++)
+        task_context_free(&ctx[c]);
+    free(ctx);
+}
+
 /* Mean over B contexts of per_context [B, N], column by column, in context
  * order, into out [N]. */
 static void mean_over_contexts(const double *per_context, int B, int N, float *out)
@@ -110,30 +141,19 @@ int eval_run(const run_config *cfg, const model *m, run_result *out,
     const int keep = saved_level(cfg);
     float *eval_tokens = out->eval_tokens, *eval_pred = out->eval_pred;
     int rc = -1;
-    task_context *ctx = calloc((size_t)B, sizeof *ctx);
+    task_context *ctx = NULL;
     float *tokens = malloc(sizeof(float) * (size_t)C * T * d);
     float *r_seen = malloc(sizeof(float) * (size_t)B * N);
     double *err_c = malloc(sizeof(double) * (size_t)B * N);
     model_acts acts;
     memset(&acts, 0, sizeof acts);
-    if (!ctx || !tokens || !r_seen || !err_c) {
+    if (!tokens || !r_seen || !err_c) {
         icas_fail(err, "eval: out of memory for %d contexts", B);
         goto done;
     }
-    if (model_acts_create(&acts, m->dims, C, TASK_QUERY_STRIDE, err))
+    if (model_acts_create(&acts, m->dims, C, TASK_QUERY_STRIDE, err) ||
+        eval_contexts_create(cfg, &ctx, err))
         goto done;
-    for (int c = 0; c < B; c++) {
-        if (task_context_alloc(&ctx[c], d, N)) {
-            icas_fail(err, "eval: out of memory for %d contexts", B);
-            goto done;
-        }
-    }
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < B; c++) {
-        rng_state rng;
-        rng_init(&rng, cfg->seed, rng_stream(RNG_EVAL, (uint64_t)c, 0));
-        task_sample(&ctx[c], &rng);
-    }
     if (out->eval_target)
         for (int c = 0; c < B; c++)
             memcpy(out->eval_target + (size_t)c * d, ctx[c].y_star, sizeof(float) * (size_t)d);
@@ -195,10 +215,7 @@ int eval_run(const run_config *cfg, const model *m, run_result *out,
     }
     rc = 0;
 done:
-    if (ctx)
-        for (int c = 0; c < B; c++)
-            task_context_free(&ctx[c]);
-    free(ctx);
+    eval_contexts_free(ctx, B);
     free(tokens);
     free(r_seen);
     free(err_c);

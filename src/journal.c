@@ -3,7 +3,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "icasweep/atomicfile.h"
 #include "icasweep/fault.h"
+#include "icasweep/hash.h"
 #include "icasweep/model.h"
 
 #define JOURNAL_MAGIC "ICASJRN1"
@@ -35,17 +36,6 @@ typedef struct {
     char finished_at[JOURNAL_FINISHED_AT_LEN];
     uint64_t payload_floats;
 } journal_header;
-
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-#define FNV_START 1469598103934665603ULL
 
 void journal_dir(const char *results, char *out, size_t n)
 {
@@ -101,9 +91,8 @@ static void entry_path(const char *dir, const char *run_id, char *out, size_t n)
 int journal_write(const char *dir, int row, const run_result *r, const char *finished_at,
                   icas_err *err)
 {
-    char path[4200], tmp[4300];
+    char path[4200];
     entry_path(dir, r->run_id, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     journal_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, JOURNAL_MAGIC, 8);
@@ -136,35 +125,17 @@ int journal_write(const char *dir, int row, const run_result *r, const char *fin
     for (int i = 0; i < n_sp; i++)
         h.payload_floats += sp[i].n;
 
-    if (fault_point("journal create"))
-        return icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-    uint64_t sum = fnv1a(FNV_START, &h, sizeof h);
-    int ok = fault_write_all(fd, &h, sizeof h, "journal write") == 0;
-    for (int i = 0; ok && i < n_sp; i++) {
-        sum = fnv1a(sum, sp[i].p, sizeof(float) * sp[i].n);
-        ok = fault_write_all(fd, sp[i].p, sizeof(float) * sp[i].n, "journal write") == 0;
-    }
-    ok = ok && fault_write_all(fd, &sum, sizeof sum, "journal write") == 0;
-    ok = ok && fault_fsync(fd, "journal fsync") == 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && fault_rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return icas_fail_errno(err, e, "%s: %s", path, strerror(e));
-    }
-    if (fault_fsync_dir_of(path) != 0)
-        return icas_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
-    return 0;
+    /* the header, the arrays, then the checksum of both */
+    atomicfile_part parts[1 + MAX_SPANS + 1];
+    int n_parts = 0;
+    parts[n_parts++] = (atomicfile_part){&h, sizeof h};
+    for (int i = 0; i < n_sp; i++)
+        parts[n_parts++] = (atomicfile_part){sp[i].p, sizeof(float) * sp[i].n};
+    uint64_t sum = HASH_ICASWEEP_INIT;
+    for (int i = 0; i < n_parts; i++)
+        sum = hash_fnv1a64(parts[i].data, parts[i].n, sum);
+    parts[n_parts++] = (atomicfile_part){&sum, sizeof sum};
+    return atomicfile_write(path, "journal", parts, n_parts, err);
 }
 
 static int by_row(const void *a, const void *b)
@@ -255,14 +226,14 @@ int journal_read(const char *file, const run_config *cfg, run_result *r, int *ro
     } else {
         span sp[MAX_SPANS];
         int n_sp = entry_spans(r, h.has_model, sp);
-        uint64_t sum = fnv1a(FNV_START, &h, sizeof h), stored = 0;
+        uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT), stored = 0;
         size_t total = 0;
         for (int i = 0; i < n_sp; i++)
             total += sp[i].n;
         int ok = total == h.payload_floats;
         for (int i = 0; ok && i < n_sp; i++) {
             ok = fread(sp[i].p, sizeof(float), sp[i].n, f) == sp[i].n;
-            sum = fnv1a(sum, sp[i].p, sizeof(float) * sp[i].n);
+            sum = hash_fnv1a64(sp[i].p, sizeof(float) * sp[i].n, sum);
         }
         char extra;
         ok = ok && fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;

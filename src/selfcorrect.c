@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "icasweep/eval.h"
 #include "icasweep/loss.h"
 #include "icasweep/rng.h"
 
@@ -206,33 +207,15 @@ int selfcorrect_run(const run_config *cfg, const model *m, run_result *out, icas
     int rc = -1;
     model_acts acts;
     memset(&acts, 0, sizeof acts);
-    task_context *ctx = calloc((size_t)B, sizeof *ctx);
-    if (!ctx) {
-        icas_fail(err, "selfcorrect: out of memory for %d contexts", B);
+    task_context *ctx = NULL;
+    if (model_acts_create(&acts, m->dims, SELFCORRECT_CHUNK, TASK_QUERY_STRIDE, err) ||
+        eval_contexts_create(cfg, &ctx, err))
         goto done;
-    }
-    if (model_acts_create(&acts, m->dims, SELFCORRECT_CHUNK, TASK_QUERY_STRIDE, err))
-        goto done;
-    for (int c = 0; c < B; c++)
-        if (task_context_alloc(&ctx[c], d, N)) {
-            icas_fail(err, "selfcorrect: out of memory for %d contexts", B);
-            goto done;
-        }
-    /* the contexts of eval_run: stream (RNG_EVAL, c, 0) of the run's seed */
-#pragma omp parallel for schedule(static)
-    for (int c = 0; c < B; c++) {
-        rng_state rng;
-        rng_init(&rng, cfg->seed, rng_stream(RNG_EVAL, (uint64_t)c, 0));
-        task_sample(&ctx[c], &rng);
-    }
     model_predictor mp = {.m = m, .acts = &acts, .N = N, .d = d};
     sc_predictor pred = {.predict = model_predict, .user = &mp};
     rc = selfcorrect_loop(cfg, ctx, B, &pred, out, err);
 done:
-    if (ctx)
-        for (int c = 0; c < B; c++)
-            task_context_free(&ctx[c]);
-    free(ctx);
+    eval_contexts_free(ctx, B);
     model_acts_free(&acts);
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "icasweep/store.h"
 
 #include "icasweep/fault.h"
+#include "icasweep/hash.h"
 #include "icasweep/journal.h"
 #include "icasweep/model.h"
 
@@ -821,16 +822,10 @@ static int write_model(hid_t f, const run_result *r)
 static uint64_t row_checksum(float *const curves[RUN_RESULT_N_CURVES], size_t PN,
                              const float *loss, size_t S)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (int k = 0; k <= RUN_RESULT_N_CURVES; k++) {
-        const unsigned char *p = k < RUN_RESULT_N_CURVES ? (const unsigned char *)curves[k]
-                                                         : (const unsigned char *)loss;
-        size_t n = sizeof(float) * (k < RUN_RESULT_N_CURVES ? PN : S);
-        for (size_t i = 0; i < n; i++) {
-            h ^= p[i];
-            h *= 1099511628211ULL;
-        }
-    }
+    uint64_t h = HASH_ICASWEEP_INIT;
+    for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
+        h = hash_fnv1a64(curves[k], sizeof(float) * PN, h);
+    h = hash_fnv1a64(loss, sizeof(float) * S, h);
     return h ? h : 1;
 }
 

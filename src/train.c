@@ -1,17 +1,16 @@
 #include "icasweep/train.h"
 
-#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <fcntl.h>
 #include <stdint.h>
 
+#include "icasweep/atomicfile.h"
 #include "icasweep/eval.h"
-#include "icasweep/fault.h"
+#include "icasweep/hash.h"
 #include "icasweep/loss.h"
 
 /* Present in OpenBLAS only; weak so that another BLAS still links. */
@@ -156,11 +155,11 @@ float trainer_step(trainer *t, int step)
 /* A checkpoint is everything that the rest of the run depends on: the
  * parameters, Adam's moments and step count, the losses so far, and the
  * next step (which is also the RNG position, since contexts are addressed
- * by step). Written to a temporary name, fsync'd and renamed, so a kill
- * during the write leaves the previous checkpoint intact. The header names
- * the run, the format and the program version; a checksum (64-bit FNV-1a)
- * of everything before it ends the file. A checkpoint that fails any check
- * is not used: the run restarts from step 0 with a warning. */
+ * by step). Written whole by atomicfile_write, so a kill during the write
+ * leaves the previous checkpoint intact. The header names the run, the
+ * format and the program version; a checksum (64-bit FNV-1a, hash.h) of
+ * everything before it ends the file. A checkpoint that fails any check is
+ * not used: the run restarts from step 0 with a warning. */
 #define CKPT_MAGIC "ICASCKP2"
 
 typedef struct {
@@ -174,29 +173,10 @@ typedef struct {
     double elapsed;
 } ckpt_header;
 
-static uint64_t ckpt_fnv(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static int checkpoint_save(const char *path, const trainer *t, int next_step,
                            const float *train_loss, double elapsed,
                            icas_err *err)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (fault_point("checkpoint create"))
-        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", path,
-                               strerror(errno));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return icas_fail_errno(err, errno, "%s: cannot write checkpoint: %s", tmp,
-                               strerror(errno));
     ckpt_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, CKPT_MAGIC, 8);
@@ -208,36 +188,17 @@ static int checkpoint_save(const char *path, const trainer *t, int next_step,
     h.n_params = t->m.n_params;
     h.elapsed = elapsed;
     size_t n = t->m.n_params;
-    struct {
-        const void *p;
-        size_t bytes;
-    } parts[] = {{&h, sizeof h},
-                 {t->m.params, sizeof(float) * n},
-                 {t->opt.m, sizeof(float) * n},
-                 {t->opt.v, sizeof(float) * n},
-                 {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
-    uint64_t sum = 1469598103934665603ULL;
-    int ok = 1;
-    for (size_t i = 0; ok && i < sizeof parts / sizeof parts[0]; i++) {
-        sum = ckpt_fnv(sum, parts[i].p, parts[i].bytes);
-        ok = fault_write_all(fd, parts[i].p, parts[i].bytes, "checkpoint write") == 0;
-    }
-    ok = ok && fault_write_all(fd, &sum, sizeof sum, "checkpoint write") == 0;
-    ok = ok && fault_fsync(fd, "checkpoint fsync") == 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && fault_rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return icas_fail_errno(err, e, "%s: cannot write checkpoint: %s", path, strerror(e));
-    }
-    return 0;
+    /* the header, the arrays, then the checksum of both */
+    atomicfile_part parts[6] = {{&h, sizeof h},
+                                {t->m.params, sizeof(float) * n},
+                                {t->opt.m, sizeof(float) * n},
+                                {t->opt.v, sizeof(float) * n},
+                                {train_loss, sizeof(float) * (size_t)t->cfg.steps}};
+    uint64_t sum = HASH_ICASWEEP_INIT;
+    for (int i = 0; i < 5; i++)
+        sum = hash_fnv1a64(parts[i].data, parts[i].n, sum);
+    parts[5] = (atomicfile_part){&sum, sizeof sum};
+    return atomicfile_write(path, "checkpoint", parts, 6, err);
 }
 
 /* Returns 1 and restores the trainer if `path` holds a sound checkpoint of
@@ -269,11 +230,11 @@ static int checkpoint_load(const char *path, trainer *t, int *next_step,
     } else if (!(buf = malloc(sizeof(float) * (3 * n + steps)))) {
         icas_fail(err, "%s: out of memory", path);
     } else {
-        uint64_t stored, sum = ckpt_fnv(1469598103934665603ULL, &h, sizeof h);
+        uint64_t stored, sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
         char extra;
         int ok = fread(buf, sizeof(float), 3 * n + steps, f) == 3 * n + steps &&
                  fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;
-        sum = ckpt_fnv(sum, buf, sizeof(float) * (3 * n + steps));
+        sum = hash_fnv1a64(buf, sizeof(float) * (3 * n + steps), sum);
         if (!ok) {
             icas_fail(err, "%s: truncated checkpoint", path);
         } else if (stored != sum) {

@@ -9,6 +9,17 @@
 #include "icasweep/error.h"
 #include "icasweep/model.h"
 #include "icasweep/result.h"
+#include "icasweep/task.h"
+
+/* The run's evaluation contexts, cfg->eval_batch of them: context c is drawn
+ * from stream (RNG_EVAL, c, 0) of cfg->seed, whatever the thread count.
+ * eval_run and the closed loop (selfcorrect_run) both evaluate on exactly
+ * these, so their numbers compare context by context. *out is allocated
+ * here (NULL on failure); free it with eval_contexts_free. */
+int eval_contexts_create(const run_config *cfg, task_context **out, icas_err *err);
+
+/* Frees n contexts from eval_contexts_create and the array; NULL is a no-op. */
+void eval_contexts_free(task_context *ctx, int n);
 
 /* Fills out->tf_err, gd_err, blind_err and pick_err [P, N] (allocated by
  * run_result_alloc); when out->eval_tokens is non-NULL (a saved model) also

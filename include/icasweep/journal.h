@@ -11,7 +11,8 @@
  * checkpoint): journal_header, then the float arrays train_loss[steps],
  * tf_err, gd_err, blind_err, pick_err [P*N each], with a saved model also
  * params[n_params], eval_tokens[B*3N*d], eval_pred[B*N*d], eval_target[B*d];
- * then a 64-bit FNV-1a checksum of everything before it. */
+ * then a 64-bit FNV-1a checksum of everything before it (hash.h, from
+ * HASH_ICASWEEP_INIT). */
 #ifndef ICASWEEP_JOURNAL_H
 #define ICASWEEP_JOURNAL_H
 

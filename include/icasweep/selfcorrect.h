@@ -71,9 +71,9 @@ typedef struct {
 int selfcorrect_loop(const run_config *cfg, const task_context *ctx, int B,
                      const sc_predictor *pred, run_result *out, icas_err *err);
 
-/* The loop with a trained model on the run's evaluation contexts (RNG_EVAL
- * streams of its seed, cfg->eval_batch of them: those of eval_run). Does
- * nothing when cfg->sc_rounds is 0. */
+/* The loop with a trained model on the run's evaluation contexts (those of
+ * eval_run, from eval_contexts_create). Does nothing when cfg->sc_rounds
+ * is 0. */
 int selfcorrect_run(const run_config *cfg, const model *m, run_result *out, icas_err *err);
 
 #endif
