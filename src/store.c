@@ -688,8 +688,13 @@ static hid_t open_file(const char *path, unsigned mode, icas_err *err)
     if (stat(path, &st) != 0)
         return icas_fail(err, "%s: %s", path, strerror(errno));
     hid_t fapl = strong_fapl();
+    errno = 0;
     hid_t f = H5Fopen(path, mode, fapl);
+    /* opening for writing writes the superblock: a full disk shows here */
+    int e = f < 0 ? io_errno() : 0;
     H5Pclose(fapl);
+    if (e)
+        return icas_fail_errno(err, e, "%s: cannot open for writing: %s", path, strerror(e));
     if (f < 0)
         return icas_fail(err, "%s: not a readable HDF5 file%s", path,
                          mode == H5F_ACC_RDWR ? " (or locked by another process)" : "");
