@@ -3,13 +3,8 @@
 # status 2 and no file (and a bad silence limit for `icasweep sweep`); a diverging run is recorded and exits 1; a good run
 # writes a file h5py reads; --help documents every flag.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-PY=/usr/bin/python3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+make_work
 
 tiny=(--layers 1 --heads 2 --embd 8 --points 5 --steps 3 --batch 4 --eval-batch 4 -q)
 
@@ -199,5 +194,4 @@ for flag in --layers --heads --embd --attention --ffn --loss --steps --batch --l
 done
 ok
 
-echo "test_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
