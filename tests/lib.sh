@@ -17,6 +17,8 @@
 #                         MPI singletons
 #   compare_results A B [--require-done]   tests/compare_results.py: exit 0
 #                         when both files hold the same numbers
+#   all_done_once FILE ROWS   FILE has ROWS rows, every one done, once, with
+#                         finite errors
 #   has_entries DIR N     DIR exists and holds at least N entries
 #   poll LIMIT WHAT CMD.. run CMD (its output discarded) until it
 #                         succeeds, every $POLL_EVERY seconds (0.1); after
@@ -84,6 +86,18 @@ use_mpi_singletons() {
 }
 
 compare_results() { "$PY" "$SRC/tests/compare_results.py" "$@"; }
+
+all_done_once() {
+  "$PY" - "$1" "$2" <<'PYEOF'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+runs = f["runs"][:]
+assert len(runs) == int(sys.argv[2]), len(runs)
+assert (runs["status"] == b"done").all(), runs["status"]
+assert len(set(runs["run_id"])) == len(runs)
+assert np.isfinite(f["eval/tf_err"][()]).all() and np.isfinite(f["eval/gd_err"][()]).all()
+PYEOF
+}
 
 has_entries() {
   local n
