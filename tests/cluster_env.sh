@@ -27,6 +27,10 @@
 # A watchdog in its own session runs cluster_stop if the test process dies
 # without running its EXIT trap (SIGKILL from a harness timeout).
 
+# apt_get, slurm_install and the Slurm pieces it shares with the one-host
+# Slurm of tests/slurm_env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/slurm_common.sh" || return 1
+
 CLUSTER_NET=${CLUSTER_NET:-10.213.7}   # the private test subnet, /24
 CLUSTER_DIR=${CLUSTER_DIR:-}
 
@@ -288,14 +292,7 @@ cluster_ssh() {
 CLUSTER_SLURMCTLD_PORT=${CLUSTER_SLURMCTLD_PORT:-16817}
 CLUSTER_SLURMD_PORT=${CLUSTER_SLURMD_PORT:-16818}
 
-cluster_slurm_logs() {
-  local f
-  for f in "$CLUSTER_DIR"/slurm/*.log; do
-    [ -f "$f" ] || continue
-    echo "---- $f (last 30 lines)"
-    tail -30 "$f"
-  done
-}
+cluster_slurm_logs() { slurm_show_logs "$CLUSTER_DIR/slurm"; }
 
 # _cluster_addr NAME: NAME's address from the cluster's hosts file
 _cluster_addr() { awk -v h="$1" '$2 == h { print $1 }' "$CLUSTER_DIR/hosts"; }
@@ -304,92 +301,44 @@ cluster_slurm_start() {
   local head=$1 n
   shift
   local S=$CLUSTER_DIR/slurm
-  mkdir -p "$S/munge" "$S/state"
-  chmod 755 "$S" "$S/munge" # munged refuses a socket directory others may write
-  head -c 1024 /dev/urandom >"$S/munge.key"
-  chmod 600 "$S/munge.key"
-  if ! cluster_on "$head" munged --force --key-file="$S/munge.key" \
-    --socket="$S/munge/munge.socket" --pid-file="$S/munged.pid" --log-file="$S/munged.log" \
-    --seed-file="$S/munge.seed"; then
-    echo "cluster_env: munged did not start"; cluster_slurm_logs; return 1
-  fi
-  # Each compute host as slurmd sees this machine (sockets, cores,
-  # threads), RealMemory a little below the real size so that no node is
-  # drained for it. The hosts share the machine's cores: a test's jobs are
-  # small.
-  local node mem nodes=()
-  node=$(slurmd -C | head -1 | sed 's/^NodeName=[^ ]* //; s/ UpTime=.*//')
-  mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$node")
-  node=$(sed "s/RealMemory=[0-9]*/RealMemory=$((mem * 9 / 10))/" <<<"$node")
+  mkdir -p "$S/state"
+  slurm_munged "$S" cluster_on "$head" || return 1
+  # Every compute host is this machine as slurmd sees it: the hosts share
+  # its cores (a test's jobs are small).
+  local node
+  node=$(slurm_node_hw)
   # SlurmdTimeout: a node silent this long is DOWN, and its jobs end (and
   # are requeued when they asked for it); Slurm's default is 300 s.
-  # cred_expire: Slurm holds a requeued job back for up to cred_expire + 1
-  # seconds (default 120) so that old credentials cannot start it twice.
-  cat >"$S/slurm.conf" <<CONF
+  {
+    cat <<CONF
 ClusterName=icasmn
 SlurmctldHost=$head($(_cluster_addr "$head"))
-SlurmUser=root
-SlurmdUser=root
 SlurmctldPort=$CLUSTER_SLURMCTLD_PORT
 SlurmdPort=$CLUSTER_SLURMD_PORT
-AuthType=auth/munge
-AuthInfo=socket=$S/munge/munge.socket,cred_expire=10
-CredType=cred/munge
-StateSaveLocation=$S/state
 SlurmdSpoolDir=$CLUSTER_DIR/local/%n/spool
-SlurmctldPidFile=$S/slurmctld.pid
 SlurmdPidFile=$S/slurmd-%n.pid
-SlurmctldLogFile=$S/slurmctld.log
 SlurmdLogFile=$S/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-SwitchType=switch/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$S/jobcomp.txt
-JobAcctGatherType=jobacct_gather/none
-SchedulerType=sched/builtin
-ReturnToService=2
-JobRequeue=1
-KillWait=5
 MinJobAge=300
-InactiveLimit=0
-OverTimeLimit=0
 SlurmdTimeout=10
 MessageTimeout=5
 CONF
-  for n in "$@"; do
-    echo "NodeName=$n NodeAddr=$(_cluster_addr "$n") $node State=UNKNOWN" >>"$S/slurm.conf"
-  done
-  echo "PartitionName=test Nodes=$(IFS=,; echo "$*") Default=YES MaxTime=INFINITE State=UP" \
-    >>"$S/slurm.conf"
+    slurm_conf_common "$S"
+    for n in "$@"; do
+      echo "NodeName=$n NodeAddr=$(_cluster_addr "$n") $node State=UNKNOWN"
+    done
+    echo "PartitionName=test Nodes=$(IFS=,; echo "$*") Default=YES MaxTime=INFINITE State=UP"
+  } >"$S/slurm.conf"
   export SLURM_CONF=$S/slurm.conf
-  cluster_on "$head" slurmctld -f "$SLURM_CONF" || {
-    echo "cluster_env: slurmctld did not start"; cluster_slurm_logs; return 1; }
+  slurm_daemon "$S" "slurmctld on $head" cluster_on "$head" slurmctld -f "$SLURM_CONF" || return 1
   for n in "$@"; do
     cluster_slurmd "$n" || return 1
   done
-  local end=$((SECONDS + 60)) idle
-  while :; do
-    idle=$(cluster_on "$head" sinfo -h -N -o '%N %t' 2>/dev/null | grep -cE ' (idle|mix)$')
-    [ "${idle:-0}" -eq $# ] && break
-    if [ $SECONDS -ge $end ]; then
-      echo "cluster_env: $# nodes did not all become idle within 60 s:"
-      cluster_on "$head" sinfo -N -l
-      cluster_slurm_logs
-      return 1
-    fi
-    sleep 0.5
-  done
+  slurm_wait_idle "$S" $# cluster_on "$head" || return 1
   echo "cluster_env: Slurm up: slurmctld on $head, slurmd on $* (ports $CLUSTER_SLURMCTLD_PORT," \
     "$CLUSTER_SLURMD_PORT)"
 }
 
 cluster_slurmd() {
   mkdir -p "$CLUSTER_DIR/local/$1/spool"
-  cluster_on "$1" slurmd -f "$SLURM_CONF" || {
-    echo "cluster_env: slurmd did not start on $1"; cluster_slurm_logs; return 1; }
+  slurm_daemon "$CLUSTER_DIR/slurm" "slurmd on $1" cluster_on "$1" slurmd -f "$SLURM_CONF"
 }

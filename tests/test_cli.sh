@@ -3,13 +3,8 @@
 # status 2 and no file (and a bad silence limit for `icasweep sweep`); a diverging run is recorded and exits 1; a good run
 # writes a file h5py reads; --help documents every flag.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-PY=/usr/bin/python3
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+make_work
 
 tiny=(--layers 1 --heads 2 --embd 8 --points 5 --steps 3 --batch 4 --eval-batch 4 -q)
 
@@ -202,7 +197,7 @@ ok
 # `icasweep knobs`: one table row per knob, each row's flag in train --help
 "$BIN" knobs >"$work/knobs"
 rows=$(grep -c '^| `' "$work/knobs")
-want=$(grep -c '^KNOB(' "${ICAS_SOURCE_DIR:?}/include/icasweep/knobs.def")
+want=$(grep -c '^KNOB(' "$SRC/include/icasweep/knobs.def")
 [ "$rows" -eq "$want" ] && [ "$want" -ge 14 ] && ok \
   || bad "icasweep knobs: $rows knob rows, knobs.def has $want: $(cat "$work/knobs")"
 for flag in $(grep -o '^| `[a-z_]*` | `--[a-z-]*`' "$work/knobs" | grep -o -- '--[a-z-]*'); do
@@ -211,5 +206,4 @@ done
 "$BIN" knobs extra >/dev/null 2>&1; rc=$?
 [ $rc -eq 2 ] && ok || bad "icasweep knobs extra: exit $rc, want 2"
 
-echo "test_cli: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -13,20 +13,10 @@
 #  3. a hollow row (marked done, no numbers, no journal entry: what a kill
 #     did to files of earlier versions) is reported by `status` and rerun.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-# a one-rank sweep started without mpirun initialises MPI as an isolated
-# singleton: 0.2 s instead of 0.8 s per start, which the hundreds of starts
-# below add up
-export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
-MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+use_mpi
+use_mpi_singletons
+make_work
 
 cat >"$work/tiny.yaml" <<'YAML'
 settings:
@@ -47,11 +37,11 @@ axes:
   attention: [softmax, linear]
 YAML
 "$BIN" sweep "$work/tiny.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>"$work/ref.log" \
-  || { bad "reference sweep"; cat "$work/ref.log"; exit 1; }
+  || { bad "reference sweep"; cat "$work/ref.log"; finish; }
 total=$(ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/tiny.yaml" -o "$work/count.h5" -q --heartbeat 0 2>&1 \
   | grep -c "^fault step")
 [ "$total" -gt 40 ] && ok "a sweep of 2 runs takes $total write-class steps" \
-  || { bad "only $total steps counted"; exit 1; }
+  || { bad "only $total steps counted"; finish; }
 
 # -- 1. a kill at every step ----------------------------------------------------
 mkdir "$work/every"
@@ -111,12 +101,12 @@ YAML
 RANDOM=20261126   # reproducible kill positions
 kills=0; episodes=0; torture_bad=0
 t=$work/tort.h5
+no_rank_left() { ! pgrep -f "^$BIN sweep $work/six.yaml -o $t" >/dev/null; }
 stop_job() {  # SIGKILL the job (mpirun pid $1, if any) and wait until no rank is left
   [ -n "${1:-}" ] && kill -9 "$1" 2>/dev/null
   pkill -9 -f "^$BIN sweep $work/six.yaml -o $t" 2>/dev/null
   [ -n "${1:-}" ] && wait "$1" 2>/dev/null
-  for _ in $(seq 100); do pgrep -f "^$BIN sweep $work/six.yaml -o $t" >/dev/null || return 0; sleep 0.05; done
-  bad "ranks of a killed job still running"; return 1
+  POLL_EVERY=0.05 poll 5 "the ranks of a killed job to end" no_rank_left
 }
 while [ $kills -lt 100 ]; do
   rm -rf "$t" "$t".*
@@ -146,7 +136,7 @@ while [ $kills -lt 100 ]; do
   rc=$?
   if [ $rc -ne 0 ]; then
     torture_bad=$((torture_bad + 1)); bad "torture episode $episodes: resume exit $rc: $(cat "$work/tres.log")"
-  elif ! $PY "$SRC/tests/compare_results.py" "$work/six_ref.h5" "$t" --require-done >"$work/tcmp"; then
+  elif ! compare_results "$work/six_ref.h5" "$t" --require-done >"$work/tcmp"; then
     torture_bad=$((torture_bad + 1)); bad "torture episode $episodes differs: $(cat "$work/tcmp")"
   fi
 done
@@ -170,9 +160,8 @@ grep -q "1 done" "$work/hstatus" && grep -q "without its numbers" "$work/hstatus
 "$BIN" sweep "$work/tiny.yaml" -o "$work/hollow.h5" -q --heartbeat 0 2>"$work/hollow.log"
 rc=$?
 [ $rc -eq 0 ] && grep -q "1 run marked done without its numbers intact" "$work/hollow.log" \
-  && $PY "$SRC/tests/compare_results.py" "$work/ref.h5" "$work/hollow.h5" --require-done >/dev/null \
+  && compare_results "$work/ref.h5" "$work/hollow.h5" --require-done >/dev/null \
   && ok "the hollow run is rerun to the same numbers" \
   || bad "hollow resume: exit $rc, $(cat "$work/hollow.log")"
 
-echo "test_crash: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

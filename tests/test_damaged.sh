@@ -12,17 +12,10 @@
 #  3. grid files: binary garbage, NUL bytes, deep nesting, a huge file,
 #     aliases: exit 2 with file:line:column, nothing created.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
-CMP="$PY $SRC/tests/compare_results.py"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+use_mpi
+use_mpi_singletons
+make_work
 # exit statuses 0..4 are the program's; anything else (a signal, a
 # sanitizer's abort) is a crash
 crashed() { [ "$1" -gt 4 ]; }
@@ -49,7 +42,7 @@ make_ckpt "$work/good.ckpt"
 make_ckpt "$work/other.ckpt" --seed 1
 "$BIN" train "${tiny[@]}" --checkpoint "$work/good.ckpt" -o "$work/resumed.h5" 2>"$work/log"
 rc=$?
-[ $rc -eq 0 ] && ! grep -q warning "$work/log" && $CMP "$work/ref.h5" "$work/resumed.h5" --require-done >/dev/null \
+[ $rc -eq 0 ] && ! grep -q warning "$work/log" && compare_results "$work/ref.h5" "$work/resumed.h5" --require-done >/dev/null \
   && ok "a sound checkpoint resumes to the uninterrupted numbers" || bad "sound checkpoint: exit $rc, $(cat "$work/log")"
 
 size=$(stat -c %s "$work/other.ckpt")
@@ -67,7 +60,7 @@ for kind in garbled truncated other_run other_version garbage empty; do
   rc=$?
   if [ $rc -eq 0 ] && grep -q "warning: .*$want.*restarts from step 0" "$work/log" \
      && [ "$(grep -c warning "$work/log")" -eq 1 ] \
-     && $CMP "$work/ref.h5" "$work/$kind.h5" --require-done >/dev/null; then
+     && compare_results "$work/ref.h5" "$work/$kind.h5" --require-done >/dev/null; then
     ok "checkpoint $kind: one warning line, restarted from step 0, uninterrupted numbers"
   else
     bad "checkpoint $kind: exit $rc, $(cat "$work/log")"
@@ -116,7 +109,7 @@ for kind in truncated garbage zeroed; do
   sweep "$f" 2>"$work/log"
   rc=$?
   [ $rc -eq 0 ] && grep -q "is damaged.*rebuilding it from 2 results" "$work/log" && [ -e "$f.damaged" ] \
-    && $CMP "$work/sref.h5" "$f" --require-done >/dev/null \
+    && compare_results "$work/sref.h5" "$f" --require-done >/dev/null \
     && ok "$kind result file: rebuilt from the journal, damaged copy kept, identical numbers" \
     || bad "$kind result file with journal: exit $rc, $(cat "$work/log")"
 done
@@ -144,7 +137,7 @@ PYEOF
 grep -q "3 done" "$work/st" && grep -q "row 1 .*checksum" "$work/st" && ok "a flipped bit fails the row checksum in status" \
   || bad "status of a flipped bit: $(cat "$work/st")"
 sweep "$work/flip.h5" 2>"$work/log"
-[ $? -eq 0 ] && $CMP "$work/sref.h5" "$work/flip.h5" --require-done >/dev/null \
+[ $? -eq 0 ] && compare_results "$work/sref.h5" "$work/flip.h5" --require-done >/dev/null \
   && ok "the damaged row is rerun to the right numbers" || bad "flip resume: $(cat "$work/log")"
 
 # a garbled journal entry: ignored with a warning, its run redone
@@ -155,7 +148,7 @@ rm -f "$work/j.h5"   # force the rebuild to use the journal
 sweep "$work/j.h5" 2>"$work/log"
 rc=$?
 [ $rc -eq 0 ] && grep -q "warning: .*damaged journal entry" "$work/log" \
-  && $CMP "$work/sref.h5" "$work/j.h5" --require-done >/dev/null \
+  && compare_results "$work/sref.h5" "$work/j.h5" --require-done >/dev/null \
   && ok "a garbled journal entry is ignored with a warning and its run redone" \
   || bad "garbled journal entry: exit $rc, $(cat "$work/log")"
 
@@ -191,5 +184,4 @@ grid_refused dims.yaml "dims.yaml:2:9: .*dims"
 printf 'settings:\n  points: 10000\n' >"$work/points.yaml"
 grid_refused points.yaml "points.yaml:[0-9]*:[0-9]*: .*exceeds 2147483647"
 
-echo "test_damaged: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -7,17 +7,11 @@
 #  2. real: a 2 MiB tmpfs in a private mount namespace fills up under a
 #     2-rank and a 1-rank sweep; then it is grown and the sweep resumed.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
-CMP="$PY $SRC/tests/compare_results.py"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-export OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
-work=$(mktemp -d)
-trap 'umount "$work/small" 2>/dev/null; rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+use_mpi
+use_mpi_singletons
+make_work
+at_exit 'umount "$work/small" 2>/dev/null'
 
 cat >"$work/grid.yaml" <<'YAML'
 settings:
@@ -35,7 +29,7 @@ seeds: [0, 1, 2, 3]
 checkpoint_every: 10
 save_model: true
 YAML
-"$BIN" sweep "$work/grid.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>/dev/null || { bad "reference sweep"; exit 1; }
+"$BIN" sweep "$work/grid.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>/dev/null || { bad "reference sweep"; finish; }
 total=$(ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/grid.yaml" -o "$work/count.h5" -q --heartbeat 0 2>&1 \
   | grep -c "^fault step")
 
@@ -56,7 +50,7 @@ for N in $(seq 1 13 "$total"); do
     fi
     "$BIN" sweep "$work/grid.yaml" -o "$f" -q --heartbeat 0 2>"$work/inj2.log"
     rc=$?
-    if [ $rc -ne 0 ] || ! $CMP "$work/ref.h5" "$f" --require-done >/dev/null; then
+    if [ $rc -ne 0 ] || ! compare_results "$work/ref.h5" "$f" --require-done >/dev/null; then
       wrong=$((wrong + 1)); bad "$e at step $N, then resume: exit $rc: $(cat "$work/inj2.log")"
     fi
     n=$((n + 1))
@@ -73,7 +67,7 @@ else
 set -u
 mkdir -p "$work/small"
 mount -t tmpfs -o size=2m tmpfs "$work/small" || exit 90
-run() { if [ $np -gt 1 ]; then mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1 -np $np "$BIN" "\$@"; else "$BIN" "\$@"; fi; }
+run() { if [ $np -gt 1 ]; then $(printf '%q ' "${MPIRUN[@]}")-np $np "$BIN" "\$@"; else "$BIN" "\$@"; fi; }
 run sweep "$work/grid.yaml" -o "$work/small/r.h5" --heartbeat 0 2>"$work/full1.log"
 echo \$? >"$work/full1.rc"
 "$BIN" status "$work/small/r.h5" >"$work/full.status" 2>&1
@@ -94,12 +88,11 @@ EOF
     fi
     grep -q "done" "$work/full.status" && ok "$np rank(s): status reads the file left by the full disk: $(head -1 "$work/full.status")" \
       || bad "$np rank(s): status after ENOSPC: $(cat "$work/full.status")"
-    [ "$rc2" = 0 ] && $CMP "$work/ref.h5" "$work/full.h5" --require-done >/dev/null \
+    [ "$rc2" = 0 ] && compare_results "$work/ref.h5" "$work/full.h5" --require-done >/dev/null \
       && [ "$(cat "$work/full.ls")" = "r.h5" ] \
       && ok "$np rank(s): with space back the same command finished, identical numbers, journal removed" \
       || bad "$np rank(s): resume with space: exit $rc2: $(cat "$work/full2.log"); left: $(cat "$work/full.ls")"
   done
 fi
 
-echo "test_enospc: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

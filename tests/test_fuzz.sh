@@ -6,22 +6,18 @@
 # targets itself in build-fuzz (CC=clang -DICAS_FUZZ=ON). Long runs: see
 # the README ("Fuzzing").
 set -u
-SRC=${ICAS_SOURCE_DIR:?}
+source "$(dirname "$0")/lib.sh" --no-binary || exit 1
 SECONDS_EACH=${ICAS_FUZZ_SECONDS:-25}
 if ! command -v clang >/dev/null; then
-  echo "FAIL: clang is not installed (apt-get install -y clang libclang-rt-14-dev)"; exit 1
+  bad "clang is not installed (apt-get install -y clang libclang-rt-14-dev)"; finish
 fi
 build=$SRC/build-fuzz
 mkdir -p "$build"
 log=$build/test_fuzz_build.log
 CC=clang cmake -S "$SRC" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DICAS_FUZZ=ON >"$log" 2>&1 \
   && cmake --build "$build" -j2 --target fuzz_grid fuzz_cli >>"$log" 2>&1 \
-  || { echo "FAIL: building the fuzz targets:"; tail -30 "$log"; exit 1; }
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+  || { bad "building the fuzz targets:"; tail -30 "$log"; finish; }
+make_work
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 for t in grid cli; do
   mkdir -p "$work/$t"
@@ -43,5 +39,4 @@ for t in grid cli; do
       || { bad "fuzz_$t: a regression input fails"; tail -30 "$work/$t.regress.log"; }
   fi
 done
-echo "test_fuzz: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

@@ -17,14 +17,11 @@
 # Exit 77 (a skip for ctest) with what is missing when the machine cannot
 # host such a cluster.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
+source "$(dirname "$0")/lib.sh" || exit 1
 SKIP=77
 BIN=$(realpath "$BIN")
 SRC=$(realpath "$SRC")
-source "$SRC/tests/slurm_env.sh"   # apt_get, slurm_install
-source "$SRC/tests/cluster_env.sh"
+source "$SRC/tests/cluster_env.sh" || exit 1   # with apt_get and slurm_install
 
 # The whole test runs in a private mount namespace (for /etc/hosts and the
 # hosts' /tmp); prerequisites are checked and installed before entering it.
@@ -63,24 +60,10 @@ if [ -z "${ICAS_MULTINODE_INSIDE:-}" ]; then
   exec unshare --mount --propagation private env ICAS_MULTINODE_INSIDE=1 bash "$0" "$@"
 fi
 
-test_start=$SECONDS
 T=$(mktemp -d /var/tmp/icas-multinode.XXXXXX)
 chmod 755 "$T"
-teardown() {
-  cluster_stop
-  rm -rf "$T"
-}
-trap teardown EXIT
+at_exit 'cluster_stop; rm -rf "$T"'
 trap 'exit 130' INT TERM
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-finish() {
-  echo "test_multinode: $((SECONDS - test_start)) s in all"
-  echo "test_multinode: $pass passed, $fail failed"
-  [ $fail -eq 0 ]
-  exit
-}
 now() { date +%s.%N; }
 # stamp LOG OUT: copy each line of LOG to OUT as it is written, after the
 # time it arrived (seconds since the epoch); until unstamp, or this test ends
@@ -95,8 +78,7 @@ stamped_at() {
   awk -v t0="$3" -v pat="$2" '$0 ~ pat { printf "%.1f", $1 - t0; exit }' "$1"
 }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-CMP="$PY $SRC/tests/compare_results.py"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+use_mpi
 NET=$CLUSTER_NET.0/24
 
 # hosts_of FILE: "rank@host" of every run, sorted and unique
@@ -108,19 +90,6 @@ print(" ".join(sorted({f"{int(k)}@{h.decode()}" for k, h in zip(r["rank"], r["ho
 PYEOF
 }
 
-# once_each FILE ROWS: every row done once (unique run ids), values finite
-once_each() {
-  $PY - "$1" "$2" <<'PYEOF'
-import sys, h5py, numpy as np
-f = h5py.File(sys.argv[1], "r")
-runs = f["runs"][:]
-assert len(runs) == int(sys.argv[2]), len(runs)
-assert (runs["status"] == b"done").all(), runs["status"]
-assert len(set(runs["run_id"])) == len(runs)
-assert np.isfinite(f["eval/tf_err"][()]).all() and np.isfinite(f["eval/gd_err"][()]).all()
-PYEOF
-}
-
 # rows_of FILE: "row status reason" lines
 rows_of() {
   $PY - "$1" <<'PYEOF'
@@ -128,20 +97,6 @@ import sys, h5py
 for r in h5py.File(sys.argv[1], "r")["runs"][:]:
     print(f"  row {r['row']} {r['status'].decode()}: {r['reason'].decode()}")
 PYEOF
-}
-
-# poll SECONDS WHAT CMD..: CMD until it succeeds; a FAIL naming WHAT after SECONDS
-poll() {
-  local limit=$1 what=$2 end
-  shift 2
-  end=$(awk -v n="$(now)" -v l="$limit" 'BEGIN { printf "%d", n + l }')
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$end" ]; then
-      bad "timed out after $limit s waiting for $what"
-      return 1
-    fi
-    sleep 0.1
-  done
 }
 
 # ---- the cluster -----------------------------------------------------------
@@ -185,8 +140,7 @@ slow=$T/work/slow.yaml
 
 # The references: single-host sweeps (this machine, shared memory)
 for g in smoke slow; do
-  mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1 -np 3 \
-    "$BIN" sweep "${!g}" -o "$T/work/ref_$g.h5" --heartbeat 0 -q 2>"$T/work/ref_$g.log" \
+  "${MPIRUN[@]}" -np 3 "$BIN" sweep "${!g}" -o "$T/work/ref_$g.h5" --heartbeat 0 -q 2>"$T/work/ref_$g.log" \
     || { bad "single-host $g sweep"; cat "$T/work/ref_$g.log"; finish; }
 done
 ok "single-host reference sweeps"
@@ -214,7 +168,7 @@ hosts=$(hosts_of "$T/work/mpi2.h5" 2>/dev/null)
   || bad "host column: $hosts"
 ! grep -q "different BLAS kernels" "$T/work/mpi2.log" && ok "every rank computes with the same BLAS kernel" \
   || bad "$(grep "different BLAS kernels" "$T/work/mpi2.log")"
-$CMP "$T/work/ref_smoke.h5" "$T/work/mpi2.h5" --require-done \
+compare_results "$T/work/ref_smoke.h5" "$T/work/mpi2.h5" --require-done \
   && ok "two hosts over TCP equal one host, bit for bit" || bad "two hosts differ from one"
 
 # ---- 2. a node lost under mpirun ---------------------------------------------
@@ -228,7 +182,7 @@ pid=$!
 stamp "$T/work/lost1.log" "$T/work/lost1.stamped" &
 stamper=$!
 # lose icas-n2 once every worker is mid-run: one checkpoint per run in flight
-poll 120 "three runs in flight" bash -c "[ \$(ls '$T/work/lost.h5.ckpt' | wc -l) -ge 3 ]"
+poll 120 "three runs in flight" has_entries "$T/work/lost.h5.ckpt" 3
 t0=$(now)
 cluster_kill_host icas-n2
 echo "icas-n2 lost (link cut, every process on it killed) at $(date +%T.%N | cut -c1-12)"
@@ -254,9 +208,9 @@ cluster_on icas-n1 "${MPIRUN[@]}" --hostfile "$T/work/hostfile1" -np 3 "$BIN" \
   sweep "$slow" -o "$T/work/lost.h5" --heartbeat 0 2>"$T/work/lost2.log"
 rc=$?
 grep -E "already finished|runs," "$T/work/lost2.log" | head -2 | sed 's/^/  | /'
-[ $rc -eq 0 ] && once_each "$T/work/lost.h5" 4 && ok "resumed on icas-n1 alone: every run once" \
+[ $rc -eq 0 ] && all_done_once "$T/work/lost.h5" 4 && ok "resumed on icas-n1 alone: every run once" \
   || { bad "resume after the loss: exit $rc"; cat "$T/work/lost2.log"; }
-$CMP "$T/work/ref_slow.h5" "$T/work/lost.h5" --require-done \
+compare_results "$T/work/ref_slow.h5" "$T/work/lost.h5" --require-done \
   && ok "node loss + resume equals an uninterrupted sweep, bit for bit" || bad "node loss + resume differs"
 
 # ---- 3. Slurm with two compute nodes -------------------------------------------
@@ -290,7 +244,7 @@ fi
 hosts=$(hosts_of "$T/work/slurm-smoke.h5" 2>/dev/null)
 [[ $hosts == *@icas-n1* && $hosts == *@icas-n2* ]] && ok "Slurm: the host column names both nodes" \
   || bad "Slurm host column: $hosts"
-$CMP "$T/work/ref_smoke.h5" "$T/work/slurm-smoke.h5" --require-done \
+compare_results "$T/work/ref_smoke.h5" "$T/work/slurm-smoke.h5" --require-done \
   && ok "Slurm across two nodes equals one host, bit for bit" || bad "Slurm two-node sweep differs"
 
 # ---- 4. a node lost under Slurm ------------------------------------------------
@@ -301,7 +255,7 @@ job=$(grep -o '[0-9]*$' "$T/work/sbatch2.out")
 log=$T/work/slurm-lost-$job.log
 stamp "$log" "$T/work/slurm-lost.stamped" &
 stamper=$!
-poll 120 "three runs in flight under Slurm" bash -c "[ \$(ls '$T/work/slurm-lost.h5.ckpt' | wc -l) -ge 3 ]"
+poll 120 "three runs in flight under Slurm" has_entries "$T/work/slurm-lost.h5.ckpt" 3
 t0=$(now)
 cluster_kill_host icas-n2
 echo "icas-n2 lost under Slurm job $job at $(date +%T.%N | cut -c1-12)"
@@ -327,11 +281,11 @@ cluster_add_host icas-n2 12 && cluster_slurmd icas-n2 || bad "cannot bring icas-
 poll 180 "the requeued job to finish" job_ended "$job"
 echo "requeued job done $(since "$t0") s after the loss:"
 grep -E "start \(restart|already finished|sweep complete" "$log" | sed 's/^/  | /'
-grep -q "start (restart 1)" "$log" && once_each "$T/work/slurm-lost.h5" 4 \
+grep -q "start (restart 1)" "$log" && all_done_once "$T/work/slurm-lost.h5" 4 \
   && ok "Slurm: the requeued job completed every run once" \
   || { bad "Slurm: requeued job"; cat "$log"; cluster_slurm_logs; }
 unstamp $stamper
-$CMP "$T/work/ref_slow.h5" "$T/work/slurm-lost.h5" --require-done \
+compare_results "$T/work/ref_slow.h5" "$T/work/slurm-lost.h5" --require-done \
   && ok "Slurm node loss + requeue equals an uninterrupted sweep, bit for bit" \
   || bad "Slurm node loss + requeue differs"
 

@@ -3,19 +3,14 @@
 # to completion; a job that hits its time-limit warning checkpoints, requeues
 # itself and completes with every run present once.
 set -u
-BIN=${ICASWEEP:?}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
-source "$SRC/tests/slurm_env.sh"
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+source "$SRC/tests/slurm_env.sh" || exit 1
 
 if ! slurm_install; then
-  echo "FAIL: cannot install Slurm (apt-get failed)"; echo "test_slurm: 0 passed, 1 failed"; exit 1
+  bad "cannot install Slurm (apt-get failed)"; finish
 fi
-trap 'slurm_stop; rm -rf "$SLURM_TEST_DIR"' EXIT
-slurm_start || { echo "test_slurm: 0 passed, 1 failed"; exit 1; }
+at_exit 'slurm_stop; rm -rf "${SLURM_TEST_DIR:-}"'
+slurm_start || { bad "Slurm did not start"; finish; }
 work=$SLURM_TEST_DIR/work
 mkdir -p "$work"
 cd "$work"
@@ -23,25 +18,13 @@ export ICASWEEP=$BIN
 # the tests' Open MPI needs these for oversubscription inside the job
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1
 
-all_done() {  # FILE ROWS: every row done, values finite, run ids unique
-  $PY - "$1" "$2" <<'PYEOF'
-import sys, h5py, numpy as np
-f = h5py.File(sys.argv[1], "r")
-runs = f["runs"][:]
-assert len(runs) == int(sys.argv[2]), len(runs)
-assert (runs["status"] == b"done").all(), runs["status"]
-assert len(set(runs["run_id"])) == len(runs)
-assert np.isfinite(f["eval/tf_err"][()]).all() and np.isfinite(f["eval/gd_err"][()]).all()
-PYEOF
-}
-
 # -- 1. a whole sweep -----------------------------------------------------------
 # three tasks (master + 2 workers) on a 2-CPU test node: --overcommit
 start=$SECONDS
 sbatch --wait --ntasks=3 --overcommit --cpus-per-task=1 --time=5 --output="$work/smoke-%j.log" \
   "$SRC/jobs/sweep.sbatch" "$SRC/jobs/grids/smoke.yaml" "$work/smoke.h5" >"$work/sbatch1.out" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && all_done "$work/smoke.h5" 8; then ok "smoke sweep under sbatch ($((SECONDS - start)) s)"
+if [ $rc -eq 0 ] && all_done_once "$work/smoke.h5" 8; then ok "smoke sweep under sbatch ($((SECONDS - start)) s)"
 else bad "smoke sweep: sbatch exit $rc"; cat "$work"/sbatch1.out "$work"/smoke-*.log; slurm_logs; fi
 
 # -- 2. the time-limit warning: checkpoint, requeue, complete ---------------------
@@ -76,9 +59,8 @@ starts=${starts:-0} requeues=${requeues:-0}
 echo "time-limit case: sbatch exit $rc after $((SECONDS - start)) s, $starts starts, $requeues requeues"
 [ "$requeues" -ge 1 ] && [ "$starts" -ge 2 ] && ok "job requeued itself after the warning signal" \
   || { bad "no requeue seen"; cat "$work/sbatch2.out" "$log"; slurm_logs; }
-if [ $rc -eq 0 ] && all_done "$work/long.h5" 2; then ok "requeued job completed with every run once"
+if [ $rc -eq 0 ] && all_done_once "$work/long.h5" 2; then ok "requeued job completed with every run once"
 else bad "requeued job: exit $rc"; cat "$log"; fi
 grep -E "sweep.sbatch|interrupted|already finished" "$log" | head -20
 
-echo "test_slurm: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish

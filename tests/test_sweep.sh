@@ -5,17 +5,9 @@
 # lost and its run resumes; a second writer and a file from another
 # grid are refused; grid errors stop everything before work starts.
 set -u
-BIN=${ICASWEEP:?ICASWEEP must point to the binary}
-SRC=${ICAS_SOURCE_DIR:?}
-PY=/usr/bin/python3
-CMP="$PY $SRC/tests/compare_results.py"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
-MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1)
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail=0; pass=0
-ok() { pass=$((pass + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+source "$(dirname "$0")/lib.sh" || exit 1
+use_mpi
+make_work
 smoke=$SRC/jobs/grids/smoke.yaml
 
 # -- 1. the same grid with 1, 2 and 3 ranks -----------------------------------
@@ -28,15 +20,15 @@ for np in 1 2 3; do
 done
 grep -q "^\[8/8\]" "$work/np1.log" && ! grep -q "^\[" "$work/np3.log" && grep -q " 8 done" "$work/np3.log" \
   && ok "a line per run, none with -q" || bad "progress lines: $(cat "$work/np1.log" "$work/np3.log")"
-$CMP "$work/np1.h5" "$work/np2.h5" --require-done && ok "1 vs 2 ranks identical" || bad "1 vs 2 ranks differ"
-$CMP "$work/np1.h5" "$work/np3.h5" --require-done && ok "1 vs 3 ranks identical" || bad "1 vs 3 ranks differ"
+compare_results "$work/np1.h5" "$work/np2.h5" --require-done && ok "1 vs 2 ranks identical" || bad "1 vs 2 ranks differ"
+compare_results "$work/np1.h5" "$work/np3.h5" --require-done && ok "1 vs 3 ranks identical" || bad "1 vs 3 ranks differ"
 "$BIN" status "$work/np2.h5" >"$work/status" && grep -q "done" "$work/status" \
   && ok "status" || bad "status: $(cat "$work/status")"
 
 # rerunning a finished sweep runs nothing and changes nothing
 cp "$work/np2.h5" "$work/again.h5"
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$smoke" -o "$work/again.h5" 2>"$work/again.log"
-grep -q "0 to run" "$work/again.log" && $CMP "$work/np2.h5" "$work/again.h5" >/dev/null \
+grep -q "0 to run" "$work/again.log" && compare_results "$work/np2.h5" "$work/again.h5" >/dev/null \
   && ok "rerun of a finished sweep is a no-op" || bad "rerun of a finished sweep: $(cat "$work/again.log")"
 
 # -- 2. a grid whose runs take a few seconds each ------------------------------
@@ -63,16 +55,14 @@ YAML
 # kill -9 of the whole mpirun mid-sweep, then the same command again
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed1.log" &
 pid=$!
-for _ in $(seq 600); do
-  grep -q "^\[1/" "$work/killed1.log" 2>/dev/null && break; sleep 0.2
-done
+POLL_EVERY=0.2 poll 120 "a first finished run before the kill" grep -q "^\[1/" "$work/killed1.log"
 kill -9 $pid; pkill -9 -f "sweep $work/slow.yaml -o $work/killed.h5"; wait $pid 2>/dev/null
 done_before=$("$BIN" status "$work/killed.h5" | head -1)
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed2.log"
 rc=$?
 [ $rc -eq 0 ] && ok "resume after kill -9 (before: $done_before)" || { bad "resume after kill -9: exit $rc"; cat "$work/killed2.log"; }
 grep -q "already finished" "$work/killed2.log" && ok "resume skipped finished runs" || bad "resume log: $(cat "$work/killed2.log")"
-$CMP "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resume identical" || bad "kill -9 + resume differs"
+compare_results "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resume identical" || bad "kill -9 + resume differs"
 
 # SIGTERM to the ranks, SIGUSR1 to mpirun: every rank checkpoints, exit 3,
 # and the rerun resumes the runs mid-training
@@ -81,9 +71,7 @@ for sig in TERM USR1; do
   pid=$!
   # signal once runs are mid-training, as their first periodic checkpoint
   # shows: a fixed delay can fall between runs, with nothing to checkpoint
-  for _ in $(seq 600); do
-    ls -A "$work/sig$sig.h5.ckpt" 2>/dev/null | grep -q . && break; sleep 0.05
-  done
+  POLL_EVERY=0.05 poll 30 "a first checkpoint before SIG$sig" has_entries "$work/sig$sig.h5.ckpt" 1
   if [ $sig = TERM ]; then
     "$BIN" status "$work/sig$sig.h5" >"$work/status_live" 2>&1
     grep -q "a sweep is writing this file now (pid [0-9]* on host" "$work/status_live" \
@@ -110,7 +98,7 @@ for sig in TERM USR1; do
   "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/sig$sig.h5" --heartbeat 0 2>"$work/sig$sig.2.log"
   rc=$?
   [ $rc -eq 0 ] && ok "SIG$sig: resumed" || { bad "SIG$sig resume: exit $rc"; cat "$work/sig$sig.2.log"; }
-  $CMP "$work/slow_ref.h5" "$work/sig$sig.h5" --require-done && ok "SIG$sig + resume identical" || bad "SIG$sig + resume differs"
+  compare_results "$work/slow_ref.h5" "$work/sig$sig.h5" --require-done && ok "SIG$sig + resume identical" || bad "SIG$sig + resume differs"
   [ ! -e "$work/sig$sig.h5.ckpt" ] && ok "SIG$sig: empty checkpoint directory removed" \
     || bad "SIG$sig: left $(ls -A "$work/sig$sig.h5.ckpt")"
 done
@@ -122,9 +110,7 @@ done
 "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/silent.h5" --heartbeat 0 --lost-after 2 \
   2>"$work/silent1.log" &
 pid=$!
-for _ in $(seq 600); do
-  [ "$(ls "$work/silent.h5.ckpt" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05
-done
+POLL_EVERY=0.05 poll 30 "two runs in flight before a worker falls silent" has_entries "$work/silent.h5.ckpt" 2
 victim=
 for p in $(pgrep -f "^$BIN sweep $work/slow.yaml -o $work/silent.h5"); do
   tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx OMPI_COMM_WORLD_RANK=2 && victim=$p
@@ -142,13 +128,13 @@ grep -q "interrupted" "$work/status_silent" && ok "status shows the lost run as 
   || bad "status after a lost worker: $(cat "$work/status_silent")"
 "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/silent.h5" --heartbeat 0 2>"$work/silent2.log"
 rc=$?
-[ $rc -eq 0 ] && $CMP "$work/slow_ref.h5" "$work/silent.h5" --require-done \
+[ $rc -eq 0 ] && compare_results "$work/slow_ref.h5" "$work/silent.h5" --require-done \
   && ok "lost worker + resume identical" || { bad "lost worker resume: exit $rc"; cat "$work/silent2.log"; }
 
 # -- 3. refusals ------------------------------------------------------------------
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/busy.h5" --heartbeat 0 2>/dev/null &
 pid=$!
-for _ in $(seq 100); do [ -e "$work/busy.h5" ] && break; sleep 0.1; done
+poll 10 "the first writer to create busy.h5" test -e "$work/busy.h5"
 "$BIN" sweep "$work/slow.yaml" -o "$work/busy.h5" 2>"$work/second.log"
 rc=$?
 [ $rc -eq 2 ] && grep -q "another sweep" "$work/second.log" && ok "second writer refused" \
@@ -157,7 +143,7 @@ kill -TERM $pid; wait $pid
 
 "$BIN" sweep "$smoke" -o "$work/slow_ref.h5" 2>"$work/other.log"
 rc=$?
-[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && $CMP "$work/slow_ref.h5" "$work/slow_ref.h5" >/dev/null \
+[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && compare_results "$work/slow_ref.h5" "$work/slow_ref.h5" >/dev/null \
   && ok "file from another grid refused" || bad "another grid: exit $rc, $(cat "$work/other.log")"
 
 printf 'settings:\n  layers: [2]\n  heads: 0\nbogus: 1\n' >"$work/broken.yaml"
@@ -181,5 +167,4 @@ for k in ("err", "open_err", "critic_tau"):
     assert np.isfinite(x).all() and np.array_equal(x, y), k
 PYEOF
 
-echo "test_sweep: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+finish
