@@ -73,8 +73,17 @@ make_work() {
 
 # Many ranks share this machine's few cores: oversubscribed, unbound, one
 # thread each, talking through shared memory only.
+# Open MPI's session directory goes under a directory of this test's own:
+# the shared default (/tmp/ompi.HOST.UID) was seen removed by one test's
+# cleanup while another test's mpirun was creating its files in it.
 use_mpi() {
   export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+  if [ -z "${_lib_ompi_tmp:-}" ]; then
+    _lib_ompi_tmp=$(mktemp -d "${TMPDIR:-/tmp}/icas-ompi.XXXXXX") \
+      || { echo "FAIL: $TEST_NAME: mktemp -d failed"; exit 1; }
+    at_exit 'rm -rf "$_lib_ompi_tmp"'
+    export OMPI_MCA_orte_tmpdir_base=$_lib_ompi_tmp
+  fi
   MPIRUN=(mpirun --oversubscribe --bind-to none --mca btl self,vader --mca pml ob1)
 }
 

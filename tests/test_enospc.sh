@@ -30,12 +30,19 @@ checkpoint_every: 10
 save_model: true
 YAML
 "$BIN" sweep "$work/grid.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>/dev/null || { bad "reference sweep"; finish; }
-total=$(ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/grid.yaml" -o "$work/count.h5" -q --heartbeat 0 2>&1 \
-  | grep -c "^fault step")
+ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/grid.yaml" -o "$work/count.h5" -q --heartbeat 0 \
+  2>"$work/trace.log"
+total=$(grep -c "^fault step" "$work/trace.log")
+# Every 13th step, and every reopening of the result file after a journal
+# entry (its first HDF5 write follows the journal's directory fsync), where
+# a full disk once read as "not a readable HDF5 file".
+steps=$( { seq 1 13 "$total"
+           awk '/^fault step/ { if (prev ~ /fsync directory/ && $0 ~ /hdf5/) { sub(":", "", $3); print $3 } prev = $0 }' \
+             "$work/trace.log"; } | sort -n | uniq)
 
 # -- 1. injected errors -----------------------------------------------------------
 n=0; wrong=0
-for N in $(seq 1 13 "$total"); do
+for N in $steps; do
   for e in ENOSPC EIO; do
     f=$work/inj_${N}_$e.h5
     ICAS_FAULT_ERRNO_AT=$N:$e "$BIN" sweep "$work/grid.yaml" -o "$f" -q --heartbeat 0 2>"$work/inj.log"

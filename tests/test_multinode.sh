@@ -79,6 +79,9 @@ stamped_at() {
 }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 use_mpi
+# mpirun forwards this to the daemons it starts on the other hosts, whose
+# /tmp need not hold the directory: they keep Open MPI's default
+unset OMPI_MCA_orte_tmpdir_base
 NET=$CLUSTER_NET.0/24
 
 # hosts_of FILE: "rank@host" of every run, sorted and unique
