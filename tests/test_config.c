@@ -39,6 +39,15 @@ static void check_ids_are_stable(void)
     char id[ICAS_RUN_ID_LEN];
     config_run_id(&c, id);
     CHECK(strcmp(id, "r1f12ba43be4374a4") == 0, "default config id %s", id);
+    c.sc_rounds = 2;
+    c.n_sc_k0 = 2;
+    c.sc_k0[0] = 2;
+    c.sc_k0[1] = 5;
+    c.n_sc_q = 2;
+    c.sc_q[0] = 0;
+    c.sc_q[1] = 0.5;
+    config_run_id(&c, id);
+    CHECK(strcmp(id, "r04c9e076abaf5efa") == 0, "default config with a closed loop: id %s", id);
 
     static const struct {
         const char *grid;

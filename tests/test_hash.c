@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "icasweep/config.h"
 #include "icasweep/hash.h"
 #include "testutil.h"
 
@@ -53,28 +52,9 @@ static void test_chaining(void)
     }
 }
 
-static void test_run_ids(void)
-{
-    /* result files, journals and checkpoints find their runs by these ids */
-    run_config c = config_default();
-    char id[ICAS_RUN_ID_LEN];
-    config_run_id(&c, id);
-    CHECK(!strcmp(id, "r1f12ba43be4374a4"), "run id of config_default(): %s", id);
-    c.sc_rounds = 2;
-    c.n_sc_k0 = 2;
-    c.sc_k0[0] = 2;
-    c.sc_k0[1] = 5;
-    c.n_sc_q = 2;
-    c.sc_q[0] = 0;
-    c.sc_q[1] = 0.5;
-    config_run_id(&c, id);
-    CHECK(!strcmp(id, "r04c9e076abaf5efa"), "run id with self-correction: %s", id);
-}
-
 int main(void)
 {
     test_vectors();
     test_chaining();
-    test_run_ids();
     return test_finish("test_hash");
 }
