@@ -1,7 +1,6 @@
-/* The hash (hash.h): FNV-1a 64 against its published test vectors, chaining
- * over several buffers, and the run ids that depend on it, pinned: a result
- * file, journal or checkpoint written by this program is found again only
- * while they stay the same. */
+/* The hash (hash.h): FNV-1a 64 against its published test vectors, and
+ * chaining over several buffers. The run ids made with it are pinned in
+ * test_config. */
 #include <inttypes.h>
 #include <string.h>
 
