@@ -65,7 +65,7 @@ class Knob:
     meaning: str
 
 
-def _knobs_of(runs_dataset):
+def knobs_of(runs_dataset):
     """The file's knobs, in the order icasweep lists them."""
     attrs = runs_dataset.attrs
     if "knobs" not in attrs:
@@ -430,7 +430,7 @@ def load(path, as_frame=False):
             raise SchemaError(f"{path}: schema {version} file lacks {', '.join(missing)}")
         raw = f["runs"][()]
         try:
-            knobs = _knobs_of(f["runs"])
+            knobs = knobs_of(f["runs"])
         except SchemaError as e:
             raise SchemaError(f"{path}: {e}") from None
         absent = [n for n in (*(k.name for k in knobs), "run_id", "seed", "status")

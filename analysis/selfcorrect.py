@@ -27,6 +27,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from icaresults import LEGACY_KNOBS, knobs_of  # noqa: E402
+
 GROUP = "selfcorrect"
 ARRAYS = ("q", "k0", "round", "err", "open_err", "critic_tau")
 
@@ -52,7 +55,9 @@ def _text(v):
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _run_label(row, names):
+def _run_label(row, names, extra=()):
+    """L=2 H=2 E=32 softmax ffn=on p=0 seed=0, then name=value of each knob
+    in extra (knobs added to icasweep after these)."""
     parts = []
     for key, fmt in (("layers", "L={}"), ("heads", "H={}"), ("embd", "E={}"),
                      ("attention", "{}"), ("ffn", "ffn={}"), ("train_noise", "p={}"),
@@ -62,6 +67,7 @@ def _run_label(row, names):
             if key == "ffn":
                 v = "on" if int(row[key]) else "off"
             parts.append(fmt.format(v))
+    parts += [f"{key}={_text(row[key])}" for key in extra if key in names]
     return " ".join(parts)
 
 
@@ -77,6 +83,8 @@ def load_selfcorrect(path):
             raise ValueError(f"{path}: /{GROUP} lacks {', '.join(missing)}")
         runs = f["runs"][()]
         names = runs.dtype.names
+        legacy = {k[0] for k in LEGACY_KNOBS}
+        extra = [k.name for k in knobs_of(f["runs"]) if k.name not in legacy]
         status = np.array([_text(s) for s in runs["status"]])
         err = g["err"][()].astype(float)
         done = (status == "done") & np.isfinite(err).all(axis=(1, 2, 3))
@@ -84,7 +92,7 @@ def load_selfcorrect(path):
                            rounds=g["round"][()].astype(int), err=err,
                            open_err=g["open_err"][()].astype(float),
                            tau=g["critic_tau"][()].astype(float), done=done,
-                           labels=[_run_label(r, names) for r in runs])
+                           labels=[_run_label(r, names, extra) for r in runs])
 
 
 @dataclass

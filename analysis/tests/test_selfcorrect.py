@@ -135,3 +135,13 @@ def test_incomplete_group_is_named(tmp_path):
         del f["selfcorrect/critic_tau"]
     with pytest.raises(ValueError, match="critic_tau"):
         scm.load_selfcorrect(path)
+
+
+def test_run_labels_name_a_knob_added_later(tmp_path):
+    """A knob the module has no format for still tells the runs apart."""
+    warmup = ("warmup", "wu", "training", "linear learning-rate warm-up steps", "<i4", 0)
+    path = synthetic.make(str(tmp_path / "w.h5"), [dict(warmup=0), dict(warmup=100)],
+                          synthetic.paper_like, seeds=(0,), new_knobs=[warmup])
+    sc = scm.load_selfcorrect(add_selfcorrect(path, gain_of_tau=lambda t: 0.1 * t))
+    assert sc.labels[0].endswith("seed=0 warmup=0") and sc.labels[1].endswith("warmup=100")
+    assert sc.labels[0].startswith("L=4 H=3 E=96 softmax ffn=on")
