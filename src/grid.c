@@ -321,49 +321,31 @@ static void knob_names(char *buf, size_t size)
                                 slot_name(order[i]));
 }
 
-/* Parses one value of slot k, checking its range (combinations are checked
- * after the expansion). */
+static int translate(const char *msg, char *out, size_t size, int named[], int max_named);
+
+/* Parses one value of slot k and checks it against the knob's range, with
+ * the check the command line uses (combinations are checked after the
+ * expansion). */
 static int parse_knob_value(reporter *r, int k, const yaml_node_t *n, knob_value *out)
 {
-    static const knob_def per_head = {.name = "embd_per_head", .type = KNOB_TYPE_COUNT,
-                                      .lo = 1, .hi = 65536};
-    const knob_def *def = k == SLOT_EMBD_PER_HEAD ? &per_head : &config_knobs[k];
     const char *name = slot_name(k);
+    const knob_def *def = k == SLOT_EMBD_PER_HEAD ? NULL : &config_knobs[k];
     char buf[256], words[128];
     long i = 0;
     double x = 0;
     memset(out, 0, sizeof *out);
     out->at = n->start_mark;
-    switch (def->type) {
+    switch (def ? def->type : KNOB_TYPE_COUNT) {
     case KNOB_TYPE_COUNT:
         if (parse_int(r, n, name, &i))
             return -1;
-        if (i < def->lo || i > def->hi) {
-            report(r, n->start_mark, "%s: must be between %.0f and %.0f, got %ld", name,
-                   def->lo, def->hi, i);
-            return -1;
-        }
-        out->x = (double)i;
-        return 0;
+        x = (double)i;
+        break;
     case KNOB_TYPE_REAL:
-        if (parse_double(r, n, name, &x))
-            return -1;
-        if (!(x >= def->lo && x <= def->hi)) {
-            report(r, n->start_mark, "%s: must be in [%g,%g], got %s", name, def->lo, def->hi,
-                   text_of(n));
-            return -1;
-        }
-        out->x = x;
-        return 0;
     case KNOB_TYPE_POSITIVE:
         if (parse_double(r, n, name, &x))
             return -1;
-        if (!(x > 0)) {
-            report(r, n->start_mark, "%s: must be positive, got %s", name, text_of(n));
-            return -1;
-        }
-        out->x = x;
-        return 0;
+        break;
     case KNOB_TYPE_CHOICE:
     case KNOB_TYPE_SWITCH: {
         /* quoting a word does not change it */
@@ -377,14 +359,32 @@ static int parse_knob_value(reporter *r, int k, const yaml_node_t *n, knob_value
                    describe(n, buf, sizeof buf));
             return -1;
         }
-        out->x = w;
-        return 0;
-    }
-    case KNOB_TYPE_SEED:
+        x = w;
         break;
     }
-    report(r, n->start_mark, "%s: not a grid key", name);
-    return -1;
+    case KNOB_TYPE_SEED:
+        report(r, n->start_mark, "%s: not a grid key (seeds go under `seeds`)", name);
+        return -1;
+    }
+    if (!def) {
+        if (i < 1) {
+            report(r, n->start_mark, "%s: must be at least 1, got %ld", name, i);
+            return -1;
+        }
+    } else {
+        run_config c = config_default();
+        icas_err err;
+        knob_set(def, &c, x);
+        if (knob_check(def, &c, &err)) {
+            char msg[1100];
+            int named[4];
+            translate(err.msg, msg, sizeof msg, named, 4);
+            report(r, n->start_mark, "%s", msg);
+            return -1;
+        }
+    }
+    out->x = x;
+    return 0;
 }
 
 /* ---- levels: settings, axes, sub-grids ------------------------------------ */

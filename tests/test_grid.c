@@ -384,10 +384,10 @@ static void test_problems(void)
     EXPECT_PROBLEM("axes:\n  heads: []\n",
                    "grid.yaml:2:10: heads: empty list; give at least one value");
     EXPECT_PROBLEM("axes:\n  layers:\n", "grid.yaml:2:10: layers: expected an integer, got nothing");
-    EXPECT_PROBLEM("axes:\n  heads: [3, 0]\n", "grid.yaml:2:14: heads: must be between 1 and 1024, got 0");
+    EXPECT_PROBLEM("axes:\n  heads: [3, 0]\n", "grid.yaml:2:14: heads 0: must be between 1 and 1024");
     EXPECT_PROBLEM("axes:\n  train_noise: [0, 1.5]\n",
-                   "grid.yaml:2:20: train_noise: must be in [0,1], got 1.5");
-    EXPECT_PROBLEM("axes:\n  lr: -1.0e-3\n", "grid.yaml:2:7: lr: must be positive, got -1.0e-3");
+                   "grid.yaml:2:20: train_noise 1.5: must be in [0,1]");
+    EXPECT_PROBLEM("axes:\n  lr: -1.0e-3\n", "grid.yaml:2:7: lr -0.001: must be a positive number");
     EXPECT_PROBLEM("axes:\n  lr: .inf\n", "grid.yaml:2:7: lr: expected a number, got '.inf'");
     EXPECT_PROBLEM("axes:\n  attention: [softmax, relu]\n",
                    "grid.yaml:2:24: attention: expected softmax or linear, got 'relu'");
@@ -426,9 +426,9 @@ static void test_problems(void)
     EXPECT_PROBLEM("settings:\n  dims: 5\xff\n", "grid.yaml:2:10: YAML error: invalid leading UTF-8");
     /* config_validate's problems, at the value that causes them */
     EXPECT_PROBLEM("settings:\n  points: 2\n",
-                   "grid.yaml:2:11: points: must be between 3 and 10000, got 2");
+                   "grid.yaml:2:11: points 2: must be between 3 and 10000");
     EXPECT_PROBLEM("axes:\n  layers: [2, 2000]\n",
-                   "grid.yaml:2:15: layers: must be between 1 and 1024, got 2000");
+                   "grid.yaml:2:15: layers 2000: must be between 1 and 1024");
     EXPECT_PROBLEM("settings:\n  embd: 96\ngrids:\n  - heads: [1, 3, 5]\n",
                    "grid.yaml:4:19: heads 5 does not divide embd 96");
     EXPECT_PROBLEM("settings:\n  heads: 4\naxes:\n  embd: [64, 66]\n",
@@ -495,7 +495,7 @@ static void test_all_at_once(void)
               &l);
     const char *want[] = {
         "/grid.yaml:2:11: layers: expected one value",
-        "/grid.yaml:3:10: heads: must be between 1 and 1024, got 0",
+        "/grid.yaml:3:10: heads 0: must be between 1 and 1024",
         "/grid.yaml:4:1: unknown key 'bogus'",
         "/grid.yaml:5:12: seeds: expected a non-negative integer, got 'x'",
         "/grid.yaml:7:14: layers: expected an integer, got 'two'",
