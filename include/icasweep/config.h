@@ -50,7 +50,6 @@ typedef struct {
     double sc_q[ICAS_MAX_SC_Q];    /* critic noise levels, in [0,1] */
 } run_config;
 
-
 /* ---- the knob table (knobs.def) ----------------------------------------- */
 
 typedef enum {
