@@ -42,90 +42,51 @@ static int parse_double(const char *flag, const char *s, double *out, icas_err *
     return 0;
 }
 
-static int parse_noise_list(const char *s, run_config *cfg, icas_err *err)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (n == ICAS_MAX_EVAL_NOISE)
-            return icas_fail(err, "--eval-noise %s: at most %d levels", s,
-                             ICAS_MAX_EVAL_NOISE);
-        if (parse_double("--eval-noise", tok, &cfg->eval_noise[n], err))
-            return -1;
-        if (!(cfg->eval_noise[n] >= 0 && cfg->eval_noise[n] <= 1))
-            return icas_fail(err, "--eval-noise %s: must be in [0,1]", tok);
-        n++;
-    }
-    if (n == 0)
-        return icas_fail(err, "--eval-noise '%s': expected a list such as 0,0.5,1", s);
-    cfg->n_eval_noise = n;
-    return 0;
-}
+/* A list flag's values as given, "0,0.5,1", split at its commas; an empty
+ * part ("0,,1") is a value the list parser refuses. */
+#define CLI_MAX_LIST_VALUES 64
+_Static_assert(ICAS_MAX_EVAL_NOISE <= CLI_MAX_LIST_VALUES && ICAS_MAX_SC_K0 <= CLI_MAX_LIST_VALUES &&
+                   ICAS_MAX_SC_Q <= CLI_MAX_LIST_VALUES,
+               "a list flag holds every value a list field takes");
 
-/* --sc-rounds R, --sc-k0 LIST, --sc-q LIST: the closed loop's flags.
- * Returns as cli_parse_run_flag. The lists' values are range-checked here;
- * how they combine with each other and with --points, by
- * config_validate_selfcorrect. */
-static int parse_selfcorrect_flag(run_config *cfg, const char *flag, const char *value,
-                                  icas_err *err)
+static int parse_list_flag(run_config *cfg, int field, const char *flag, const char *value,
+                           config_problem *p)
 {
-    if (strcmp(flag, "--sc-rounds") == 0) {
-        if (parse_int(flag, value, &cfg->sc_rounds, err))
-            return -1;
-        if (cfg->sc_rounds < 0)
-            return icas_fail(err, "--sc-rounds %s: must be 0 (no closed loop) or more", value);
-        return 1;
-    }
-    int is_k0 = strcmp(flag, "--sc-k0") == 0;
-    if (!is_k0 && strcmp(flag, "--sc-q") != 0)
-        return 0;
-    const int max = is_k0 ? ICAS_MAX_SC_K0 : ICAS_MAX_SC_Q;
     char buf[1024];
-    snprintf(buf, sizeof buf, "%s", value);
+    const char *items[CLI_MAX_LIST_VALUES];
     int n = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
-         tok = strtok_r(NULL, ",", &save)) {
-        if (n == max)
-            return icas_fail(err, "%s %s: at most %d values", flag, value, max);
-        if (is_k0) {
-            if (parse_int(flag, tok, &cfg->sc_k0[n], err))
-                return -1;
-            if (cfg->sc_k0[n] < 0)
-                return icas_fail(err, "%s %s: must be 0 or more", flag, tok);
-        } else {
-            if (parse_double(flag, tok, &cfg->sc_q[n], err))
-                return -1;
-            if (!(cfg->sc_q[n] >= 0 && cfg->sc_q[n] <= 1))
-                return icas_fail(err, "%s %s: must be in [0,1]", flag, tok);
-        }
-        n++;
+    if (strlen(value) >= sizeof buf) {
+        snprintf(p->msg, sizeof p->msg, "%s: a list of %zu characters is too long", flag,
+                 strlen(value));
+        return -1;
     }
-    if (n == 0)
-        return icas_fail(err, "%s '%s': expected a list such as %s", flag, value,
-                         is_k0 ? "2,5" : "0,0.5,1");
-    if (is_k0)
-        cfg->n_sc_k0 = n;
-    else
-        cfg->n_sc_q = n;
-    return 1;
+    snprintf(buf, sizeof buf, "%s", value);
+    if (buf[0])
+        for (char *part = buf;; part++) {
+            if (n < CLI_MAX_LIST_VALUES)
+                items[n] = part;
+            n++;
+            part = strchr(part, ',');
+            if (!part)
+                break;
+            *part = 0;
+        }
+    if (n > CLI_MAX_LIST_VALUES)
+        return config_check_count(field, n, CONFIG_NAMES_FLAGS, p);
+    return config_parse_list(field, items, n, cfg, CONFIG_NAMES_FLAGS, p);
 }
 
 int cli_parse_run_flag(run_config *cfg, const char *flag, const char *value,
                        icas_err *err)
 {
-    if (strncmp(flag, "--sc-", 5) == 0)
-        return parse_selfcorrect_flag(cfg, flag, value, err);
-    if (strcmp(flag, "--eval-noise") == 0)
-        return parse_noise_list(value, cfg, err) ? -1 : 1;
-    for (int i = 0; i < CONFIG_N_KNOBS; i++) {
-        char name[64];
-        knob_flag(&config_knobs[i], name, sizeof name);
-        if (strcmp(flag, name) == 0)
-            return knob_parse(&config_knobs[i], value, cfg, err) ? -1 : 1;
-    }
-    return 0;
+    int field = config_field_named(flag, CONFIG_NAMES_FLAGS);
+    if (field < 0)
+        return 0;
+    config_problem p;
+    int rc = config_field_is_list(field)
+                 ? parse_list_flag(cfg, field, flag, value, &p)
+                 : config_parse_item(field, value, -1, cfg, CONFIG_NAMES_FLAGS, &p);
+    return rc ? icas_fail(err, "%s", p.msg) : 1;
 }
 
 static void print_knob_flags(FILE *f, knob_section section)

@@ -1,6 +1,7 @@
 #include "icasweep/config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -90,7 +91,7 @@ void knob_words_text(const knob_def *k, const char *sep, const char *last_sep, c
                                 i == 0 ? "" : i == count - 1 ? last_sep : sep, k->words[i]);
 }
 
-static void *field(const knob_def *k, run_config *c) { return (char *)c + k->offset; }
+static void *field_of(const knob_def *k, run_config *c) { return (char *)c + k->offset; }
 
 static const void *cfield(const knob_def *k, const run_config *c)
 {
@@ -127,12 +128,12 @@ void knob_set(const knob_def *k, run_config *c, double value)
 {
     if (k->type == KNOB_TYPE_SEED) {
         uint64_t v = (uint64_t)value;
-        memcpy(field(k, c), &v, sizeof v);
+        memcpy(field_of(k, c), &v, sizeof v);
     } else if (is_real(k)) {
-        memcpy(field(k, c), &value, sizeof value);
+        memcpy(field_of(k, c), &value, sizeof value);
     } else {
         int v = (int)value;
-        memcpy(field(k, c), &v, sizeof v);
+        memcpy(field_of(k, c), &v, sizeof v);
     }
 }
 
@@ -171,88 +172,6 @@ int knob_is_default(const knob_def *k, const run_config *c)
     return knob_get_int(k, c) == (int)k->default_value;
 }
 
-int knob_check(const knob_def *k, const run_config *c, icas_err *err)
-{
-    char flag[64], words[128];
-    knob_flag(k, flag, sizeof flag);
-    switch (k->type) {
-    case KNOB_TYPE_COUNT: {
-        int v = knob_get_int(k, c);
-        if (v < k->lo || v > k->hi)
-            return icas_fail(err, "%s %d: must be between %.0f and %.0f", flag, v, k->lo, k->hi);
-        return 0;
-    }
-    case KNOB_TYPE_REAL: {
-        double v = knob_get_real(k, c);
-        if (!(v >= k->lo && v <= k->hi))
-            return icas_fail(err, "%s %g: must be in [%g,%g]", flag, v, k->lo, k->hi);
-        return 0;
-    }
-    case KNOB_TYPE_POSITIVE: {
-        double v = knob_get_real(k, c);
-        if (!(v > 0) || !isfinite(v))
-            return icas_fail(err, "%s %g: must be a positive number", flag, v);
-        return 0;
-    }
-    case KNOB_TYPE_CHOICE:
-    case KNOB_TYPE_SWITCH: {
-        int v = knob_get_int(k, c);
-        if (v < 0 || v >= n_words(k)) {
-            knob_words_text(k, ", ", " or ", words, sizeof words);
-            return icas_fail(err, "%s: value %d is none of %s", flag, v, words);
-        }
-        return 0;
-    }
-    case KNOB_TYPE_SEED:
-        return 0;
-    }
-    return icas_fail(err, "%s: unknown knob type %d", flag, (int)k->type);
-}
-
-int knob_parse(const knob_def *k, const char *text, run_config *c, icas_err *err)
-{
-    char flag[64], words[128], *end;
-    knob_flag(k, flag, sizeof flag);
-    errno = 0;
-    switch (k->type) {
-    case KNOB_TYPE_COUNT: {
-        long v = strtol(text, &end, 10);
-        if (errno || end == text || *end || v < INT_MIN || v > INT_MAX)
-            return icas_fail(err, "%s %s: expected an integer", flag, text);
-        knob_set(k, c, (double)v);
-        break;
-    }
-    case KNOB_TYPE_REAL:
-    case KNOB_TYPE_POSITIVE: {
-        double v = strtod(text, &end);
-        if (errno || end == text || *end || !isfinite(v))
-            return icas_fail(err, "%s %s: expected a number", flag, text);
-        knob_set(k, c, v);
-        break;
-    }
-    case KNOB_TYPE_CHOICE:
-    case KNOB_TYPE_SWITCH: {
-        int v = knob_word_index(k, text);
-        if (v < 0) {
-            knob_words_text(k, ", ", " or ", words, sizeof words);
-            return icas_fail(err, "%s %s: expected %s", flag, text, words);
-        }
-        knob_set(k, c, v);
-        break;
-    }
-    case KNOB_TYPE_SEED: {
-        unsigned long long v = strtoull(text, &end, 10);
-        if (errno || end == text || *end || text[0] == '-' || text[0] == '+' ||
-            text[0] == ' ')
-            return icas_fail(err, "%s %s: expected a non-negative integer", flag, text);
-        uint64_t s = (uint64_t)v;
-        memcpy(field(k, c), &s, sizeof s);
-        break;
-    }
-    }
-    return knob_check(k, c, err);
-}
-
 /* ---- one run ---------------------------------------------------------------- */
 
 run_config config_default(void)
@@ -279,65 +198,376 @@ const char *loss_name(loss_kind k)
     return (int)k >= 0 && (int)k < n_words(knob) ? knob->words[k] : "?";
 }
 
-/* The knobs' ranges (knobs.def) keep a typo (--layers 2000) from allocating
- * the machine away; then the combinations. */
-int config_validate(const run_config *c, icas_err *err)
+/* ---- validation ------------------------------------------------------------ */
+
+/* The names of every field in one spelling: a message names several. */
+typedef struct {
+    char s[CONFIG_N_FIELDS][40];
+} field_names;
+
+static const struct {
+    const char *flag, *key;
+} LIST_NAMES[CONFIG_N_FIELDS - CONFIG_N_KNOBS] = {
+    [CONFIG_FIELD_EVAL_NOISE - CONFIG_N_KNOBS] = {"--eval-noise", "eval_noise"},
+    [CONFIG_FIELD_SC_ROUNDS - CONFIG_N_KNOBS] = {"--sc-rounds", "selfcorrect.rounds"},
+    [CONFIG_FIELD_SC_K0 - CONFIG_N_KNOBS] = {"--sc-k0", "selfcorrect.k0"},
+    [CONFIG_FIELD_SC_Q - CONFIG_N_KNOBS] = {"--sc-q", "selfcorrect.q"},
+};
+
+/* The closed loop's rounds: a typo (20000) would run for days. */
+#define CONFIG_MAX_SC_ROUNDS 10000
+
+void config_field_name(int field, config_naming naming, char *out, size_t n)
 {
-    for (int i = 0; i < CONFIG_N_KNOBS; i++)
-        if (knob_check(&config_knobs[i], c, err))
-            return -1;
-    if (c->embd % c->heads != 0)
-        return icas_fail(err, "--heads %d does not divide --embd %d",
-                         c->heads, c->embd);
-    if (c->n_eval_noise < 1 || c->n_eval_noise > ICAS_MAX_EVAL_NOISE)
-        return icas_fail(err, "--eval-noise: between 1 and %d levels, got %d",
-                         ICAS_MAX_EVAL_NOISE, c->n_eval_noise);
-    for (int i = 0; i < c->n_eval_noise; i++)
-        if (!(c->eval_noise[i] >= 0 && c->eval_noise[i] <= 1))
-            return icas_fail(err, "--eval-noise %g: must be in [0,1]",
-                             c->eval_noise[i]);
-    if (config_check_sizes(c, err))
-        return -1;
-    return config_validate_selfcorrect(c, err);
+    if (field >= 0 && field < CONFIG_N_KNOBS) {
+        if (naming == CONFIG_NAMES_FLAGS)
+            knob_flag(&config_knobs[field], out, n);
+        else
+            snprintf(out, n, "%s", config_knobs[field].name);
+    } else if (field >= CONFIG_N_KNOBS && field < CONFIG_N_FIELDS) {
+        int i = field - CONFIG_N_KNOBS;
+        snprintf(out, n, "%s", naming == CONFIG_NAMES_FLAGS ? LIST_NAMES[i].flag : LIST_NAMES[i].key);
+    } else {
+        snprintf(out, n, "?");
+    }
 }
 
-int config_validate_selfcorrect(const run_config *c, icas_err *err)
+int config_field_named(const char *name, config_naming naming)
 {
-    if (c->sc_rounds < 0 || c->sc_rounds > 10000)
-        return icas_fail(err, "--sc-rounds %d: must be between 0 (no closed loop) and 10000",
-                         c->sc_rounds);
-    if (c->n_sc_k0 < 0 || c->n_sc_k0 > ICAS_MAX_SC_K0)
-        return icas_fail(err, "--sc-k0: at most %d values, got %d", ICAS_MAX_SC_K0, c->n_sc_k0);
-    if (c->n_sc_q < 0 || c->n_sc_q > ICAS_MAX_SC_Q)
-        return icas_fail(err, "--sc-q: at most %d levels, got %d", ICAS_MAX_SC_Q, c->n_sc_q);
+    char buf[64];
+    for (int f = 0; f < CONFIG_N_FIELDS; f++) {
+        config_field_name(f, naming, buf, sizeof buf);
+        if (strcmp(buf, name) == 0)
+            return f;
+    }
+    return -1;
+}
+
+int config_field_is_list(int field)
+{
+    return field == CONFIG_FIELD_EVAL_NOISE || field == CONFIG_FIELD_SC_K0 ||
+           field == CONFIG_FIELD_SC_Q;
+}
+
+int config_field_max_items(int field)
+{
+    return field == CONFIG_FIELD_EVAL_NOISE ? ICAS_MAX_EVAL_NOISE
+           : field == CONFIG_FIELD_SC_K0    ? ICAS_MAX_SC_K0
+           : field == CONFIG_FIELD_SC_Q     ? ICAS_MAX_SC_Q
+                                            : 1;
+}
+
+static void names_of(config_naming naming, field_names *nm)
+{
+    for (int f = 0; f < CONFIG_N_FIELDS; f++)
+        config_field_name(f, naming, nm->s[f], sizeof nm->s[f]);
+}
+
+/* The fields a message names, the one at fault first; -1 ends the list. */
+#define NAMED(...) ((const int[]){__VA_ARGS__, -1})
+
+static int fail(config_problem *p, int item, const int *named, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(config_problem *p, int item, const int *named, const char *fmt, ...)
+{
+    if (!p)
+        return -1;
+    p->field = named[0];
+    p->item = item;
+    p->n_named = 0;
+    for (int i = 0; named[i] >= 0 && p->n_named < CONFIG_PROBLEM_MAX_NAMED; i++)
+        p->named[p->n_named++] = named[i];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->msg, sizeof p->msg, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* The values of the list fields. */
+static int list_count(int field, const run_config *c)
+{
+    return field == CONFIG_FIELD_EVAL_NOISE ? c->n_eval_noise
+           : field == CONFIG_FIELD_SC_K0    ? c->n_sc_k0
+                                            : c->n_sc_q;
+}
+
+static double list_value(int field, const run_config *c, int i)
+{
+    return field == CONFIG_FIELD_EVAL_NOISE ? c->eval_noise[i]
+           : field == CONFIG_FIELD_SC_K0    ? c->sc_k0[i]
+                                            : c->sc_q[i];
+}
+
+static void set_list_count(int field, run_config *c, int n)
+{
+    *(field == CONFIG_FIELD_EVAL_NOISE ? &c->n_eval_noise
+      : field == CONFIG_FIELD_SC_K0    ? &c->n_sc_k0
+                                       : &c->n_sc_q) = n;
+}
+
+/* Integer-valued fields: COUNT, CHOICE and SWITCH knobs, rounds, k0. */
+static int is_integer_field(int field)
+{
+    if (field < CONFIG_N_KNOBS)
+        return !is_real(&config_knobs[field]) && config_knobs[field].type != KNOB_TYPE_SEED;
+    return field == CONFIG_FIELD_SC_ROUNDS || field == CONFIG_FIELD_SC_K0;
+}
+
+static int all_digits(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+/* Plain decimal notation only ("5", "-0.5", "1.0e-4", ".5"): strtod alone
+ * would also take "inf", "nan", hexadecimal and leading blanks. */
+static int is_decimal(const char *s)
+{
+    if (*s == '+' || *s == '-')
+        s++;
+    int digits = 0;
+    for (; *s >= '0' && *s <= '9'; s++)
+        digits++;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            digits++;
+    if (!digits)
+        return 0;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        return all_digits(s);
+    }
+    return *s == 0;
+}
+
+/* One value's own check: a knob's range, a list value's range. */
+static int check_value(int field, const run_config *c, int item, const field_names *nm,
+                       config_problem *p)
+{
+    const char *name = nm->s[field];
+    char words[128];
+    if (field == CONFIG_FIELD_EVAL_NOISE || field == CONFIG_FIELD_SC_Q) {
+        double v = list_value(field, c, item);
+        if (!(v >= 0 && v <= 1))
+            return fail(p, item, NAMED(field), "%s %g: must be in [0,1]", name, v);
+        return 0;
+    }
+    if (field == CONFIG_FIELD_SC_K0) {
+        if (c->sc_k0[item] < 0)
+            return fail(p, item, NAMED(field), "%s %d: must be 0 or more", name, c->sc_k0[item]);
+        return 0;
+    }
+    if (field == CONFIG_FIELD_SC_ROUNDS) {
+        if (c->sc_rounds < 0 || c->sc_rounds > CONFIG_MAX_SC_ROUNDS)
+            return fail(p, -1, NAMED(field), "%s %d: must be between 0 (no closed loop) and %d",
+                        name, c->sc_rounds, CONFIG_MAX_SC_ROUNDS);
+        return 0;
+    }
+    const knob_def *k = &config_knobs[field];
+    switch (k->type) {
+    case KNOB_TYPE_COUNT: {
+        int v = knob_get_int(k, c);
+        if (v < k->lo || v > k->hi)
+            return fail(p, -1, NAMED(field), "%s %d: must be between %.0f and %.0f", name, v,
+                        k->lo, k->hi);
+        return 0;
+    }
+    case KNOB_TYPE_REAL: {
+        double v = knob_get_real(k, c);
+        if (!(v >= k->lo && v <= k->hi))
+            return fail(p, -1, NAMED(field), "%s %g: must be in [%g,%g]", name, v, k->lo, k->hi);
+        return 0;
+    }
+    case KNOB_TYPE_POSITIVE: {
+        double v = knob_get_real(k, c);
+        if (!(v > 0) || !isfinite(v))
+            return fail(p, -1, NAMED(field), "%s %g: must be a positive number", name, v);
+        return 0;
+    }
+    case KNOB_TYPE_CHOICE:
+    case KNOB_TYPE_SWITCH: {
+        int v = knob_get_int(k, c);
+        if (v < 0 || v >= n_words(k)) {
+            knob_words_text(k, ", ", " or ", words, sizeof words);
+            return fail(p, -1, NAMED(field), "%s: value %d is none of %s", name, v, words);
+        }
+        return 0;
+    }
+    case KNOB_TYPE_SEED:
+        return 0;
+    }
+    return fail(p, -1, NAMED(field), "%s: unknown knob type %d", name, (int)k->type);
+}
+
+static int parse_item(int field, const char *text, int item, run_config *c,
+                      const field_names *nm, config_problem *p)
+{
+    const char *name = nm->s[field];
+    const knob_def *k = field < CONFIG_N_KNOBS ? &config_knobs[field] : NULL;
+    char words[128];
+    if (field < 0 || field >= CONFIG_N_FIELDS)
+        return fail(p, -1, NAMED(0), "field %d: no such field", field);
+    if (config_field_is_list(field) && (item < 0 || item >= config_field_max_items(field)))
+        return fail(p, item, NAMED(field), "%s: at most %d values", name,
+                    config_field_max_items(field));
+    if (!text[0]) {
+        if (k && k->words)
+            knob_words_text(k, ", ", " or ", words, sizeof words);
+        return fail(p, item, NAMED(field), "%s: expected %s, got nothing", name,
+                    k && k->words                  ? words
+                    : k && k->type == KNOB_TYPE_SEED ? "a non-negative integer"
+                    : is_integer_field(field)        ? "an integer"
+                                                     : "a number");
+    }
+    errno = 0;
+    if (k && (k->type == KNOB_TYPE_CHOICE || k->type == KNOB_TYPE_SWITCH)) {
+        int v = knob_word_index(k, text);
+        if (v < 0) {
+            knob_words_text(k, ", ", " or ", words, sizeof words);
+            return fail(p, item, NAMED(field), "%s %s: expected %s", name, text, words);
+        }
+        knob_set(k, c, v);
+    } else if (k && k->type == KNOB_TYPE_SEED) {
+        if (!all_digits(text))
+            return fail(p, item, NAMED(field), "%s %s: expected a non-negative integer", name,
+                        text);
+        unsigned long long v = strtoull(text, NULL, 10);
+        if (errno == ERANGE || v > UINT64_MAX)
+            return fail(p, item, NAMED(field), "%s %s: does not fit 64 bits", name, text);
+        uint64_t s = (uint64_t)v;
+        memcpy(field_of(k, c), &s, sizeof s);
+    } else if (is_integer_field(field)) {
+        if (!all_digits(text + (text[0] == '+' || text[0] == '-')))
+            return fail(p, item, NAMED(field), "%s %s: expected an integer", name, text);
+        long long v = strtoll(text, NULL, 10);
+        if (errno == ERANGE || v < INT_MIN || v > INT_MAX)
+            return fail(p, item, NAMED(field), "%s %s: out of range", name, text);
+        if (k)
+            knob_set(k, c, (double)v);
+        else if (field == CONFIG_FIELD_SC_ROUNDS)
+            c->sc_rounds = (int)v;
+        else
+            c->sc_k0[item] = (int)v;
+    } else {
+        if (!is_decimal(text))
+            return fail(p, item, NAMED(field), "%s %s: expected a number", name, text);
+        double v = strtod(text, NULL);
+        if (errno == ERANGE || !isfinite(v))
+            return fail(p, item, NAMED(field), "%s %s: out of range", name, text);
+        if (k)
+            knob_set(k, c, v);
+        else if (field == CONFIG_FIELD_EVAL_NOISE)
+            c->eval_noise[item] = v;
+        else
+            c->sc_q[item] = v;
+    }
+    return check_value(field, c, config_field_is_list(field) ? item : -1, nm, p);
+}
+
+int config_parse_item(int field, const char *text, int item, run_config *c,
+                      config_naming naming, config_problem *p)
+{
+    field_names nm;
+    names_of(naming, &nm);
+    return parse_item(field, text, item, c, &nm, p);
+}
+
+static int check_count(int field, int n, int min, const field_names *nm, config_problem *p)
+{
+    int max = config_field_max_items(field);
+    if (n > max)
+        return fail(p, -1, NAMED(field), "%s: at most %d values, got %d", nm->s[field], max, n);
+    if (n < min)
+        return fail(p, -1, NAMED(field), "%s: an empty list; give 1 to %d values", nm->s[field],
+                    max);
+    return 0;
+}
+
+int config_check_count(int field, int n, config_naming naming, config_problem *p)
+{
+    field_names nm;
+    names_of(naming, &nm);
+    return check_count(field, n, 1, &nm, p);
+}
+
+static int check_field(int field, const run_config *c, const field_names *nm, config_problem *p)
+{
+    if (!config_field_is_list(field))
+        return check_value(field, c, -1, nm, p);
+    int n = list_count(field, c);
+    /* the closed loop's lists are empty without a closed loop */
+    if (check_count(field, n, field == CONFIG_FIELD_EVAL_NOISE, nm, p))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        if (check_value(field, c, i, nm, p))
+            return -1;
+        for (int j = 0; j < i; j++)
+            if (list_value(field, c, j) == list_value(field, c, i))
+                return fail(p, i, NAMED(field), "%s %g: listed twice", nm->s[field],
+                            list_value(field, c, i));
+    }
+    return 0;
+}
+
+int config_check_field(int field, const run_config *c, config_naming naming, config_problem *p)
+{
+    field_names nm;
+    names_of(naming, &nm);
+    return check_field(field, c, &nm, p);
+}
+
+int config_parse_list(int field, const char *const *items, int n, run_config *c,
+                      config_naming naming, config_problem *p)
+{
+    field_names nm;
+    names_of(naming, &nm);
+    if (!config_field_is_list(field))
+        return n == 1 ? parse_item(field, items[0], -1, c, &nm, p)
+                      : fail(p, -1, NAMED(field), "%s: expected one value, got %d", nm.s[field],
+                             n);
+    if (check_count(field, n, 1, &nm, p))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (parse_item(field, items[i], i, c, &nm, p))
+            return -1;
+    set_list_count(field, c, n);
+    return check_field(field, c, &nm, p);
+}
+
+/* The closed loop's fields together: rounds > 0 needs k0 and q; rounds 0
+ * none; every k0 + rounds at most points - 1 (the loop predicts at query
+ * positions k0 .. k0 + rounds - 1, SPEC). */
+static int check_selfcorrect(const run_config *c, const field_names *nm, config_problem *p)
+{
+    const int R = CONFIG_FIELD_SC_ROUNDS, K0 = CONFIG_FIELD_SC_K0, Q = CONFIG_FIELD_SC_Q;
     if (c->sc_rounds == 0) {
         if (c->n_sc_k0 || c->n_sc_q)
-            return icas_fail(err, "--sc-%s given without --sc-rounds (the number of "
-                                  "closed-loop rounds, at least 1)", c->n_sc_k0 ? "k0" : "q");
+            return fail(p, -1, NAMED(c->n_sc_k0 ? K0 : Q, R),
+                        "%s given without %s (the number of closed-loop rounds, at least 1)",
+                        nm->s[c->n_sc_k0 ? K0 : Q], nm->s[R]);
         return 0;
     }
     if (c->n_sc_k0 == 0 || c->n_sc_q == 0)
-        return icas_fail(err, "--sc-rounds %d: needs --sc-%s (a list such as %s)", c->sc_rounds,
-                         c->n_sc_k0 == 0 ? "k0" : "q", c->n_sc_k0 == 0 ? "2,5" : "0,0.5,1");
+        return fail(p, -1, NAMED(R, c->n_sc_k0 == 0 ? K0 : Q), "%s %d: needs %s (%s)", nm->s[R],
+                    c->sc_rounds, nm->s[c->n_sc_k0 == 0 ? K0 : Q],
+                    c->n_sc_k0 == 0 ? "the given triplets before the first round"
+                                    : "the critic's noise levels");
     for (int i = 0; i < c->n_sc_k0; i++) {
-        int k0 = c->sc_k0[i];
-        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (SPEC:
-         * it runs while k0 + rounds <= N - 1) */
-        if (k0 < 0 || (long)k0 + c->sc_rounds > (long)c->points - 1)
-            return icas_fail(err, "--sc-k0 %d: with --sc-rounds %d, k0 must be in [0, %d] "
-                                  "(k0 + rounds at most --points %d minus 1)",
-                             k0, c->sc_rounds, c->points - 1 - c->sc_rounds, c->points);
-        for (int j = 0; j < i; j++)
-            if (c->sc_k0[j] == k0)
-                return icas_fail(err, "--sc-k0 %d: listed twice", k0);
-    }
-    for (int i = 0; i < c->n_sc_q; i++) {
-        double q = c->sc_q[i];
-        if (!(q >= 0 && q <= 1))
-            return icas_fail(err, "--sc-q %g: must be in [0,1]", q);
-        for (int j = 0; j < i; j++)
-            if (c->sc_q[j] == q)
-                return icas_fail(err, "--sc-q %g: listed twice", q);
+        long need = (long)c->sc_k0[i] + c->sc_rounds + 1;
+        if (need > c->points)
+            return fail(p, i, NAMED(K0, R, KNOB_ID_points),
+                        "%s %d: with %s %d, needs %s %ld or more, got %d (k0 + rounds at most "
+                        "points - 1)",
+                        nm->s[K0], c->sc_k0[i], nm->s[R], c->sc_rounds, nm->s[KNOB_ID_points],
+                        need, c->points);
     }
     return 0;
 }
@@ -345,13 +575,10 @@ int config_validate_selfcorrect(const run_config *c, icas_err *err)
 /* Products of sizes that the engine holds in an `int` (array indices, MPI
  * element counts) or on the stack; each is refused here, before any work,
  * rather than overflowing later. The table is in the README ("Limits"). */
-int config_check_sizes(const run_config *c, icas_err *err)
+static int config_check_sizes(const run_config *c, const field_names *nm, config_problem *p)
 {
     const int64_t M = CONFIG_MAX_CONTEXTS_PER_PASS, T = 3 * (int64_t)c->points;
     const int64_t E = c->embd, d = c->dims, H = c->heads, L = c->layers;
-    if (c->dims > CONFIG_MAX_DIMS)
-        return icas_fail(err, "--dims %d: at most %d (the task and the GD baseline keep "
-                              "d x d matrices on the stack)", c->dims, CONFIG_MAX_DIMS);
     struct {
         const char *what;
         double value; /* in double: the products themselves may overflow int64 */
@@ -369,10 +596,39 @@ int config_check_sizes(const run_config *c, icas_err *err)
     };
     for (size_t i = 0; i < sizeof products / sizeof products[0]; i++)
         if (products[i].value > (double)INT32_MAX)
-            return icas_fail(err, "--layers %d --heads %d --embd %d --points %d --dims %d "
-                                  "--eval-batch %d: %s = %.3g exceeds %d",
-                             c->layers, c->heads, c->embd, c->points, c->dims,
-                             c->eval_batch, products[i].what, products[i].value, INT32_MAX);
+            return fail(p, -1,
+                        NAMED(KNOB_ID_layers, KNOB_ID_heads, KNOB_ID_embd, KNOB_ID_points,
+                              KNOB_ID_dims, KNOB_ID_eval_batch),
+                        "%s %d %s %d %s %d %s %d %s %d %s %d: %s = %.3g exceeds %d",
+                        nm->s[KNOB_ID_layers], c->layers, nm->s[KNOB_ID_heads], c->heads,
+                        nm->s[KNOB_ID_embd], c->embd, nm->s[KNOB_ID_points], c->points,
+                        nm->s[KNOB_ID_dims], c->dims, nm->s[KNOB_ID_eval_batch], c->eval_batch,
+                        products[i].what, products[i].value, INT32_MAX);
+    return 0;
+}
+
+/* The knobs' ranges (knobs.def) keep a typo (--layers 2000) from allocating
+ * the machine away; then the combinations. */
+int config_check(const run_config *c, config_naming naming, config_problem *p)
+{
+    field_names nm;
+    names_of(naming, &nm);
+    for (int f = 0; f < CONFIG_N_FIELDS; f++)
+        if (check_field(f, c, &nm, p))
+            return -1;
+    if (c->embd % c->heads != 0)
+        return fail(p, -1, NAMED(KNOB_ID_heads, KNOB_ID_embd), "%s %d does not divide %s %d",
+                    nm.s[KNOB_ID_heads], c->heads, nm.s[KNOB_ID_embd], c->embd);
+    if (config_check_sizes(c, &nm, p))
+        return -1;
+    return check_selfcorrect(c, &nm, p);
+}
+
+int config_validate(const run_config *c, icas_err *err)
+{
+    config_problem p;
+    if (config_check(c, CONFIG_NAMES_FLAGS, &p))
+        return icas_fail(err, "%s", p.msg);
     return 0;
 }
 

@@ -166,31 +166,6 @@ static int all_digits(const char *s)
     return 1;
 }
 
-/* Plain decimal notation only ("5", "-0.5", "1.0e-4", ".5"): strtod alone
- * would also take "inf", "nan", hexadecimal and leading blanks. */
-static int is_decimal(const char *s)
-{
-    if (*s == '+' || *s == '-')
-        s++;
-    int digits = 0;
-    for (; *s >= '0' && *s <= '9'; s++)
-        digits++;
-    if (*s == '.')
-        for (s++; *s >= '0' && *s <= '9'; s++)
-            digits++;
-    if (!digits)
-        return 0;
-    if (*s == 'e' || *s == 'E') {
-        s++;
-        if (*s == '+' || *s == '-')
-            s++;
-        if (!all_digits(s))
-            return 0;
-        return 1;
-    }
-    return *s == 0;
-}
-
 /* An integer in plain decimal: "5.5", "1e3" and the quoted "5" are not. */
 static int parse_int(reporter *r, const yaml_node_t *n, const char *name, long *out)
 {
@@ -205,25 +180,6 @@ static int parse_int(reporter *r, const yaml_node_t *n, const char *name, long *
     long v = strtol(s, NULL, 10);
     if (errno == ERANGE || v > INT_MAX || v < INT_MIN) {
         report(r, n->start_mark, "%s: %s is too large", name, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A number; integers are numbers too. */
-static int parse_double(reporter *r, const yaml_node_t *n, const char *name, double *out)
-{
-    char buf[256];
-    if (!is_scalar(n) || is_quoted(n) || !is_decimal(text_of(n))) {
-        report(r, n->start_mark, "%s: expected a number, got %s", name,
-               describe(n, buf, sizeof buf));
-        return -1;
-    }
-    errno = 0;
-    double v = strtod(text_of(n), NULL);
-    if (errno == ERANGE) {
-        report(r, n->start_mark, "%s: %s is out of range", name, text_of(n));
         return -1;
     }
     *out = v;
@@ -321,69 +277,74 @@ static void knob_names(char *buf, size_t size)
                                 slot_name(order[i]));
 }
 
-static int translate(const char *msg, char *out, size_t size, int named[], int max_named);
+/* What a field's value is, for a message about a YAML node that is none. */
+static const char *expects(int field, char *buf, size_t size)
+{
+    if (field < CONFIG_N_KNOBS) {
+        const knob_def *k = &config_knobs[field];
+        switch (k->type) {
+        case KNOB_TYPE_COUNT: return "an integer";
+        case KNOB_TYPE_REAL:
+        case KNOB_TYPE_POSITIVE: return "a number";
+        case KNOB_TYPE_CHOICE:
+        case KNOB_TYPE_SWITCH: knob_words_text(k, ", ", " or ", buf, size); return buf;
+        case KNOB_TYPE_SEED: return "a non-negative integer";
+        }
+    }
+    return field == CONFIG_FIELD_SC_K0 || field == CONFIG_FIELD_SC_ROUNDS ? "an integer"
+                                                                          : "a number";
+}
+
+static int takes_words(int field)
+{
+    return field < CONFIG_N_KNOBS && config_knobs[field].words != NULL;
+}
+
+/* The text of a node that holds one value of `field`, for config to parse:
+ * a scalar, and for a number unquoted (quoting a word does not change it,
+ * but "5" in quotes is a string). Reports and returns NULL otherwise. */
+static const char *value_text(reporter *r, const yaml_node_t *n, int field)
+{
+    char buf[256], name[64], words[128];
+    if (is_scalar(n) && (takes_words(field) || !is_quoted(n)))
+        return text_of(n);
+    config_field_name(field, CONFIG_NAMES_KEYS, name, sizeof name);
+    report(r, n->start_mark, "%s: expected %s, got %s", name,
+           expects(field, words, sizeof words), describe(n, buf, sizeof buf));
+    return NULL;
+}
 
 /* Parses one value of slot k and checks it against the knob's range, with
- * the check the command line uses (combinations are checked after the
- * expansion). */
+ * the parser and check the command line uses (combinations are checked
+ * after the expansion). */
 static int parse_knob_value(reporter *r, int k, const yaml_node_t *n, knob_value *out)
 {
-    const char *name = slot_name(k);
-    const knob_def *def = k == SLOT_EMBD_PER_HEAD ? NULL : &config_knobs[k];
-    char buf[256], words[128];
-    long i = 0;
-    double x = 0;
     memset(out, 0, sizeof *out);
     out->at = n->start_mark;
-    switch (def ? def->type : KNOB_TYPE_COUNT) {
-    case KNOB_TYPE_COUNT:
-        if (parse_int(r, n, name, &i))
+    if (k == SLOT_EMBD_PER_HEAD) {
+        long i = 0;
+        if (parse_int(r, n, "embd_per_head", &i))
             return -1;
-        x = (double)i;
-        break;
-    case KNOB_TYPE_REAL:
-    case KNOB_TYPE_POSITIVE:
-        if (parse_double(r, n, name, &x))
-            return -1;
-        break;
-    case KNOB_TYPE_CHOICE:
-    case KNOB_TYPE_SWITCH: {
-        /* quoting a word does not change it */
-        int w = is_scalar(n) ? knob_word_index(def, text_of(n)) : -1;
-        if (w < 0) {
-            if (def->type == KNOB_TYPE_SWITCH)
-                snprintf(words, sizeof words, "on, off, true or false");
-            else
-                knob_words_text(def, ", ", " or ", words, sizeof words);
-            report(r, n->start_mark, "%s: expected %s, got %s", name, words,
-                   describe(n, buf, sizeof buf));
+        if (i < 1) {
+            report(r, n->start_mark, "embd_per_head %ld: must be at least 1", i);
             return -1;
         }
-        x = w;
-        break;
+        out->x = (double)i;
+        return 0;
     }
-    case KNOB_TYPE_SEED:
-        report(r, n->start_mark, "%s: not a grid key (seeds go under `seeds`)", name);
+    const knob_def *def = &config_knobs[k];
+    const char *text = value_text(r, n, k);
+    if (!text)
+        return -1;
+    run_config c = config_default();
+    config_problem p;
+    if (config_parse_item(k, text, -1, &c, CONFIG_NAMES_KEYS, &p)) {
+        report(r, n->start_mark, "%s", p.msg);
         return -1;
     }
-    if (!def) {
-        if (i < 1) {
-            report(r, n->start_mark, "%s: must be at least 1, got %ld", name, i);
-            return -1;
-        }
-    } else {
-        run_config c = config_default();
-        icas_err err;
-        knob_set(def, &c, x);
-        if (knob_check(def, &c, &err)) {
-            char msg[1100];
-            int named[4];
-            translate(err.msg, msg, sizeof msg, named, 4);
-            report(r, n->start_mark, "%s", msg);
-            return -1;
-        }
-    }
-    out->x = x;
+    out->x = def->type == KNOB_TYPE_REAL || def->type == KNOB_TYPE_POSITIVE
+                 ? knob_get_real(def, &c)
+                 : knob_get_int(def, &c);
     return 0;
 }
 
@@ -444,7 +405,7 @@ static int parse_knob_list(reporter *r, yaml_document_t *doc, int k, yaml_node_t
         }
         for (int j = 0; j < out->n; j++)
             if (out->v[j].x == v.x) {
-                report(r, one->start_mark, "%s: %s is listed twice", name, text_of(one));
+                report(r, one->start_mark, "%s %s: listed twice", name, text_of(one));
                 rc = -1;
             }
         out->v[out->n++] = v;
@@ -510,15 +471,14 @@ typedef struct {
     int n_subgrids;
     uint64_t *seeds;
     int n_seeds;
-    double eval_noise[ICAS_MAX_EVAL_NOISE];
-    int n_eval_noise; /* 0: the default levels */
-    int shared_bad;   /* a problem in a part every sub-grid uses */
+    /* eval_noise (n_eval_noise 0: the default levels) and selfcorrect
+     * (sc_rounds 0: no closed loop), shared by every run, and where each
+     * value was written */
+    run_config lists;
+    yaml_mark_t eval_noise_at[ICAS_MAX_EVAL_NOISE], sc_k0_at[ICAS_MAX_SC_K0],
+        sc_q_at[ICAS_MAX_SC_Q], sc_rounds_at, selfcorrect_at;
+    int shared_bad; /* a problem in a part every sub-grid uses */
     yaml_mark_t root_at;
-    /* selfcorrect: the closed loop of every run (rounds 0: none) */
-    int sc_rounds, n_sc_k0, n_sc_q;
-    int sc_k0[ICAS_MAX_SC_K0];
-    double sc_q[ICAS_MAX_SC_Q];
-    yaml_mark_t sc_rounds_at, sc_k0_at[ICAS_MAX_SC_K0];
 } grid_spec;
 
 static void spec_free(grid_spec *s)
@@ -569,61 +529,73 @@ static int parse_seeds(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_s
     return rc;
 }
 
-static int parse_eval_noise(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
+static void set_list_count(run_config *c, int field, int n)
 {
-    char buf[256];
-    if (n->type != YAML_SEQUENCE_NODE) {
-        report(r, n->start_mark, "eval_noise: expected a list of numbers in [0,1], got %s",
+    *(field == CONFIG_FIELD_EVAL_NOISE ? &c->n_eval_noise
+      : field == CONFIG_FIELD_SC_K0    ? &c->n_sc_k0
+                                       : &c->n_sc_q) = n;
+}
+
+/* A list field (eval_noise, selfcorrect.k0, selfcorrect.q) from a YAML list,
+ * or from one value where `scalar_ok`: the count, each value and the list
+ * as a whole are parsed and checked by config, as the flag's are, and each
+ * problem is reported at the value at fault. marks[i]: where value i is. */
+static int parse_list_field(reporter *r, yaml_document_t *doc, yaml_node_t *n, int field,
+                            int scalar_ok, run_config *c, yaml_mark_t *marks)
+{
+    char buf[256], name[64];
+    config_problem p;
+    config_field_name(field, CONFIG_NAMES_KEYS, name, sizeof name);
+    if (n->type == YAML_MAPPING_NODE || (!scalar_ok && n->type != YAML_SEQUENCE_NODE)) {
+        /* `eval_noise: 0.5` would read as one level where a list is meant */
+        report(r, n->start_mark, "%s: expected %s, got %s", name,
+               scalar_ok ? "one value or a list" : "a list such as [0, 0.5, 1]",
                describe(n, buf, sizeof buf));
         return -1;
     }
-    if (n_items(n) == 0) {
-        report(r, n->start_mark, "eval_noise: empty list; give at least one level");
-        return -1;
-    }
-    if (n_items(n) > ICAS_MAX_EVAL_NOISE) {
-        report(r, n->start_mark, "eval_noise: %zu levels, at most %d", n_items(n),
-               ICAS_MAX_EVAL_NOISE);
+    size_t count = n->type == YAML_SEQUENCE_NODE ? n_items(n) : 1;
+    if (config_check_count(field, count > INT_MAX ? INT_MAX : (int)count, CONFIG_NAMES_KEYS,
+                           &p)) {
+        report(r, n->start_mark, "%s", p.msg);
         return -1;
     }
     int rc = 0;
-    s->n_eval_noise = 0;
-    for (size_t i = 0; i < n_items(n); i++) {
-        yaml_node_t *one = item(doc, n, i);
-        double p;
-        if (parse_double(r, one, "eval_noise", &p)) {
+    for (size_t i = 0; i < count; i++) {
+        yaml_node_t *one = n->type == YAML_SEQUENCE_NODE ? item(doc, n, i) : n;
+        marks[i] = one->start_mark;
+        const char *text = value_text(r, one, field);
+        if (!text) {
             rc = -1;
-            continue;
-        }
-        if (!(p >= 0 && p <= 1)) {
-            report(r, one->start_mark, "eval_noise: must be in [0,1], got %s", text_of(one));
+        } else if (config_parse_item(field, text, (int)i, c, CONFIG_NAMES_KEYS, &p)) {
+            report(r, one->start_mark, "%s", p.msg);
             rc = -1;
-            continue;
         }
-        for (int j = 0; j < s->n_eval_noise; j++)
-            if (s->eval_noise[j] == p) {
-                report(r, one->start_mark, "eval_noise: %s is listed twice", text_of(one));
-                rc = -1;
-            }
-        s->eval_noise[s->n_eval_noise++] = p;
     }
     if (rc)
-        s->n_eval_noise = 0;
-    return rc;
+        return -1;
+    set_list_count(c, field, (int)count);
+    if (config_check_field(field, c, CONFIG_NAMES_KEYS, &p)) {
+        report(r, p.item >= 0 ? marks[p.item] : n->start_mark, "%s", p.msg);
+        set_list_count(c, field, 0);
+        return -1;
+    }
+    return 0;
 }
 
 /* selfcorrect: {rounds: R, k0: K or [K, ...], q: Q or [Q, ...]}, every key
  * required: the closed loop (selfcorrect.h) run after every run's
  * evaluation. What depends on a run's points (k0 + rounds <= points - 1) is
- * checked in the expansion (check_selfcorrect). */
+ * checked with the run (config_check). */
 static int parse_selfcorrect(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
 {
     char buf[256];
+    run_config *c = &s->lists;
     if (n->type != YAML_MAPPING_NODE) {
         report(r, n->start_mark, "selfcorrect: expected a mapping with keys rounds, k0, q, "
                "got %s", describe(n, buf, sizeof buf));
         return -1;
     }
+    s->selfcorrect_at = n->start_mark;
     int before = r->problems, have_rounds = 0, have_k0 = 0, have_q = 0;
     for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
         const char *key = key_name(r, doc, n, p);
@@ -631,95 +603,33 @@ static int parse_selfcorrect(reporter *r, yaml_document_t *doc, yaml_node_t *n, 
         if (!key)
             continue;
         if (strcmp(key, "rounds") == 0) {
-            long v;
+            config_problem prob;
+            const char *text = value_text(r, val, CONFIG_FIELD_SC_ROUNDS);
             have_rounds = 1;
-            if (parse_int(r, val, "selfcorrect: rounds", &v) == 0) {
-                if (v < 1)
-                    report(r, val->start_mark, "selfcorrect: rounds: must be at least 1, got "
-                           "%ld (leave the block out for no closed loop)", v);
-                else
-                    s->sc_rounds = (int)v;
-                s->sc_rounds_at = val->start_mark;
-            }
-            continue;
-        }
-        int is_k0 = strcmp(key, "k0") == 0;
-        if (!is_k0 && strcmp(key, "q") != 0) {
+            s->sc_rounds_at = val->start_mark;
+            if (!text)
+                continue;
+            if (config_parse_item(CONFIG_FIELD_SC_ROUNDS, text, -1, c, CONFIG_NAMES_KEYS, &prob))
+                report(r, val->start_mark, "%s", prob.msg);
+            else if (c->sc_rounds < 1)
+                report(r, val->start_mark, "selfcorrect.rounds %d: must be at least 1 (leave "
+                       "the block out for no closed loop)", c->sc_rounds);
+        } else if (strcmp(key, "k0") == 0) {
+            have_k0 = 1;
+            parse_list_field(r, doc, val, CONFIG_FIELD_SC_K0, 1, c, s->sc_k0_at);
+        } else if (strcmp(key, "q") == 0) {
+            have_q = 1;
+            parse_list_field(r, doc, val, CONFIG_FIELD_SC_Q, 1, c, s->sc_q_at);
+        } else {
             report(r, yaml_document_get_node(doc, p->key)->start_mark,
                    "unknown key '%s' in selfcorrect (allowed: rounds, k0, q)", key);
-            continue;
-        }
-        const char *name = is_k0 ? "selfcorrect: k0" : "selfcorrect: q";
-        const int max = is_k0 ? ICAS_MAX_SC_K0 : ICAS_MAX_SC_Q;
-        size_t count = val->type == YAML_SEQUENCE_NODE ? n_items(val) : 1;
-        *(is_k0 ? &have_k0 : &have_q) = 1;
-        if (val->type == YAML_MAPPING_NODE || count == 0 || count > (size_t)max) {
-            report(r, val->start_mark, "%s: expected one value or a list of 1 to %d values, "
-                   "got %s", name, max, count > (size_t)max ? "a longer list"
-                                                          : describe(val, buf, sizeof buf));
-            continue;
-        }
-        for (size_t i = 0; i < count; i++) {
-            yaml_node_t *one = val->type == YAML_SEQUENCE_NODE ? item(doc, val, i) : val;
-            if (is_k0) {
-                long v;
-                if (parse_int(r, one, name, &v))
-                    continue;
-                if (v < 0) {
-                    report(r, one->start_mark, "%s: must be 0 or more, got %ld", name, v);
-                    continue;
-                }
-                int dup = 0;
-                for (int j = 0; j < s->n_sc_k0; j++)
-                    dup |= s->sc_k0[j] == v;
-                if (dup) {
-                    report(r, one->start_mark, "%s: %ld is listed twice", name, v);
-                    continue;
-                }
-                s->sc_k0_at[s->n_sc_k0] = one->start_mark;
-                s->sc_k0[s->n_sc_k0++] = (int)v;
-            } else {
-                double v;
-                if (parse_double(r, one, name, &v))
-                    continue;
-                if (!(v >= 0 && v <= 1)) {
-                    report(r, one->start_mark, "%s: must be in [0,1], got %s", name, text_of(one));
-                    continue;
-                }
-                int dup = 0;
-                for (int j = 0; j < s->n_sc_q; j++)
-                    dup |= s->sc_q[j] == v;
-                if (dup) {
-                    report(r, one->start_mark, "%s: %s is listed twice", name, text_of(one));
-                    continue;
-                }
-                s->sc_q[s->n_sc_q++] = v;
-            }
         }
     }
     if (!have_rounds || !have_k0 || !have_q)
         report(r, n->start_mark, "selfcorrect: missing %s (the block needs rounds, k0 and q)",
                !have_rounds ? "rounds" : !have_k0 ? "k0" : "q");
     if (r->problems > before) {
-        s->sc_rounds = s->n_sc_k0 = s->n_sc_q = 0;
-        return -1;
-    }
-    return 0;
-}
-
-/* The part of a closed loop that depends on the run: every k0 + rounds at
- * most points - 1. Reported at the k0 at fault; returns -1 if reported. */
-static int check_selfcorrect(reporter *r, const grid_spec *s, const run_config *c, int *stop)
-{
-    for (int i = 0; i < s->n_sc_k0 && s->sc_rounds > 0; i++) {
-        if ((long)s->sc_k0[i] + s->sc_rounds <= (long)c->points - 1)
-            continue;
-        char msg[256];
-        snprintf(msg, sizeof msg, "selfcorrect: k0 %d with rounds %d needs points >= %d "
-                 "(k0 + rounds at most points - 1), but a run has points %d",
-                 s->sc_k0[i], s->sc_rounds, s->sc_k0[i] + s->sc_rounds + 1, c->points);
-        if (report_once(r, s->sc_k0_at[i], msg))
-            *stop = 1;
+        c->sc_rounds = c->n_sc_k0 = c->n_sc_q = 0;
         return -1;
     }
     return 0;
@@ -770,7 +680,8 @@ static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, grid
         } else if (strcmp(key, "seeds") == 0) {
             parse_seeds(r, doc, val, s);
         } else if (strcmp(key, "eval_noise") == 0) {
-            parse_eval_noise(r, doc, val, s);
+            parse_list_field(r, doc, val, CONFIG_FIELD_EVAL_NOISE, 0, &s->lists,
+                             s->eval_noise_at);
         } else if (strcmp(key, "checkpoint_every") == 0) {
             long every;
             if (parse_int(r, val, "checkpoint_every", &every) == 0) {
@@ -919,48 +830,55 @@ static int sub_axes(const grid_spec *s, const level *sub, axis out[N_SLOTS])
     return n;
 }
 
-/* Turns config_validate's flag spelling into the grid's knob names
- * ("--eval-batch" -> "eval_batch") and lists the knobs it names, in order. */
-static int translate(const char *msg, char *out, size_t size, int named[], int max_named)
+/* Where field f's value of the current run was written, if anywhere: the
+ * value of its axis (the width of embd_per_head is embd's), or for a list
+ * field the value `item` (-1: the list). */
+static int place_of(const grid_spec *s, int f, int item, const axis *axes, int n_axes,
+                    const int *idx, yaml_mark_t *at)
 {
-    size_t len = 0;
-    int n = 0;
-    while (*msg && len + 1 < size) {
-        if (msg[0] == '-' && msg[1] == '-' && msg[2] >= 'a' && msg[2] <= 'z') {
-            char word[64];
-            size_t w = 0;
-            for (msg += 2; ((*msg >= 'a' && *msg <= 'z') || *msg == '-') && w + 1 < sizeof word;
-                 msg++)
-                word[w++] = *msg == '-' ? '_' : *msg;
-            word[w] = 0;
-            int k = find_slot(word);
-            if (k >= 0 && n < max_named)
-                named[n++] = k;
-            len += (size_t)snprintf(out + len, size - len, "%s", word);
-            continue;
+    for (int a = 0; a < n_axes; a++) {
+        int k = axes[a].k == SLOT_EMBD_PER_HEAD ? KNOB_ID_embd : axes[a].k;
+        if (k == f) {
+            *at = axes[a].values->v[idx[a]].at;
+            return 1;
         }
-        out[len++] = *msg++;
     }
-    out[len < size ? len : size - 1] = 0;
-    return n;
+    const run_config *c = &s->lists;
+    if (f == CONFIG_FIELD_EVAL_NOISE && c->n_eval_noise) {
+        *at = s->eval_noise_at[item >= 0 && item < c->n_eval_noise ? item : 0];
+        return 1;
+    }
+    if (c->sc_rounds <= 0)
+        return 0;
+    if (f == CONFIG_FIELD_SC_ROUNDS)
+        *at = s->sc_rounds_at;
+    else if (f == CONFIG_FIELD_SC_K0)
+        *at = item >= 0 && item < c->n_sc_k0 ? s->sc_k0_at[item] : s->selfcorrect_at;
+    else if (f == CONFIG_FIELD_SC_Q)
+        *at = item >= 0 && item < c->n_sc_q ? s->sc_q_at[item] : s->selfcorrect_at;
+    else
+        return 0;
+    return 1;
 }
 
-/* Where a config_validate failure belongs: the current value of a knob the
- * message names, preferring one that varies (with `heads: [1, 3, 5]` and one
- * embd, heads 5 is the culprit), else the sub-grid. */
-static yaml_mark_t blame(const int *named, int n_named, const axis *axes, int n_axes,
-                         const int *idx, yaml_mark_t fallback)
+/* Where a problem of a run belongs: the value of a field it names that
+ * varies in this sub-grid (with `heads: [1, 3, 5]` and one embd, heads 5 is
+ * the culprit), else the field at fault, else any field it names, else the
+ * sub-grid. */
+static yaml_mark_t blame(const grid_spec *s, const config_problem *p, const axis *axes,
+                         int n_axes, const int *idx, yaml_mark_t fallback)
 {
-    int best = -1;
-    for (int j = 0; j < n_named; j++)
+    yaml_mark_t at;
+    for (int j = 0; j < p->n_named; j++)
         for (int a = 0; a < n_axes; a++) {
             int k = axes[a].k == SLOT_EMBD_PER_HEAD ? KNOB_ID_embd : axes[a].k;
-            if (k != named[j])
-                continue;
-            if (best < 0 || (axes[a].values->n > 1 && axes[best].values->n == 1))
-                best = a;
+            if (k == p->named[j] && axes[a].values->n > 1)
+                return axes[a].values->v[idx[a]].at;
         }
-    return best < 0 ? fallback : axes[best].values->v[idx[best]].at;
+    for (int j = 0; j < p->n_named; j++)
+        if (place_of(s, p->named[j], j == 0 ? p->item : -1, axes, n_axes, idx, &at))
+            return at;
+    return fallback;
 }
 
 static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const level *sub,
@@ -997,15 +915,9 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
             long long e = (long long)per_head * c.heads;
             c.embd = e > INT_MAX ? INT_MAX : (int)e;
         }
-        icas_err err; /* a seed cannot make a run invalid: check each point once */
-        if (check_selfcorrect(r, s, &c, &x->stop)) {
-            if (x->stop)
-                return;
-        } else if (config_validate(&c, &err)) {
-            char msg[1100];
-            int named[4];
-            int n_named = translate(err.msg, msg, sizeof msg, named, 4);
-            if (report_once(r, blame(named, n_named, axes, n, idx, where), msg)) {
+        config_problem p; /* a seed cannot make a run invalid: check each point once */
+        if (config_check(&c, CONFIG_NAMES_KEYS, &p)) {
+            if (report_once(r, blame(s, &p, axes, n, idx, where), p.msg)) {
                 x->stop = 1;
                 return;
             }
@@ -1029,16 +941,17 @@ static void expand(reporter *r, const grid_spec *s, grid *g)
 {
     expander x = {.out = g};
     run_config base = config_default();
-    if (s->n_eval_noise) {
-        base.n_eval_noise = s->n_eval_noise;
-        memcpy(base.eval_noise, s->eval_noise, sizeof s->eval_noise);
+    const run_config *l = &s->lists;
+    if (l->n_eval_noise) {
+        base.n_eval_noise = l->n_eval_noise;
+        memcpy(base.eval_noise, l->eval_noise, sizeof l->eval_noise);
     }
-    if (s->sc_rounds > 0) {
-        base.sc_rounds = s->sc_rounds;
-        base.n_sc_k0 = s->n_sc_k0;
-        memcpy(base.sc_k0, s->sc_k0, sizeof s->sc_k0);
-        base.n_sc_q = s->n_sc_q;
-        memcpy(base.sc_q, s->sc_q, sizeof s->sc_q);
+    if (l->sc_rounds > 0) {
+        base.sc_rounds = l->sc_rounds;
+        base.n_sc_k0 = l->n_sc_k0;
+        memcpy(base.sc_k0, l->sc_k0, sizeof l->sc_k0);
+        base.n_sc_q = l->n_sc_q;
+        memcpy(base.sc_q, l->sc_q, sizeof l->sc_q);
     }
     if (!s->subgrids) {
         expand_subgrid(r, &x, s, NULL, base);

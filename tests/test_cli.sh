@@ -37,6 +37,7 @@ expect_usage "--ffn maybe" "${tiny[@]}" --ffn maybe -o "$work/out.h5"
 expect_usage "--train-noise 1.5" "${tiny[@]}" --train-noise 1.5 -o "$work/out.h5"
 expect_usage "--train-noise -0.1" "${tiny[@]}" --train-noise -0.1 -o "$work/out.h5"
 expect_usage "--eval-noise 2" "${tiny[@]}" --eval-noise 0,2 -o "$work/out.h5"
+expect_usage "--eval-noise 0.5: listed twice" "${tiny[@]}" --eval-noise 0,0.5,0.50 -o "$work/out.h5"
 expect_usage "--lr abc" "${tiny[@]}" --lr abc -o "$work/out.h5"
 expect_usage "--layers 2x" "${tiny[@]}" --layers 2x -o "$work/out.h5"
 expect_usage "--bogus" "${tiny[@]}" --bogus 3 -o "$work/out.h5"
@@ -60,10 +61,11 @@ expect_usage "--sc-rounds -1" "${tiny[@]}" --sc-rounds -1 -o "$work/out.h5"
 expect_usage "--sc-rounds x" "${tiny[@]}" --sc-rounds x -o "$work/out.h5"
 expect_usage "--sc-k0 a" "${tiny[@]}" --sc-rounds 2 --sc-k0 a --sc-q 0 -o "$work/out.h5"
 expect_usage "--sc-k0 -2" "${tiny[@]}" --sc-rounds 2 --sc-k0 -2 --sc-q 0 -o "$work/out.h5"
-expect_usage "--sc-k0 ','" "${tiny[@]}" --sc-rounds 2 --sc-k0 , --sc-q 0 -o "$work/out.h5"
-expect_usage "--sc-k0 1,1,1,1,1,1,1,1,1: at most 8" "${tiny[@]}" --sc-rounds 2 --sc-k0 1,1,1,1,1,1,1,1,1 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0: expected an integer, got nothing" "${tiny[@]}" --sc-rounds 2 --sc-k0 , --sc-q 0 -o "$work/out.h5"
+expect_usage "--eval-noise: an empty list" "${tiny[@]}" --eval-noise '' -o "$work/out.h5"
+expect_usage "--sc-k0: at most 8 values, got 9" "${tiny[@]}" --sc-rounds 2 --sc-k0 1,1,1,1,1,1,1,1,1 --sc-q 0 -o "$work/out.h5"
 expect_usage "--sc-k0 1: listed twice" "${tiny[@]}" --sc-rounds 2 --sc-k0 1,1 --sc-q 0 -o "$work/out.h5"
-expect_usage "--sc-k0 2: with --sc-rounds 3" "${tiny[@]}" --sc-rounds 3 --sc-k0 2 --sc-q 0 -o "$work/out.h5"
+expect_usage "--sc-k0 2: with --sc-rounds 3, needs --points 6 or more, got 5" "${tiny[@]}" --sc-rounds 3 --sc-k0 2 --sc-q 0 -o "$work/out.h5"
 expect_usage "--sc-q 1.5" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q 0,1.5 -o "$work/out.h5"
 expect_usage "--sc-q nan" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q nan -o "$work/out.h5"
 expect_usage "--sc-q 0: listed twice" "${tiny[@]}" --sc-rounds 2 --sc-k0 1 --sc-q 0,0 -o "$work/out.h5"
@@ -86,20 +88,68 @@ expect_grid() {
   ok
 }
 expect_grid "selfcorrect: expected a mapping" "selfcorrect: 5"
-expect_grid "selfcorrect: rounds: must be at least 1" "selfcorrect: {rounds: 0, k0: [1], q: [0]}"
-expect_grid "selfcorrect: rounds: expected an integer" "selfcorrect: {rounds: two, k0: [1], q: [0]}"
-expect_grid "selfcorrect: k0: must be 0 or more" "selfcorrect: {rounds: 2, k0: [-1], q: [0]}"
-expect_grid "selfcorrect: k0: expected an integer" "selfcorrect: {rounds: 2, k0: [1.5], q: [0]}"
-expect_grid "selfcorrect: k0: 2 is listed twice" "selfcorrect: {rounds: 2, k0: [2, 2], q: [0]}"
-expect_grid "selfcorrect: k0: expected one value or a list of 1 to 8" "selfcorrect: {rounds: 2, k0: [0,1,2,3,4,5,6,7,8], q: [0]}"
-expect_grid "selfcorrect: k0: expected one value or a list of 1 to 8" "selfcorrect: {rounds: 2, k0: [], q: [0]}"
-expect_grid "selfcorrect: q: must be in [0,1]" "selfcorrect: {rounds: 2, k0: [1], q: [0, 1.5]}"
-expect_grid "selfcorrect: q: expected a number" "selfcorrect: {rounds: 2, k0: [1], q: [high]}"
-expect_grid "selfcorrect: q: 0.5 is listed twice" "selfcorrect: {rounds: 2, k0: [1], q: [0.5, 0.5]}"
+expect_grid "selfcorrect.rounds 0: must be at least 1" "selfcorrect: {rounds: 0, k0: [1], q: [0]}"
+expect_grid "selfcorrect.rounds two: expected an integer" "selfcorrect: {rounds: two, k0: [1], q: [0]}"
+expect_grid "selfcorrect.k0 -1: must be 0 or more" "selfcorrect: {rounds: 2, k0: [-1], q: [0]}"
+expect_grid "selfcorrect.k0 1.5: expected an integer" "selfcorrect: {rounds: 2, k0: [1.5], q: [0]}"
+expect_grid "selfcorrect.k0 2: listed twice" "selfcorrect: {rounds: 2, k0: [2, 2], q: [0]}"
+expect_grid "selfcorrect.k0: at most 8 values, got 9" "selfcorrect: {rounds: 2, k0: [0,1,2,3,4,5,6,7,8], q: [0]}"
+expect_grid "selfcorrect.k0: an empty list; give 1 to 8 values" "selfcorrect: {rounds: 2, k0: [], q: [0]}"
+expect_grid "selfcorrect.q 1.5: must be in [0,1]" "selfcorrect: {rounds: 2, k0: [1], q: [0, 1.5]}"
+expect_grid "selfcorrect.q high: expected a number" "selfcorrect: {rounds: 2, k0: [1], q: [high]}"
+expect_grid "selfcorrect.q 0.5: listed twice" "selfcorrect: {rounds: 2, k0: [1], q: [0.5, 0.5]}"
 expect_grid "selfcorrect: missing q" "selfcorrect: {rounds: 2, k0: [1]}"
 expect_grid "selfcorrect: missing rounds" "selfcorrect: {k0: [1], q: [0]}"
 expect_grid "unknown key 'qq' in selfcorrect" "selfcorrect: {rounds: 2, k0: [1], q: [0], qq: 1}"
-expect_grid "selfcorrect: k0 5 with rounds 3 needs points >= 9" "selfcorrect: {rounds: 3, k0: [1, 5], q: [0]}"
+expect_grid "selfcorrect.k0 5: with selfcorrect.rounds 3, needs points 9 or more, got 8" "selfcorrect: {rounds: 3, k0: [1, 5], q: [0]}"
+
+# the same bad value as a flag and in a grid: one parser and one check, so
+# one problem text, naming the flag on the command line and the key, at its
+# FILE:LINE:COLUMN, in the grid. @name@ in the text stands for the field's
+# name: --name (--sc-name for the closed loop's) or name (selfcorrect.name).
+agree() {
+  local problem=$1 flags=$2 block=$3 place=$4 f
+  local as_flag=$problem as_key=$problem
+  for f in eval_noise layers heads embd points train_noise attention; do
+    as_flag=${as_flag//@$f@/--${f//_/-}}; as_key=${as_key//@$f@/$f}
+  done
+  for f in rounds k0 q; do
+    as_flag=${as_flag//@$f@/--sc-$f}; as_key=${as_key//@$f@/selfcorrect.$f}
+  done
+  rm -f "$work/out.h5"
+  # shellcheck disable=SC2086 # $flags is a list of words
+  "$BIN" train "${tiny[@]}" $flags -o "$work/out.h5" 2>"$work/stderr"
+  local rc=$?
+  printf 'settings: {layers: 1, heads: 2, embd: 8, points: 5, steps: 3, batch: 4, eval_batch: 4}\n%s\n' \
+    "$block" >"$work/agree.yaml"
+  "$BIN" plan "$work/agree.yaml" >/dev/null 2>"$work/gstderr"
+  local grc=$?
+  local got_flag got_key; got_flag=$(head -1 "$work/stderr"); got_key=$(head -1 "$work/gstderr")
+  if [ $rc -ne 2 ] || [ "$got_flag" != "icasweep train: $as_flag" ]; then
+    bad "train $flags: exit $rc, '$got_flag', want 'icasweep train: $as_flag'"; return; fi
+  if [ $grc -ne 2 ] || [ "$got_key" != "$work/agree.yaml:$place: $as_key" ]; then
+    bad "grid '$block': exit $grc, '$got_key', want 'agree.yaml:$place: $as_key'"; return; fi
+  ok
+}
+agree "@eval_noise@ 0: listed twice" "--eval-noise 0,0" "eval_noise: [0, 0]" 2:17
+agree "@eval_noise@ 2: must be in [0,1]" "--eval-noise 0,2" "eval_noise: [0, 2]" 2:17
+agree "@eval_noise@ x: expected a number" "--eval-noise 0.5,x" "eval_noise: [0.5, x]" 2:19
+agree "@eval_noise@: at most 16 values, got 17" \
+  "--eval-noise 0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.91,0.92,0.93,0.94,0.95,0.96,1" \
+  "eval_noise: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 1]" 2:13
+agree "@q@ 0.5: listed twice" "--sc-rounds 2 --sc-k0 1 --sc-q 0.5,0.5" \
+  "selfcorrect: {rounds: 2, k0: [1], q: [0.5, 0.5]}" 2:44
+agree "@k0@ -1: must be 0 or more" "--sc-rounds 2 --sc-k0 -1 --sc-q 0" \
+  "selfcorrect: {rounds: 2, k0: [-1], q: [0]}" 2:31
+agree "@k0@ 2: with @rounds@ 3, needs @points@ 6 or more, got 5 (k0 + rounds at most points - 1)" \
+  "--sc-rounds 3 --sc-k0 2 --sc-q 0" "selfcorrect: {rounds: 3, k0: [2], q: [0]}" 2:31
+agree "@rounds@ 20000: must be between 0 (no closed loop) and 10000" \
+  "--sc-rounds 20000 --sc-k0 1 --sc-q 0" "selfcorrect: {rounds: 20000, k0: [1], q: [0]}" 2:23
+agree "@layers@ 0: must be between 1 and 1024" "--layers 0" "axes: {layers: [1, 0]}" 2:20
+agree "@heads@ 3 does not divide @embd@ 8" "--heads 3" "axes: {heads: [2, 3]}" 2:19
+agree "@train_noise@ 1.5: must be in [0,1]" "--train-noise 1.5" "axes: {train_noise: [0, 1.5]}" 2:25
+agree "@attention@ relu: expected softmax or linear" "--attention relu" \
+  "axes: {attention: [softmax, relu]}" 2:29
 
 # an existing file is neither clobbered nor touched without --force
 echo "precious" >"$work/exists.h5"

@@ -199,11 +199,115 @@ static void check_seed_not_a_grid_key(void)
     free(diag);
 }
 
+/* A flag's message with every flag replaced by its grid key: what the grid
+ * must say about the same value. Longest names first, so that no flag is
+ * read inside a longer one. */
+static void flags_to_keys(const char *msg, char *out, size_t n)
+{
+    char flags[CONFIG_N_FIELDS][64], keys[CONFIG_N_FIELDS][64];
+    for (int f = 0; f < CONFIG_N_FIELDS; f++) {
+        config_field_name(f, CONFIG_NAMES_FLAGS, flags[f], sizeof flags[f]);
+        config_field_name(f, CONFIG_NAMES_KEYS, keys[f], sizeof keys[f]);
+    }
+    size_t len = 0;
+    while (*msg && len + 1 < n) {
+        int best = -1;
+        for (int f = 0; f < CONFIG_N_FIELDS; f++)
+            if (strncmp(msg, flags[f], strlen(flags[f])) == 0 &&
+                (best < 0 || strlen(flags[f]) > strlen(flags[best])))
+                best = f;
+        if (best >= 0) {
+            len += (size_t)snprintf(out + len, n - len, "%s", keys[best]);
+            msg += strlen(flags[best]);
+        } else {
+            out[len++] = *msg++;
+        }
+    }
+    out[len < n ? len : n - 1] = 0;
+}
+
+/* The same bad value given as flags and in a grid: one parser and one
+ * validation, so the same problem, naming the flag on the command line and
+ * the key at its place in the grid. */
+static void check_flag_and_grid_agree(void)
+{
+    static const struct {
+        const char *flags[8]; /* after the tiny model's flags */
+        const char *grid;     /* after the tiny model's settings line */
+        const char *place;    /* line:column in the grid */
+        const char *flag_msg; /* the command line's message, in full */
+    } cases[] = {
+        {{"--eval-noise", "0,0"}, "eval_noise: [0, 0]", "2:17", "--eval-noise 0: listed twice"},
+        {{"--eval-noise", "0,0.25,0.250"}, "eval_noise: [0, 0.25, 0.250]", "2:23",
+         "--eval-noise 0.25: listed twice"},
+        {{"--eval-noise", "1,-0.5"}, "eval_noise: [1, -0.5]", "2:17",
+         "--eval-noise -0.5: must be in [0,1]"},
+        {{"--eval-noise", "0,inf"}, "eval_noise: [0, inf]", "2:17",
+         "--eval-noise inf: expected a number"},
+        {{"--sc-rounds", "2", "--sc-k0", "1,3,1", "--sc-q", "0"},
+         "selfcorrect: {rounds: 2, k0: [1, 3, 1], q: [0]}", "2:37", "--sc-k0 1: listed twice"},
+        {{"--sc-rounds", "2", "--sc-k0", "1", "--sc-q", "0,0.5,0"},
+         "selfcorrect: {rounds: 2, k0: 1, q: [0, 0.5, 0]}", "2:45", "--sc-q 0: listed twice"},
+        {{"--sc-rounds", "2", "--sc-k0", "1", "--sc-q", "2"},
+         "selfcorrect: {rounds: 2, k0: 1, q: 2}", "2:36", "--sc-q 2: must be in [0,1]"},
+        {{"--sc-rounds", "2", "--sc-k0", "1.5", "--sc-q", "0"},
+         "selfcorrect: {rounds: 2, k0: [1.5], q: [0]}", "2:31", "--sc-k0 1.5: expected an integer"},
+        {{"--sc-rounds", "4", "--sc-k0", "0,1", "--sc-q", "0"},
+         "selfcorrect: {rounds: 4, k0: [0, 1], q: [0]}", "2:34",
+         "--sc-k0 1: with --sc-rounds 4, needs --points 6 or more, got 5 (k0 + rounds at most "
+         "points - 1)"},
+        {{"--layers", "2000"}, "axes: {layers: [1, 2000]}", "2:20",
+         "--layers 2000: must be between 1 and 1024"},
+        {{"--steps", "3e3"}, "axes: {steps: [3e3]}", "2:16", "--steps 3e3: expected an integer"},
+        {{"--ffn", "maybe"}, "axes: {ffn: maybe}", "2:13", "--ffn maybe: expected off or on"},
+        {{"--heads", "3"}, "grids:\n  - heads: [2, 3]", "3:16", "--heads 3 does not divide --embd 8"},
+        /* a product of sizes: at the first knob it names, none varying */
+        {{"--points", "10000"}, "axes: {points: [10000]}", "1:20",
+         "--layers 1 --heads 2 --embd 8 --points 10000 --dims 5 --eval-batch 4: attention scores "
+         "of one layer, 8 contexts x heads x (3*points)^2 = 1.44e+10 exceeds 2147483647"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *argv[24] = {"train", "--layers", "1", "--heads", "2", "--embd", "8",
+                          "--points", "5", "--batch", "4", "--eval-batch", "4", "-o", "x.h5"};
+        int argc = 15;
+        for (int j = 0; cases[i].flags[j]; j++)
+            argv[argc++] = (char *)cases[i].flags[j];
+        train_args a;
+        icas_err err;
+        int rc = cli_parse_train(argc, argv, &a, &err);
+        CHECK(rc == -1 && strcmp(err.msg, cases[i].flag_msg) == 0,
+              "case %zu: flags: rc %d, '%s', want '%s'", i, rc, rc ? err.msg : "",
+              cases[i].flag_msg);
+
+        char text[1024], want[1200], key_msg[1100];
+        snprintf(text, sizeof text,
+                 "settings: {layers: 1, heads: 2, embd: 8, points: 5, batch: 4, eval_batch: 4}\n"
+                 "%s\n",
+                 cases[i].grid);
+        flags_to_keys(cases[i].flag_msg, key_msg, sizeof key_msg);
+        snprintf(want, sizeof want, "g.yaml:%s: %s\n", cases[i].place, key_msg);
+        grid g;
+        char *diag = NULL;
+        size_t diag_len = 0;
+        FILE *df = open_memstream(&diag, &diag_len);
+        rc = grid_parse("g.yaml", text, strlen(text), &g, df, &err);
+        fclose(df);
+        CHECK(rc != 0 && diag && strcmp(diag, want) == 0, "case %zu: grid: got '%s', want '%s'",
+              i, diag ? diag : "", want);
+        CHECK(strncmp(key_msg, "--", 2) != 0 && strstr(key_msg, " --") == NULL,
+              "case %zu: the grid's message names no flag: %s", i, key_msg);
+        if (rc == 0)
+            grid_free(&g);
+        free(diag);
+    }
+}
+
 int main(void)
 {
     check_paper_defaults();
     check_ids_are_stable();
     check_each_knob();
     check_seed_not_a_grid_key();
+    check_flag_and_grid_agree();
     return test_finish("test_config");
 }

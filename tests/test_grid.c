@@ -354,10 +354,10 @@ static void test_duplicates_joined(void)
 static void test_problems(void)
 {
     EXPECT_PROBLEM("settings:\n  dims: 5\ngrids:\n  - layers: [two]\n",
-                   "grid.yaml:4:14: layers: expected an integer, got 'two'");
+                   "grid.yaml:4:14: layers two: expected an integer");
     EXPECT_PROBLEM("axes:\n  layers: [1, 5.5]\n",
-                   "grid.yaml:2:15: layers: expected an integer, got '5.5'");
-    EXPECT_PROBLEM("axes:\n  steps: 3e3\n", "grid.yaml:2:10: steps: expected an integer, got '3e3'");
+                   "grid.yaml:2:15: layers 5.5: expected an integer");
+    EXPECT_PROBLEM("axes:\n  steps: 3e3\n", "grid.yaml:2:10: steps 3e3: expected an integer");
     EXPECT_PROBLEM("axes:\n  layers: \"5\"\n",
                    "grid.yaml:2:11: layers: expected an integer, got the quoted string '5'");
     EXPECT_PROBLEM("settings:\n  layers: 2\n   heads: 3\n",
@@ -388,13 +388,12 @@ static void test_problems(void)
     EXPECT_PROBLEM("axes:\n  train_noise: [0, 1.5]\n",
                    "grid.yaml:2:20: train_noise 1.5: must be in [0,1]");
     EXPECT_PROBLEM("axes:\n  lr: -1.0e-3\n", "grid.yaml:2:7: lr -0.001: must be a positive number");
-    EXPECT_PROBLEM("axes:\n  lr: .inf\n", "grid.yaml:2:7: lr: expected a number, got '.inf'");
+    EXPECT_PROBLEM("axes:\n  lr: .inf\n", "grid.yaml:2:7: lr .inf: expected a number");
     EXPECT_PROBLEM("axes:\n  attention: [softmax, relu]\n",
-                   "grid.yaml:2:24: attention: expected softmax or linear, got 'relu'");
-    EXPECT_PROBLEM("axes:\n  loss: mse\n", "grid.yaml:2:9: loss: expected pl or bt, got 'mse'");
-    EXPECT_PROBLEM("axes:\n  ffn: maybe\n",
-                   "grid.yaml:2:8: ffn: expected on, off, true or false, got 'maybe'");
-    EXPECT_PROBLEM("axes:\n  layers: [1, 2, 1]\n", "grid.yaml:2:18: layers: 1 is listed twice");
+                   "grid.yaml:2:24: attention relu: expected softmax or linear");
+    EXPECT_PROBLEM("axes:\n  loss: mse\n", "grid.yaml:2:9: loss mse: expected pl or bt");
+    EXPECT_PROBLEM("axes:\n  ffn: maybe\n", "grid.yaml:2:8: ffn maybe: expected off or on");
+    EXPECT_PROBLEM("axes:\n  layers: [1, 2, 1]\n", "grid.yaml:2:18: layers 1: listed twice");
     EXPECT_PROBLEM("settings:\n  layers: 2\n  heads: 2\n  layers: 3\n",
                    "grid.yaml:4:3: duplicate key 'layers' (first at line 2)");
     EXPECT_PROBLEM("seeds: [0]\nseeds: [1]\n",
@@ -410,9 +409,27 @@ static void test_problems(void)
                    "grid.yaml:1:9: seeds: 18446744073709551616 does not fit 64 bits");
     EXPECT_PROBLEM("eval_noise: [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.91, 0.92,"
                    " 0.93, 0.94, 0.95, 0.96, 1]\n",
-                   "grid.yaml:1:13: eval_noise: 17 levels, at most 16");
-    EXPECT_PROBLEM("eval_noise: [0, 2]\n", "grid.yaml:1:17: eval_noise: must be in [0,1], got 2");
-    EXPECT_PROBLEM("eval_noise: []\n", "grid.yaml:1:13: eval_noise: empty list");
+                   "grid.yaml:1:13: eval_noise: at most 16 values, got 17");
+    EXPECT_PROBLEM("eval_noise: [0, 2]\n", "grid.yaml:1:17: eval_noise 2: must be in [0,1]");
+    EXPECT_PROBLEM("eval_noise: []\n", "grid.yaml:1:13: eval_noise: an empty list");
+    /* the list fields: parsed and checked by config as the flags are, each
+     * problem at the value at fault; a repeated level is refused */
+    EXPECT_PROBLEM("eval_noise: [0, 0.5, 0]\n", "grid.yaml:1:22: eval_noise 0: listed twice");
+    EXPECT_PROBLEM("eval_noise: 0.5\n",
+                   "grid.yaml:1:13: eval_noise: expected a list such as [0, 0.5, 1], got '0.5'");
+    EXPECT_PROBLEM("eval_noise: ['0.5']\n",
+                   "grid.yaml:1:14: eval_noise: expected a number, got the quoted string '0.5'");
+    EXPECT_PROBLEM("selfcorrect: {rounds: 2, k0: [1, 2, 1], q: [0]}\n",
+                   "grid.yaml:1:37: selfcorrect.k0 1: listed twice");
+    EXPECT_PROBLEM("selfcorrect: {rounds: 2, k0: 1, q: [0, 7]}\n",
+                   "grid.yaml:1:40: selfcorrect.q 7: must be in [0,1]");
+    /* k0 + rounds <= points - 1: at the k0, or at the points that vary */
+    EXPECT_PROBLEM("settings: {points: 8}\nselfcorrect: {rounds: 3, k0: [1, 6], q: [0]}\n",
+                   "grid.yaml:2:34: selfcorrect.k0 6: with selfcorrect.rounds 3, needs points 10 "
+                   "or more, got 8 (k0 + rounds at most points - 1)");
+    EXPECT_PROBLEM("axes: {points: [8, 4]}\nselfcorrect: {rounds: 3, k0: [1], q: [0]}\n",
+                   "grid.yaml:1:20: selfcorrect.k0 1: with selfcorrect.rounds 3, needs points 5 "
+                   "or more, got 4");
     EXPECT_PROBLEM("checkpoint_every: -5\n",
                    "grid.yaml:1:19: checkpoint_every: must be 0 (never) or more, got -5");
     EXPECT_PROBLEM("save_model: 2\n", "grid.yaml:1:13: save_model: expected true or false, got '2'");
@@ -498,8 +515,8 @@ static void test_all_at_once(void)
         "/grid.yaml:3:10: heads 0: must be between 1 and 1024",
         "/grid.yaml:4:1: unknown key 'bogus'",
         "/grid.yaml:5:12: seeds: expected a non-negative integer, got 'x'",
-        "/grid.yaml:7:14: layers: expected an integer, got 'two'",
-        "/grid.yaml:8:16: attention: expected softmax or linear, got 'relu'",
+        "/grid.yaml:7:14: layers two: expected an integer",
+        "/grid.yaml:8:16: attention relu: expected softmax or linear",
         "/grid.yaml:9:12: heads: empty list",
     };
     CHECK(l.rc != 0, "must fail");
@@ -512,9 +529,17 @@ static void test_all_at_once(void)
 
     /* a broken sub-grid does not hide a combination problem in another */
     load_text("settings:\n  embd: 96\ngrids:\n  - layers: [x]\n  - heads: [5]\n", &l);
-    CHECK(l.diag && strstr(l.diag, "/grid.yaml:4:14: layers: expected an integer") &&
+    CHECK(l.diag && strstr(l.diag, "/grid.yaml:4:14: layers x: expected an integer") &&
               strstr(l.diag, "/grid.yaml:5:13: heads 5 does not divide embd 96"),
           "both sub-grids' problems:\n%s", l.diag);
+    unload(&l);
+
+    /* every bad value of a list, not the first alone */
+    load_text("eval_noise: [x, 0.5, 2]\n", &l);
+    CHECK(l.diag && strstr(l.diag, "/grid.yaml:1:14: eval_noise x: expected a number") &&
+              strstr(l.diag, "/grid.yaml:1:22: eval_noise 2: must be in [0,1]") &&
+              count_lines(l.diag) == 2,
+          "both values' problems:\n%s", l.diag);
     unload(&l);
 
     /* diag may be NULL: problems are still counted */

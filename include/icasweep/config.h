@@ -96,11 +96,6 @@ int knob_word_index(const knob_def *k, const char *word);
 void knob_words_text(const knob_def *k, const char *sep, const char *last_sep, char *out,
                      size_t n);
 
-/* Sets knob k of c from a command-line value, checking the type and range;
- * the message names the flag ("--layers 0: must be between 1 and 1024"). */
-int knob_parse(const knob_def *k, const char *text, run_config *c, icas_err *err);
-/* Checks knob k's value in c against its range; message as knob_parse. */
-int knob_check(const knob_def *k, const run_config *c, icas_err *err);
 /* A COUNT, CHOICE or SWITCH value as an int; REAL and POSITIVE as a double. */
 int knob_get_int(const knob_def *k, const run_config *c);
 double knob_get_real(const knob_def *k, const run_config *c);
@@ -124,22 +119,80 @@ int knob_is_default(const knob_def *k, const run_config *c);
 run_config config_default(void);
 
 /* Training and evaluation run the model on at most this many contexts at a
- * time (TRAIN_CHUNK, EVAL_CHUNK); config_check_sizes bounds its arrays. */
+ * time (TRAIN_CHUNK, EVAL_CHUNK); config_check_sizes (part of config_check)
+ * bounds its arrays by it. */
 #define CONFIG_MAX_CONTEXTS_PER_PASS 8
 
-/* Checks every field; on failure the message names the field (with the CLI
- * flag spelling, e.g. "--heads 5 does not divide --embd 96"). */
-int config_validate(const run_config *cfg, icas_err *err);
-/* The closed-loop fields alone (part of config_validate): rounds >= 0; with
- * rounds > 0 one to ICAS_MAX_SC_K0 distinct k0 >= 0 and one to
- * ICAS_MAX_SC_Q distinct q in [0,1], every k0 + rounds <= points - 1; with
- * rounds = 0 no lists. Messages use the flags --sc-rounds, --sc-k0, --sc-q. */
-int config_validate_selfcorrect(const run_config *cfg, icas_err *err);
+/* ---- validation ------------------------------------------------------------
+ * One validation for every way a run is described: the command line and the
+ * grid parse their text with the same functions and check it with the same
+ * checks; a problem says which field is at fault and which fields it names,
+ * and its message spells them as the caller asks: the command line's flags
+ * or the grid's keys. */
 
-/* The size limits alone (called by config_validate): every product of sizes
- * that the engine stores in an int or on the stack must fit; the message
- * names the flags and the product. */
-int config_check_sizes(const run_config *cfg, icas_err *err);
+/* The fields of a run that parsing and validation name: the knobs of
+ * knobs.def by their knob_id, then the lists. */
+enum {
+    CONFIG_FIELD_EVAL_NOISE = CONFIG_N_KNOBS, /* --eval-noise, eval_noise */
+    CONFIG_FIELD_SC_ROUNDS,                   /* --sc-rounds, selfcorrect.rounds */
+    CONFIG_FIELD_SC_K0,                       /* --sc-k0, selfcorrect.k0 */
+    CONFIG_FIELD_SC_Q,                        /* --sc-q, selfcorrect.q */
+    CONFIG_N_FIELDS
+};
+
+typedef enum {
+    CONFIG_NAMES_FLAGS, /* --eval-noise, --sc-k0: the command line */
+    CONFIG_NAMES_KEYS   /* eval_noise, selfcorrect.k0: the grid file */
+} config_naming;
+
+/* The name of field f (a knob_id or CONFIG_FIELD_*) as `naming` spells it. */
+void config_field_name(int field, config_naming naming, char *out, size_t n);
+/* The field whose name under `naming` is `name`, or -1. */
+int config_field_named(const char *name, config_naming naming);
+/* 1 for the list fields (eval_noise, k0, q): they take several values. */
+int config_field_is_list(int field);
+/* A list field's most values (ICAS_MAX_EVAL_NOISE, ...); 1 for the others. */
+int config_field_max_items(int field);
+
+#define CONFIG_PROBLEM_MAX_NAMED 8
+
+typedef struct {
+    int field; /* the field at fault */
+    int item;  /* a list field's value at fault, by index; -1: the field as a whole */
+    /* every field the message names, the one at fault first: a combination
+     * ("heads 5 does not divide embd 96") belongs to whichever of them the
+     * caller can point at */
+    int n_named;
+    int named[CONFIG_PROBLEM_MAX_NAMED];
+    char msg[1024]; /* "--sc-q 1.5: must be in [0,1]", or with the grid's keys */
+} config_problem;
+
+/* Parses one value of a field from text: a scalar knob's value (item is
+ * ignored), or value number `item` of a list field (the list's count is not
+ * changed). The syntax is plain decimal notation (no "inf", hexadecimal or
+ * blanks), a word for a choice; the value is then checked against its own
+ * range. Returns 0, or -1 with p filled in. */
+int config_parse_item(int field, const char *text, int item, run_config *c,
+                      config_naming naming, config_problem *p);
+/* Checks that a list field may hold n values (1 to its maximum). */
+int config_check_count(int field, int n, config_naming naming, config_problem *p);
+/* A whole list field from its values' texts: count, each value, then the
+ * field's check (config_check_field). */
+int config_parse_list(int field, const char *const *items, int n, run_config *c,
+                      config_naming naming, config_problem *p);
+/* Checks one field on its own: a knob against its range; a list's count,
+ * each value's range, and that no value is listed twice (a repeated noise
+ * level or k0 or q would be computed twice into identical rows and give
+ * the run another id for the same numbers). */
+int config_check_field(int field, const run_config *c, config_naming naming,
+                       config_problem *p);
+/* Checks a whole run: every field, then the combinations (heads divides
+ * embd; the products of sizes the engine stores in an int or on the stack,
+ * README "Limits"; the closed loop: rounds > 0 needs k0 and q, rounds = 0
+ * none, every k0 + rounds at most points - 1). */
+int config_check(const run_config *c, config_naming naming, config_problem *p);
+/* config_check with the flags' names, as an icas_err. */
+int config_validate(const run_config *cfg, icas_err *err);
 
 /* Trainable parameters of the model (as a double: it may exceed any int). */
 double config_param_count(const run_config *cfg);
