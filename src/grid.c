@@ -348,6 +348,47 @@ static int parse_knob_value(reporter *r, int k, const yaml_node_t *n, knob_value
     return 0;
 }
 
+/* seeds: a list of distinct seeds, at the top level (every sub-grid's) or
+ * in one sub-grid (its own, replacing the top level's for its runs). */
+static int parse_seeds(reporter *r, yaml_document_t *doc, yaml_node_t *n, uint64_t **seeds,
+                       int *n_seeds)
+{
+    char buf[256];
+    if (n->type != YAML_SEQUENCE_NODE) {
+        /* `seeds: 3` reads as "three seeds" but would mean seed 3 alone */
+        report(r, n->start_mark, "seeds: expected a list of integers such as [0, 1, 2], got %s",
+               describe(n, buf, sizeof buf));
+        return -1;
+    }
+    if (n_items(n) == 0) {
+        report(r, n->start_mark, "seeds: empty list; give at least one seed");
+        return -1;
+    }
+    free(*seeds);
+    *n_seeds = 0;
+    *seeds = calloc(n_items(n), sizeof **seeds);
+    if (!*seeds) {
+        report(r, n->start_mark, "seeds: out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n_items(n); i++) {
+        yaml_node_t *one = item(doc, n, i);
+        uint64_t seed;
+        if (parse_seed(r, one, &seed)) {
+            rc = -1;
+            continue;
+        }
+        for (int j = 0; j < *n_seeds; j++)
+            if ((*seeds)[j] == seed) {
+                report(r, one->start_mark, "seeds %s: listed twice", text_of(one));
+                rc = -1;
+            }
+        (*seeds)[(*n_seeds)++] = seed;
+    }
+    return rc;
+}
+
 /* ---- levels: settings, axes, sub-grids ------------------------------------ */
 
 typedef struct {
@@ -361,6 +402,8 @@ typedef struct {
     knob_list k[N_SLOTS];
     yaml_mark_t at;   /* the mapping */
     const char *name; /* a sub-grid's label, in the document; may be NULL */
+    uint64_t *seeds;  /* a sub-grid's own seeds; NULL: the top level's */
+    int n_seeds;
     int given;
     int bad;          /* had a problem: not expanded */
 } level;
@@ -369,6 +412,7 @@ static void level_free(level *l)
 {
     for (int k = 0; k < N_SLOTS; k++)
         free(l->k[k].v);
+    free(l->seeds);
     memset(l, 0, sizeof *l);
 }
 
@@ -434,6 +478,10 @@ static void parse_level(reporter *r, yaml_document_t *doc, yaml_node_t *map, con
         yaml_node_t *val = yaml_document_get_node(doc, p->value);
         if (!key)
             continue;
+        if (is_subgrid && strcmp(key, "seeds") == 0) {
+            parse_seeds(r, doc, val, &out->seeds, &out->n_seeds);
+            continue;
+        }
         if (is_subgrid && strcmp(key, "name") == 0) {
             if (!is_scalar(val))
                 report(r, val->start_mark, "name: expected a label, got %s",
@@ -447,7 +495,7 @@ static void parse_level(reporter *r, yaml_document_t *doc, yaml_node_t *map, con
             knob_names(names, sizeof names);
             report(r, yaml_document_get_node(doc, p->key)->start_mark,
                    "unknown key '%s' in %s (allowed: %s%s)", key, what,
-                   is_subgrid ? "name, " : "", names);
+                   is_subgrid ? "name, seeds, " : "", names);
             continue;
         }
         out->k[k].given = 1;
@@ -489,44 +537,6 @@ static void spec_free(grid_spec *s)
         level_free(&s->subgrids[i]);
     free(s->subgrids);
     free(s->seeds);
-}
-
-static int parse_seeds(reporter *r, yaml_document_t *doc, yaml_node_t *n, grid_spec *s)
-{
-    char buf[256];
-    if (n->type != YAML_SEQUENCE_NODE) {
-        /* `seeds: 3` reads as "three seeds" but would mean seed 3 alone */
-        report(r, n->start_mark, "seeds: expected a list of integers such as [0, 1, 2], got %s",
-               describe(n, buf, sizeof buf));
-        return -1;
-    }
-    if (n_items(n) == 0) {
-        report(r, n->start_mark, "seeds: empty list; give at least one seed");
-        return -1;
-    }
-    free(s->seeds);
-    s->n_seeds = 0;
-    s->seeds = calloc(n_items(n), sizeof *s->seeds);
-    if (!s->seeds) {
-        report(r, n->start_mark, "seeds: out of memory");
-        return -1;
-    }
-    int rc = 0;
-    for (size_t i = 0; i < n_items(n); i++) {
-        yaml_node_t *one = item(doc, n, i);
-        uint64_t seed;
-        if (parse_seed(r, one, &seed)) {
-            rc = -1;
-            continue;
-        }
-        for (int j = 0; j < s->n_seeds; j++)
-            if (s->seeds[j] == seed) {
-                report(r, one->start_mark, "seeds: %s is listed twice", text_of(one));
-                rc = -1;
-            }
-        s->seeds[s->n_seeds++] = seed;
-    }
-    return rc;
 }
 
 static void set_list_count(run_config *c, int field, int n)
@@ -678,7 +688,7 @@ static void parse_top(reporter *r, yaml_document_t *doc, yaml_node_t *root, grid
             if (parse_grids(r, doc, val, s))
                 s->shared_bad = 1; /* the axes alone would be another grid */
         } else if (strcmp(key, "seeds") == 0) {
-            parse_seeds(r, doc, val, s);
+            parse_seeds(r, doc, val, &s->seeds, &s->n_seeds);
         } else if (strcmp(key, "eval_noise") == 0) {
             parse_list_field(r, doc, val, CONFIG_FIELD_EVAL_NOISE, 0, &s->lists,
                              s->eval_noise_at);
@@ -887,7 +897,10 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
     axis axes[N_SLOTS];
     int n = sub_axes(s, sub, axes);
     yaml_mark_t where = sub ? sub->at : s->axes.given ? s->axes.at : s->root_at;
-    long long count = s->n_seeds;
+    /* a sub-grid's own seeds replace the top level's for its runs */
+    const uint64_t *seeds = sub && sub->seeds ? sub->seeds : s->seeds;
+    const int n_seeds = sub && sub->seeds ? sub->n_seeds : s->n_seeds;
+    long long count = n_seeds;
     for (int a = 0; a < n; a++) {
         count *= axes[a].values->n;
         if (count > GRID_MAX_RUNS) {
@@ -922,8 +935,8 @@ static void expand_subgrid(reporter *r, expander *x, const grid_spec *s, const l
                 return;
             }
         } else {
-            for (int i = 0; i < s->n_seeds && !x->stop; i++) {
-                c.seed = s->seeds[i];
+            for (int i = 0; i < n_seeds && !x->stop; i++) {
+                c.seed = seeds[i];
                 add_run(r, x, &c, where);
             }
             if (x->stop)
@@ -1133,4 +1146,122 @@ void grid_free(grid *g)
     g->runs = NULL;
     g->text = NULL;
     g->n_runs = 0;
+}
+
+/* ---- comparing a file's grid with a new one -------------------------------- */
+
+void grid_run_ids(const grid *g, char (*ids)[ICAS_RUN_ID_LEN])
+{
+    for (int i = 0; i < g->n_runs; i++)
+        config_run_id(&g->runs[i], ids[i]);
+}
+
+typedef struct {
+    const char *id;
+    int row;
+} id_row;
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const id_row *)a)->id, ((const id_row *)b)->id);
+}
+
+/* The list's ids sorted, for lookups; NULL with err set on a repeated id. */
+static id_row *sorted_ids(const char (*ids)[ICAS_RUN_ID_LEN], int n, const char *which,
+                          icas_err *err)
+{
+    id_row *s = malloc(sizeof *s * (size_t)(n > 0 ? n : 1));
+    if (!s) {
+        icas_fail(err, "comparing grids: out of memory for %d runs", n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++)
+        s[i] = (id_row){ids[i], i};
+    qsort(s, (size_t)n, sizeof *s, by_id);
+    for (int i = 1; i < n; i++)
+        if (strcmp(s[i - 1].id, s[i].id) == 0) {
+            int a = s[i - 1].row < s[i].row ? s[i - 1].row : s[i].row;
+            int b = s[i - 1].row < s[i].row ? s[i].row : s[i - 1].row;
+            icas_fail(err, "comparing grids: run %s is in rows %d and %d of the %s list",
+                      s[i].id, a, b, which);
+            free(s);
+            return NULL;
+        }
+    return s;
+}
+
+static int row_of(const id_row *sorted, int n, const char *id)
+{
+    id_row key = {id, -1};
+    const id_row *hit = n ? bsearch(&key, sorted, (size_t)n, sizeof *sorted, by_id) : NULL;
+    return hit ? hit->row : -1;
+}
+
+/* "r0123456789abcdef (L=2 H=2 ... seed=1)", or the id alone without a config. */
+static void run_label(const char *id, const run_config *c, char *out, size_t n)
+{
+    char desc[512];
+    if (!c) {
+        snprintf(out, n, "%s", id);
+        return;
+    }
+    config_describe(c, desc, sizeof desc);
+    snprintf(out, n, "%s (%s)", id, desc);
+}
+
+int grid_compare(const char (*old_ids)[ICAS_RUN_ID_LEN], const run_config *old_runs, int n_old,
+                 const char (*new_ids)[ICAS_RUN_ID_LEN], const run_config *new_runs, int n_new,
+                 grid_comparison *out, int *new_to_old, icas_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->first_missing = -1;
+    id_row *olds = sorted_ids(old_ids, n_old, "file's", err);
+    if (!olds)
+        return -1;
+    id_row *news = sorted_ids(new_ids, n_new, "new grid's", err);
+    if (!news) {
+        free(olds);
+        return -1;
+    }
+    for (int i = 0; i < n_new; i++) {
+        int row = row_of(olds, n_old, new_ids[i]);
+        if (new_to_old)
+            new_to_old[i] = row;
+        out->n_added += row < 0;
+    }
+    for (int i = 0; i < n_old; i++) {
+        int row = row_of(news, n_new, old_ids[i]);
+        if (row < 0) {
+            if (out->first_missing < 0)
+                out->first_missing = i;
+            out->n_missing++;
+        } else {
+            out->n_kept++;
+            out->n_moved += row != i;
+        }
+    }
+    if (out->n_missing) {
+        int i = out->first_missing;
+        char was[600], now[600] = "";
+        run_label(old_ids[i], old_runs ? &old_runs[i] : NULL, was, sizeof was);
+        /* what stands in its row now: the run it was changed into, often */
+        if (i < n_new && row_of(olds, n_old, new_ids[i]) < 0) {
+            char label[560];
+            run_label(new_ids[i], new_runs ? &new_runs[i] : NULL, label, sizeof label);
+            snprintf(now, sizeof now, ", whose row %d is %s", i, label);
+        }
+        out->relation = GRID_DIFFERS;
+        snprintf(out->text, sizeof out->text, "row %d, %s, is not in the new grid%s; %d of %d "
+                 "runs missing", i, was, now, out->n_missing, n_old);
+    } else if (out->n_added == 0 && out->n_moved == 0) {
+        out->relation = GRID_IDENTICAL;
+        snprintf(out->text, sizeof out->text, "the same %d runs", n_old);
+    } else {
+        out->relation = GRID_EXTENDS;
+        snprintf(out->text, sizeof out->text, "keeps the %d runs (%d in other rows) and adds %d",
+                 n_old, out->n_moved, out->n_added);
+    }
+    free(olds);
+    free(news);
+    return 0;
 }

@@ -367,8 +367,8 @@ static void test_problems(void)
                    "grid.yaml:1:1: unknown key 'setings' (allowed: settings, axes, grids, seeds, "
                    "eval_noise, checkpoint_every, save_model, selfcorrect)");
     EXPECT_PROBLEM("grids:\n  - name: x\n    layer: [1, 2]\n",
-                   "grid.yaml:3:5: unknown key 'layer' in sub-grid (allowed: name, dims, points, "
-                   "layers, heads,");
+                   "grid.yaml:3:5: unknown key 'layer' in sub-grid (allowed: name, seeds, dims, "
+                   "points, layers, heads,");
     EXPECT_PROBLEM("settings:\n  name: x\n", "grid.yaml:2:3: unknown key 'name' in settings");
     EXPECT_PROBLEM("settings:\n  layers: [2, 3]\n",
                    "grid.yaml:2:11: layers: expected one value (lists go under axes or grids), "
@@ -551,6 +551,168 @@ static void test_all_at_once(void)
     unload(&l);
 }
 
+/* ---- a sub-grid's own seeds, and comparing grids ---------------------------- */
+
+#define TINY "settings: {layers: 1, heads: 2, embd: 8, points: 5, steps: 2, batch: 2, eval_batch: 2}\n"
+
+/* Loads `text` and fills ids (at most 64 runs); returns the run count, -1
+ * on failure. */
+static int load_ids(const char *text, loaded *l, char (*ids)[ICAS_RUN_ID_LEN])
+{
+    load_text(text, l);
+    CHECK(l->rc == 0, "%s\n%s\n%s", text, l->err.msg, l->diag);
+    if (l->rc != 0 || l->g.n_runs > 64)
+        return -1;
+    grid_run_ids(&l->g, ids);
+    return l->g.n_runs;
+}
+
+static void test_subgrid_seeds(void)
+{
+    /* the comparison's base: 2 sub-grids x 2 seeds */
+    const char *base = TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on, off]\n  - attention: linear\n";
+    loaded a, b;
+    char ida[64][ICAS_RUN_ID_LEN], idb[64][ICAS_RUN_ID_LEN];
+    int na = load_ids(base, &a, ida);
+    CHECK(na == 6, "base: %d runs, want 6", na);
+
+    /* more seeds for the second sub-grid only: its runs come after the
+     * first's, seeds innermost, and the old runs keep their ids */
+    int nb = load_ids(TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on, off]\n"
+                      "  - attention: linear\n    seeds: [0, 1, 2, 3]\n",
+                      &b, idb);
+    CHECK(nb == 8, "%d runs, want 8", nb);
+    if (na == 6 && nb == 8) {
+        for (int i = 0; i < 8; i++)
+            CHECK(b.g.runs[i].seed == (uint64_t)(i < 4 ? i % 2 : i - 4) &&
+                      b.g.runs[i].attention == (i < 4 ? ATTN_SOFTMAX : ATTN_LINEAR),
+                  "run %d: seed %llu attention %d", i, (unsigned long long)b.g.runs[i].seed,
+                  b.g.runs[i].attention);
+        for (int i = 0; i < 6; i++)
+            CHECK(strcmp(ida[i], idb[i]) == 0, "row %d: id %s became %s", i, ida[i], idb[i]);
+        grid_comparison cmp;
+        int map[8];
+        icas_err err;
+        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
+                           (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, map, &err) == 0,
+              "%s", err.msg);
+        CHECK(cmp.relation == GRID_EXTENDS && cmp.n_kept == 6 && cmp.n_added == 2 &&
+                  cmp.n_moved == 0 && cmp.n_missing == 0 && cmp.first_missing == -1,
+              "extends: relation %d kept %d added %d moved %d (%s)", cmp.relation, cmp.n_kept,
+              cmp.n_added, cmp.n_moved, cmp.text);
+        for (int i = 0; i < 8; i++)
+            CHECK(map[i] == (i < 6 ? i : -1), "new run %d: old row %d", i, map[i]);
+        CHECK(strcmp(cmp.text, "keeps the 6 runs (0 in other rows) and adds 2") == 0, "%s",
+              cmp.text);
+    }
+    unload(&b);
+
+    /* more seeds for the first sub-grid: the old runs move to other rows */
+    nb = load_ids(TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on, off]\n    seeds: [0, 1, 2]\n"
+                  "  - attention: linear\n",
+                  &b, idb);
+    CHECK(nb == 8, "%d runs, want 8", nb);
+    if (na == 6 && nb == 8) {
+        grid_comparison cmp;
+        int map[8];
+        icas_err err;
+        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, NULL, na,
+                           (const char(*)[ICAS_RUN_ID_LEN])idb, NULL, nb, &cmp, map, &err) == 0,
+              "%s", err.msg);
+        /* new order: on 0 1 2, off 0 1 2, linear 0 1 */
+        const int want[8] = {0, 1, -1, 2, 3, -1, 4, 5};
+        for (int i = 0; i < 8; i++)
+            CHECK(map[i] == want[i], "new run %d: old row %d, want %d", i, map[i], want[i]);
+        CHECK(cmp.relation == GRID_EXTENDS && cmp.n_added == 2 && cmp.n_moved == 4,
+              "moved: relation %d added %d moved %d", cmp.relation, cmp.n_added, cmp.n_moved);
+    }
+    unload(&b);
+
+    /* a sub-grid's seeds replace the top level's, not add to them, and a
+     * point two sub-grids share runs once per seed: seeds 0 and 1 from the
+     * first sub-grid, 2 and 3 added by the second */
+    nb = load_ids(TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on, off]\n"
+                  "  - ffn: on\n    seeds: [3, 0, 2]\n",
+                  &b, idb);
+    CHECK(nb == 6, "%d runs, want 6", nb);
+    if (nb == 6)
+        CHECK(b.g.runs[4].seed == 3 && b.g.runs[5].seed == 2 && b.g.runs[4].ffn == 1,
+              "the shared point's new seeds, in the sub-grid's order");
+    unload(&b);
+
+    /* identical; and differing: an old run dropped, or changed */
+    if (na == 6) {
+        grid_comparison cmp;
+        icas_err err;
+        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
+                           (const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na, &cmp, NULL, &err) ==
+                      0 &&
+                  cmp.relation == GRID_IDENTICAL && strcmp(cmp.text, "the same 6 runs") == 0,
+              "identical: %d %s", cmp.relation, cmp.text);
+
+        nb = load_ids(TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on]\n  - attention: linear\n", &b,
+                      idb);
+        if (nb == 4) {
+            CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
+                               (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, NULL,
+                               &err) == 0,
+                  "%s", err.msg);
+            char want[256];
+            snprintf(want, sizeof want, "row 2, %s (L=1 H=2 E=8 attn=softmax ffn=off", ida[2]);
+            CHECK(cmp.relation == GRID_DIFFERS && cmp.first_missing == 2 && cmp.n_missing == 2 &&
+                      strncmp(cmp.text, want, strlen(want)) == 0 &&
+                      strstr(cmp.text, "seed=0), is not in the new grid") &&
+                      strstr(cmp.text, "2 of 6 runs missing"),
+                  "dropped: %d first %d: %s", cmp.relation, cmp.first_missing, cmp.text);
+        }
+        unload(&b);
+
+        nb = load_ids("settings: {layers: 2, heads: 2, embd: 8, points: 5, steps: 2, batch: 2, "
+                      "eval_batch: 2}\nseeds: [0, 1]\ngrids:\n  - ffn: [on, off]\n"
+                      "  - attention: linear\n",
+                      &b, idb);
+        if (nb == 6) {
+            CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
+                               (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, NULL,
+                               &err) == 0,
+                  "%s", err.msg);
+            char want[256];
+            snprintf(want, sizeof want, "is not in the new grid, whose row 0 is %s (L=2 H=2", idb[0]);
+            CHECK(cmp.relation == GRID_DIFFERS && cmp.first_missing == 0 && cmp.n_added == 6 &&
+                      strstr(cmp.text, want),
+                  "changed: %d first %d: %s", cmp.relation, cmp.first_missing, cmp.text);
+        }
+        unload(&b);
+
+        /* a list with a repeated id is refused, naming the rows */
+        char rep[3][ICAS_RUN_ID_LEN];
+        memcpy(rep[0], ida[0], ICAS_RUN_ID_LEN);
+        memcpy(rep[1], ida[1], ICAS_RUN_ID_LEN);
+        memcpy(rep[2], ida[0], ICAS_RUN_ID_LEN);
+        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, NULL, na,
+                           (const char(*)[ICAS_RUN_ID_LEN])rep, NULL, 3, &cmp, NULL, &err) != 0 &&
+                  strstr(err.msg, "is in rows 0 and 2 of the new grid's list"),
+              "repeated id: %s", err.msg);
+    }
+    unload(&a);
+
+    /* a sub-grid's seeds are checked like the top level's, at their place,
+     * and a problem there spoils that sub-grid alone */
+    EXPECT_PROBLEM("grids:\n  - layers: 2\n    seeds: 3\n",
+                   "grid.yaml:3:12: seeds: expected a list of integers such as [0, 1, 2], got '3'");
+    EXPECT_PROBLEM("grids:\n  - layers: 2\n    seeds: [4, x, 4]\n",
+                   "grid.yaml:3:16: seeds: expected a non-negative integer, got 'x'");
+    EXPECT_PROBLEM("grids:\n  - layers: 2\n    seeds: [4, 5, 4]\n",
+                   "grid.yaml:3:19: seeds 4: listed twice");
+    EXPECT_PROBLEM("seeds: [0]\nsettings:\n  seeds: [1]\n", "grid.yaml:3:3: unknown key 'seeds' in settings");
+    loaded l;
+    load_text("settings: {embd: 96}\ngrids:\n  - seeds: []\n  - heads: [5]\n", &l);
+    CHECK(l.diag && strstr(l.diag, "/grid.yaml:3:12: seeds: empty list") &&
+              strstr(l.diag, "/grid.yaml:4:13: heads 5 does not divide embd 96"),
+          "both sub-grids' problems:\n%s", l.diag);
+    unload(&l);
+}
+
 static void test_missing_file(void)
 {
     grid g;
@@ -575,6 +737,7 @@ int main(void)
     test_problems();
     test_combination_once();
     test_all_at_once();
+    test_subgrid_seeds();
     test_missing_file();
     return test_finish("test_grid");
 }
