@@ -45,8 +45,8 @@ static int parse_double(const char *flag, const char *s, double *out, icas_err *
 /* A list flag's values as given, "0,0.5,1", split at its commas; an empty
  * part ("0,,1") is a value the list parser refuses. */
 #define CLI_MAX_LIST_VALUES 64
-_Static_assert(ICAS_MAX_EVAL_NOISE <= CLI_MAX_LIST_VALUES && ICAS_MAX_SC_K0 <= CLI_MAX_LIST_VALUES &&
-                   ICAS_MAX_SC_Q <= CLI_MAX_LIST_VALUES,
+_Static_assert(ICAS_MAX_EVAL_NOISE <= CLI_MAX_LIST_VALUES &&
+                   ICAS_MAX_SC_K0 <= CLI_MAX_LIST_VALUES && ICAS_MAX_SC_Q <= CLI_MAX_LIST_VALUES,
                "a list flag holds every value a list field takes");
 
 static int parse_list_flag(run_config *cfg, int field, const char *flag, const char *value,

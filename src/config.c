@@ -226,7 +226,8 @@ void config_field_name(int field, config_naming naming, char *out, size_t n)
             snprintf(out, n, "%s", config_knobs[field].name);
     } else if (field >= CONFIG_N_KNOBS && field < CONFIG_N_FIELDS) {
         int i = field - CONFIG_N_KNOBS;
-        snprintf(out, n, "%s", naming == CONFIG_NAMES_FLAGS ? LIST_NAMES[i].flag : LIST_NAMES[i].key);
+        snprintf(out, n, "%s",
+                 naming == CONFIG_NAMES_FLAGS ? LIST_NAMES[i].flag : LIST_NAMES[i].key);
     } else {
         snprintf(out, n, "?");
     }

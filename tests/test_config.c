@@ -260,7 +260,8 @@ static void check_flag_and_grid_agree(void)
          "--layers 2000: must be between 1 and 1024"},
         {{"--steps", "3e3"}, "axes: {steps: [3e3]}", "2:16", "--steps 3e3: expected an integer"},
         {{"--ffn", "maybe"}, "axes: {ffn: maybe}", "2:13", "--ffn maybe: expected off or on"},
-        {{"--heads", "3"}, "grids:\n  - heads: [2, 3]", "3:16", "--heads 3 does not divide --embd 8"},
+        {{"--heads", "3"}, "grids:\n  - heads: [2, 3]", "3:16",
+         "--heads 3 does not divide --embd 8"},
         /* a product of sizes: at the first knob it names, none varying */
         {{"--points", "10000"}, "axes: {points: [10000]}", "1:20",
          "--layers 1 --heads 2 --embd 8 --points 10000 --dims 5 --eval-batch 4: attention scores "

@@ -553,7 +553,8 @@ static void test_all_at_once(void)
 
 /* ---- a sub-grid's own seeds, and comparing grids ---------------------------- */
 
-#define TINY "settings: {layers: 1, heads: 2, embd: 8, points: 5, steps: 2, batch: 2, eval_batch: 2}\n"
+#define TINY                                                                                    \
+    "settings: {layers: 1, heads: 2, embd: 8, points: 5, steps: 2, batch: 2, eval_batch: 2}\n"
 
 /* Loads `text` and fills ids (at most 64 runs); returns the run count, -1
  * on failure. */
@@ -593,8 +594,7 @@ static void test_subgrid_seeds(void)
         grid_comparison cmp;
         int map[8];
         icas_err err;
-        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
-                           (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, map, &err) == 0,
+        CHECK(grid_compare(ida, a.g.runs, na, idb, b.g.runs, nb, &cmp, map, &err) == 0,
               "%s", err.msg);
         CHECK(cmp.relation == GRID_EXTENDS && cmp.n_kept == 6 && cmp.n_added == 2 &&
                   cmp.n_moved == 0 && cmp.n_missing == 0 && cmp.first_missing == -1,
@@ -616,8 +616,7 @@ static void test_subgrid_seeds(void)
         grid_comparison cmp;
         int map[8];
         icas_err err;
-        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, NULL, na,
-                           (const char(*)[ICAS_RUN_ID_LEN])idb, NULL, nb, &cmp, map, &err) == 0,
+        CHECK(grid_compare(ida, NULL, na, idb, NULL, nb, &cmp, map, &err) == 0,
               "%s", err.msg);
         /* new order: on 0 1 2, off 0 1 2, linear 0 1 */
         const int want[8] = {0, 1, -1, 2, 3, -1, 4, 5};
@@ -644,18 +643,14 @@ static void test_subgrid_seeds(void)
     if (na == 6) {
         grid_comparison cmp;
         icas_err err;
-        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
-                           (const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na, &cmp, NULL, &err) ==
-                      0 &&
+        CHECK(grid_compare(ida, a.g.runs, na, ida, a.g.runs, na, &cmp, NULL, &err) == 0 &&
                   cmp.relation == GRID_IDENTICAL && strcmp(cmp.text, "the same 6 runs") == 0,
               "identical: %d %s", cmp.relation, cmp.text);
 
         nb = load_ids(TINY "seeds: [0, 1]\ngrids:\n  - ffn: [on]\n  - attention: linear\n", &b,
                       idb);
         if (nb == 4) {
-            CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
-                               (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, NULL,
-                               &err) == 0,
+            CHECK(grid_compare(ida, a.g.runs, na, idb, b.g.runs, nb, &cmp, NULL, &err) == 0,
                   "%s", err.msg);
             char want[256];
             snprintf(want, sizeof want, "row 2, %s (L=1 H=2 E=8 attn=softmax ffn=off", ida[2]);
@@ -672,12 +667,11 @@ static void test_subgrid_seeds(void)
                       "  - attention: linear\n",
                       &b, idb);
         if (nb == 6) {
-            CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, a.g.runs, na,
-                               (const char(*)[ICAS_RUN_ID_LEN])idb, b.g.runs, nb, &cmp, NULL,
-                               &err) == 0,
+            CHECK(grid_compare(ida, a.g.runs, na, idb, b.g.runs, nb, &cmp, NULL, &err) == 0,
                   "%s", err.msg);
             char want[256];
-            snprintf(want, sizeof want, "is not in the new grid, whose row 0 is %s (L=2 H=2", idb[0]);
+            snprintf(want, sizeof want, "is not in the new grid, whose row 0 is %s (L=2 H=2",
+                     idb[0]);
             CHECK(cmp.relation == GRID_DIFFERS && cmp.first_missing == 0 && cmp.n_added == 6 &&
                       strstr(cmp.text, want),
                   "changed: %d first %d: %s", cmp.relation, cmp.first_missing, cmp.text);
@@ -689,8 +683,7 @@ static void test_subgrid_seeds(void)
         memcpy(rep[0], ida[0], ICAS_RUN_ID_LEN);
         memcpy(rep[1], ida[1], ICAS_RUN_ID_LEN);
         memcpy(rep[2], ida[0], ICAS_RUN_ID_LEN);
-        CHECK(grid_compare((const char(*)[ICAS_RUN_ID_LEN])ida, NULL, na,
-                           (const char(*)[ICAS_RUN_ID_LEN])rep, NULL, 3, &cmp, NULL, &err) != 0 &&
+        CHECK(grid_compare(ida, NULL, na, rep, NULL, 3, &cmp, NULL, &err) != 0 &&
                   strstr(err.msg, "is in rows 0 and 2 of the new grid's list"),
               "repeated id: %s", err.msg);
     }
@@ -704,7 +697,8 @@ static void test_subgrid_seeds(void)
                    "grid.yaml:3:16: seeds: expected a non-negative integer, got 'x'");
     EXPECT_PROBLEM("grids:\n  - layers: 2\n    seeds: [4, 5, 4]\n",
                    "grid.yaml:3:19: seeds 4: listed twice");
-    EXPECT_PROBLEM("seeds: [0]\nsettings:\n  seeds: [1]\n", "grid.yaml:3:3: unknown key 'seeds' in settings");
+    EXPECT_PROBLEM("seeds: [0]\nsettings:\n  seeds: [1]\n",
+                   "grid.yaml:3:3: unknown key 'seeds' in settings");
     loaded l;
     load_text("settings: {embd: 96}\ngrids:\n  - seeds: []\n  - heads: [5]\n", &l);
     CHECK(l.diag && strstr(l.diag, "/grid.yaml:3:12: seeds: empty list") &&
