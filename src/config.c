@@ -1,5 +1,6 @@
 #include "icasweep/config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -411,11 +412,10 @@ static int check_value(int field, const run_config *c, int item, const field_nam
 static int parse_item(int field, const char *text, int item, run_config *c,
                       const field_names *nm, config_problem *p)
 {
+    assert(field >= 0 && field < CONFIG_N_FIELDS);
     const char *name = nm->s[field];
     const knob_def *k = field < CONFIG_N_KNOBS ? &config_knobs[field] : NULL;
     char words[128];
-    if (field < 0 || field >= CONFIG_N_FIELDS)
-        return fail(p, -1, NAMED(0), "field %d: no such field", field);
     if (config_field_is_list(field) && (item < 0 || item >= config_field_max_items(field)))
         return fail(p, item, NAMED(field), "%s: at most %d values", name,
                     config_field_max_items(field));
@@ -449,8 +449,12 @@ static int parse_item(int field, const char *text, int item, run_config *c,
         if (!all_digits(text + (text[0] == '+' || text[0] == '-')))
             return fail(p, item, NAMED(field), "%s %s: expected an integer", name, text);
         long long v = strtoll(text, NULL, 10);
-        if (errno == ERANGE || v < INT_MIN || v > INT_MAX)
+        if (errno == ERANGE || v < INT_MIN || v > INT_MAX) {
+            if (k)
+                return fail(p, item, NAMED(field), "%s %s: must be between %.0f and %.0f", name,
+                            text, k->lo, k->hi);
             return fail(p, item, NAMED(field), "%s %s: out of range", name, text);
+        }
         if (k)
             knob_set(k, c, (double)v);
         else if (field == CONFIG_FIELD_SC_ROUNDS)
