@@ -9,6 +9,7 @@ family of comparisons, and Stein's two-stage seed planning.
     d.status                       # PASS | FAIL | NO EFFECT | INCONCLUSIVE | N/A (uncorrected)
     holm([p, ...])                 # Holm-adjusted p-values (statsmodels)
     stein_total(n0, sd, h)         # seeds in all so that the final interval's half-width is <= h
+    stein_total_to_decide(n0, sd, delta, a_diff, a_equiv)   # seeds in all that force a verdict
     paired(a, b, plan=TwoStage(...))   # the two-stage interval of a planned comparison
 
 Orientation: a comparison is set up so that the paper's claim predicts a
@@ -176,15 +177,34 @@ def stein_total(n0, sd, half_width, confidence=CONFIDENCE):
     return max(int(n0), math.ceil((t * float(sd) / half_width) ** 2))
 
 
+def stein_total_to_decide(n0, sd, delta, alpha_diff=ALPHA, alpha_equiv=ALPHA):
+    """Stein's total for a verdict rather than a width: the n (>= n0) whose
+    final two-stage tests, with the first stage's sd and n0 - 1 degrees of
+    freedom, must decide at levels alpha_diff (two-sided, no difference) and
+    alpha_equiv (two one-sided, margin delta): either |mean| exceeds
+    t_{1-alpha_diff/2} sd/sqrt(n), or it does not and then |mean| +
+    t_{1-alpha_equiv} sd/sqrt(n) < delta. Both hold when (t_{1-alpha_diff/2}
+    + t_{1-alpha_equiv}) sd/sqrt(n) <= delta:
+    n = max(n0, ceil(((t_{1-alpha_diff/2} + t_{1-alpha_equiv}) sd / delta)^2))."""
+    if n0 < 2:
+        raise ValueError(f"a first stage needs at least 2 values, not {n0}")
+    if not delta > 0:
+        raise ValueError(f"the margin must be > 0, not {delta}")
+    t = (float(stats.t.ppf(1.0 - alpha_diff / 2.0, n0 - 1))
+         + float(stats.t.ppf(1.0 - alpha_equiv, n0 - 1)))
+    return max(int(n0), math.ceil((t * float(sd) / delta) ** 2))
+
+
 @dataclass(frozen=True)
 class TwoStage:
     """A comparison planned in two stages: its first stage's seeds and sample
-    standard deviation, the margin and confidence planned for, and the total
-    number of seeds the plan asked for."""
+    standard deviation, the margin and the test levels planned for, and the
+    total number of seeds the plan asked for."""
     stage_one: tuple   # seeds of the first stage
     sd: float          # sample sd of the first stage's differences
     delta: float
-    confidence: float
+    alpha_diff: float  # level the test of no difference was planned to decide at
+    alpha_equiv: float  # level the equivalence test was planned to decide at
     total: int         # n: seeds the plan asked for in all
 
     @property

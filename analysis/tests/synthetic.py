@@ -70,7 +70,7 @@ def jitter(config, seed):
 
 def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
          status=None, gd_fn=gd_like, blind_fn=blind_like, pick_fn=pick_like, schema=2,
-         knob_attrs=True, new_knobs=()):
+         knob_attrs=True, new_knobs=(), grid=None):
     """Writes a result file with one row per (configuration, seed), seeds
     innermost like the plan order. configs: dicts overriding DEFAULTS;
     err_fn(config, seed, p, i) -> transformer error; status(config, seed) ->
@@ -79,7 +79,8 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
     (pick_fn(seed, p, k)), NaN at k = 0; schema=1 leaves them out.
     knob_attrs=False leaves out the /runs knob attributes, as files written
     before them; new_knobs: (name, label, section, meaning, numpy type,
-    default) of knobs added after those, each a column after eval_batch."""
+    default) of knobs added after those, each a column after eval_batch.
+    grid: the grid text the file keeps (default: a comment line)."""
     defaults = dict(DEFAULTS, **{k[0]: k[5] for k in new_knobs})
     plan = [(dict(defaults, **c), s) for c in configs for s in seeds]
     R, P, S = len(plan), len(noise), max(c["steps"] for c, _ in plan)
@@ -117,7 +118,8 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
         f.attrs["schema_version"] = np.int32(schema)
         f.attrs["program_version"] = np.bytes_(b"synthetic")
         f.attrs["git_revision"] = np.bytes_(b"none")
-        f.attrs["grid"] = np.bytes_(b"# synthetic file made by analysis/tests/synthetic.py\n")
+        f.attrs["grid"] = np.bytes_((grid or "# synthetic file made by analysis/tests/"
+                                     "synthetic.py\n").encode())
         f.attrs["created"] = np.bytes_(b"2026-01-01T00:00:00Z")
         for name, data, text in (
                 ("runs", runs, "one row per run"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from pairedstats import (FAIL, INCONCLUSIVE, NO_EFFECT, NOT_AVAILABLE, PASS, TwoStage, holm,
-                         mean_interval, paired, seeds_to_decide, stein_total, t_critical,
+                         mean_interval, paired, seeds_to_decide, stein_total,
+                         stein_total_to_decide, t_critical,
                          p_values, verdict)
 
 # printed tables of Student's t: t_{0.975, df} and t_{0.95, df}
@@ -160,13 +161,29 @@ def test_stein_second_stage_size_by_hand():
         stein_total(1, 0.03, 0.01)
 
 
+def test_stein_size_that_forces_a_verdict_by_hand():
+    # n0 = 8, s = 0.03, delta = 0.02, tests at 5%: t_{0.975,7} + t_{0.95,7} =
+    # 2.3646 + 1.8946 = 4.2592; (4.2592 * 0.03 / 0.02)^2 = 6.3888^2 = 40.82 -> 41
+    assert stein_total_to_decide(8, 0.03, 0.02) == 41
+    # at Holm-like levels 0.005 and 0.0025: t_{0.9975,7} = 4.0293, t_{0.9975,7}
+    # again: (8.0586 * 1.5)^2 = 146.1 -> 147
+    assert stein_total_to_decide(8, 0.03, 0.02, 0.005, 0.0025) == 147
+    # whatever the mean, n seeds decide: at the worst mean (on the
+    # no-difference threshold) the equivalence interval still fits in ±delta
+    n, s0 = 41, 0.03
+    se = s0 / math.sqrt(n)
+    t_d, t_e = 2.3646, 1.8946
+    assert t_d * se + t_e * se <= 0.02
+
+
 def test_two_stage_interval_by_hand():
     # the n0 = 4 plan above: 16 seeds in all; the interval uses the first
     # stage's s = 0.0125 and t_{0.975,3} = 3.1824: half-width 3.1824 *
     # 0.0125 / 4 = 0.00995 <= 0.01, whatever the 16 values' own spread
     rng = np.random.default_rng(7)
     diffs = 0.004 + 0.02 * rng.standard_normal(16)      # the second stage scatters more
-    plan = TwoStage(stage_one=(0, 1, 2, 3), sd=0.0125, delta=0.02, confidence=0.95, total=16)
+    plan = TwoStage(stage_one=(0, 1, 2, 3), sd=0.0125, delta=0.02, alpha_diff=0.05,
+                    alpha_equiv=0.05, total=16)
     a, b = arms(list(diffs))
     r = paired(a, b, delta=0.02, plan=plan)
     assert r.interval.n == 16 and r.interval.sd == 0.0125
