@@ -321,7 +321,7 @@ int config_validate_selfcorrect(const run_config *c, icas_err *err)
                          c->n_sc_k0 == 0 ? "k0" : "q", c->n_sc_k0 == 0 ? "2,5" : "0,0.5,1");
     for (int i = 0; i < c->n_sc_k0; i++) {
         int k0 = c->sc_k0[i];
-        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (SPEC:
+        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (docs/science.md:
          * it runs while k0 + rounds <= N - 1) */
         if (k0 < 0 || (long)k0 + c->sc_rounds > (long)c->points - 1)
             return icas_fail(err, "--sc-k0 %d: with --sc-rounds %d, k0 must be in [0, %d] "
