@@ -7,7 +7,8 @@ comparisons (seedplan.py).
 
 usage: report.py RESULTS.h5 --out DIR [--band minmax|std] [--require 1,2,3]
                  [--delta 0.02] [--delta 5=0.03 ...]
-       report.py RESULTS.h5 --plan-seeds GRID_OUT.yaml [--budget CORE_HOURS] [--out DIR]
+       report.py RESULTS.h5 --plan-seeds GRID_OUT.yaml [--budget CORE_HOURS] [--gflops G]
+                 [--icasweep BINARY] [--out DIR]
 
 Each finding is PASS, FAIL, NO EFFECT, INCONCLUSIVE or NOT IN GRID (the file
 has no runs that test it), with the comparisons behind it. The checklist is
@@ -681,6 +682,19 @@ def family_text(verdicts):
     return text
 
 
+def unmatched_plans(res, verdicts):
+    """A note naming the two-stage plans in the file's grid text that match
+    no comparison of this report (its text changed, e.g. another "best
+    other" head count), or ""."""
+    planned = {c.key for v in verdicts for c in v.comparisons if c.result is not None
+               and c.result.plan is not None}
+    lost = [k for k in plans_in_grid(res.attrs.get("grid", "")) if k not in planned]
+    if not lost:
+        return ""
+    return ("note: two-stage plans in the grid that match no comparison (judged as one stage "
+            "instead): " + "; ".join(f"finding {f} {role}: {text}" for f, role, text in lost))
+
+
 def _header(res):
     a = res.attrs
     counts = res.status_counts()
@@ -732,7 +746,9 @@ def write_report(res, out_dir, band="minmax", log=print, delta=DELTA, per_findin
     os.makedirs(out_dir, exist_ok=True)
     panels = draw_all(res, out_dir, band=band, log=log)
     verdicts = checklist(res, delta, per_finding)
-    lines = _header(res) + ["", "## The paper's findings", "", family_text(verdicts) + ".", ""]
+    lines = _header(res) + ["", "## The paper's findings", "", family_text(verdicts) + "."]
+    lost = unmatched_plans(res, verdicts)
+    lines += (["", lost] if lost else []) + [""]
     for v in verdicts:
         lines.append(f"- **{v.status}** — {v.number}. {v.claim}: {v.evidence}")
         lines += [f"  - {d}" for d in v.detail_lines()]
@@ -814,6 +830,9 @@ def main(argv=None):
     ap.add_argument("--icasweep", metavar="BINARY",
                     help="with --plan-seeds: the icasweep binary whose `plan` prices the runs "
                     "(default $ICASWEEP, else build/icasweep beside analysis/)")
+    ap.add_argument("--gflops", type=float, metavar="G",
+                    help="with --plan-seeds: price runs at G GFLOP/s per core (icasweep plan's "
+                    "--gflops; default its 40)")
     args = ap.parse_args(argv)
     try:
         required = {int(x) for x in args.require.split(",") if x.strip()}
@@ -829,6 +848,8 @@ def main(argv=None):
         ap.error("--out DIR is needed (or --plan-seeds GRID_OUT.yaml)")
     if args.budget is not None and not args.plan_seeds:
         ap.error("--budget goes with --plan-seeds")
+    if args.gflops is not None and not args.gflops > 0:
+        ap.error(f"--gflops {args.gflops}: expected a number > 0")
     if args.budget is not None and not args.budget >= 0:
         ap.error(f"--budget {args.budget}: core-hours must be >= 0")
     try:
@@ -845,11 +866,13 @@ def main(argv=None):
         verdicts = checklist(res, delta, per_finding)
         print_checklist(verdicts)
     print(family_text(verdicts))
+    if unmatched_plans(res, verdicts):
+        print(unmatched_plans(res, verdicts))
     if args.plan_seeds:
         from seedplan import PlanError, plan_second_stage
         try:
             plan = plan_second_stage(res, verdicts, args.plan_seeds, budget=args.budget,
-                                     binary=args.icasweep)
+                                     binary=args.icasweep, gflops=args.gflops)
         except PlanError as e:
             print(f"report.py: {e}", file=sys.stderr)
             return 2

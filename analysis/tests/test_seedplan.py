@@ -137,6 +137,15 @@ def test_grown_file_is_judged_in_two_stages(tmp_path):
     # the same data judged as one stage has its own (different) interval
     d = np.array([level.a[s] - level.b[s] for s in range(n)])
     assert iv.half_width != pytest.approx(2.0 * d.std(ddof=1) / math.sqrt(n), rel=1e-3)
+    assert report.unmatched_plans(grown, vs) == ""
+    # a plan whose comparison is not in the report is named, not used
+    lost = load(synthetic.make(str(tmp_path / "lost.h5"), MLP, mlp_small, seeds=tuple(range(n)),
+                               grid=open(out).read().replace('"role": "level"', '"role": "guard"')))
+    lost_vs = report.checklist(lost)
+    assert level_5(lost_vs).result.plan is None
+    assert report.unmatched_plans(lost, lost_vs).startswith(
+        "note: two-stage plans in the grid that match no comparison (judged as one stage "
+        "instead): finding 5 guard: MLP off")
     # planning again does not add a third stage
     again = seedplan.plan_second_stage(grown, vs, str(tmp_path / "again.yaml"),
                                        run_tflop=lambda c: 1.0)
