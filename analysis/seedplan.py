@@ -168,7 +168,7 @@ def grow_grid(text, subgrids, plan_lines):
     if key and not re.match(r"^grids\s*:\s*(#.*)?$", lines[key[0]]):
         raise PlanError("the grid's `grids:` is written in flow style ([...]); write it as a "
                         "block list (- items) to grow it")
-    header = ["", "# The second stage of a two-stage seed plan (icasweep-report --plan-seeds):",
+    header = ["", "# The second stage of a two-stage seed plan (analysis/report.py --plan-seeds):",
               "# each sub-grid below gives one configuration more seeds; the runs already",
               "# in the file keep their seeds and run ids."]
     if not key:

@@ -198,3 +198,25 @@ def test_command_line_plan(tmp_path, capsys):
                      stdout)
     with pytest.raises(SystemExit):
         report.main([path, "--budget", "1", "--out", str(tmp_path / "r")])
+
+
+def test_pinned_subgrids_on_the_findings_grid(tmp_path):
+    """The same on jobs/grids/findings.yaml, whose settings give E as
+    embd_per_head: a pinned `embd` replaces it, and the grown grid (plan
+    lines included) keeps every run and run id in order."""
+    exe = _binary()
+    grid_path = os.path.join(os.path.dirname(seedplan.HERE), "jobs", "grids", "findings.yaml")
+    grid = open(grid_path).read()
+    base = dict(dims=5, points=20, layers=2, heads=2, embd=32, attention="softmax", ffn=1,
+                loss="pl", train_noise=0.0, lr=0.001, batch=64, steps=4000, eval_batch=256)
+    configs = [base, dict(base, ffn=0), dict(base, heads=4, embd=64), dict(base, train_noise=0.5)]
+    subs = [seedplan.subgrid_lines(i + 1, c, [0], "", "test")[:-1] for i, c in enumerate(configs)]
+    plan = TwoStage((0, 1), 0.1, 0.02, 0.01, 0.01, 9)
+
+    class C:
+        finding, role, text = 5, "level", "MLP off − MLP on"
+    grown = seedplan.grow_grid(grid, subs, [seedplan.plan_line(C, plan)])
+    assert seedplan.plans_in_grid(grown) == {(5, "level", "MLP off − MLP on"): plan}
+    before = run_plan_ids(exe, grid, tmp_path, "before.yaml")
+    assert len(before) == 64
+    assert run_plan_ids(exe, grown, tmp_path, "after.yaml") == before
