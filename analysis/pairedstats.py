@@ -141,7 +141,7 @@ def seeds_to_decide(mean, sd, delta=DELTA, confidence=CONFIDENCE, cap=MAX_SEEDS_
     verdict: the 95% interval excluding zero (t_{n-1} sd / sqrt(n) < |mean|)
     or the 90% interval inside (-delta, delta) (t'_{n-1} sd / sqrt(n) <
     delta - |mean|). An estimate if the mean and spread held, not a plan
-    (stein_total is the plan); None when neither can happen below cap."""
+    (stein_total_to_decide is the plan); None when neither can happen below cap."""
     mean, sd = abs(float(mean)), float(sd)
     if not math.isfinite(mean) or not math.isfinite(sd):
         return None
@@ -154,12 +154,15 @@ def seeds_to_decide(mean, sd, delta=DELTA, confidence=CONFIDENCE, cap=MAX_SEEDS_
     n = max(2, math.ceil(min(guesses)))
     if n >= cap:
         return None
-    df = np.arange(n, cap) - 1
-    ns = df + 1
-    t_diff = stats.t.ppf(0.5 + confidence / 2.0, df)
-    t_eq = stats.t.ppf(1.0 - (1.0 - confidence), df)
-    ok = (t_diff * sd / np.sqrt(ns) < mean) | (t_eq * sd / np.sqrt(ns) < delta - mean)
-    return int(ns[np.argmax(ok)]) if ok.any() else None
+    while n < cap:                                   # t > z: the answer is at or above n
+        ns = np.arange(n, min(cap, 10 * n + 100))
+        t_diff = stats.t.ppf(0.5 + confidence / 2.0, ns - 1)
+        t_eq = stats.t.ppf(1.0 - (1.0 - confidence), ns - 1)
+        ok = (t_diff * sd / np.sqrt(ns) < mean) | (t_eq * sd / np.sqrt(ns) < delta - mean)
+        if ok.any():
+            return int(ns[np.argmax(ok)])
+        n = int(ns[-1]) + 1
+    return None
 
 
 def stein_total(n0, sd, half_width, confidence=CONFIDENCE):
