@@ -652,6 +652,10 @@ def checklist(res, delta=DELTA, per_finding=None):
     return out
 
 
+def _findings_text(numbers):
+    return f" (finding{'s' if len(numbers) != 1 else ''} {', '.join(map(str, numbers))})"
+
+
 def family_text(verdicts):
     """How many comparisons the report makes, and how they are corrected."""
     comps = [c for v in verdicts for c in v.comparisons]
@@ -676,8 +680,8 @@ def family_text(verdicts):
         text += f"; {len(planned)} judged with a two-stage (Stein) interval"
     deltas = sorted({v.delta for v in verdicts})
     text += "; margin δ = " + ", ".join(
-        f"{d:g}" + ("" if len(deltas) == 1 else
-                    " (findings " + ", ".join(str(v.number) for v in verdicts if v.delta == d) + ")")
+        f"{d:g}" + ("" if len(deltas) == 1 else _findings_text([v.number for v in verdicts
+                                                               if v.delta == d]))
         for d in deltas)
     return text
 

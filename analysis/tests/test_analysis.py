@@ -840,7 +840,7 @@ def test_report_states_its_comparisons_and_holm(tmp_path, capsys):
             "their 6 tests of no difference and across their 6 equivalence tests, each at "
             "2.5%), and 4 guards, judged uncorrected")
     assert want in text and want in stdout
-    assert "margin δ = 0.025 (findings 5), 0.03 (findings 1, 2, 3, 4, 6)" in text
+    assert "margin δ = 0.025 (finding 5), 0.03 (findings 1, 2, 3, 4, 6)" in text
     assert "- **NO EFFECT** — 5. The MLP" in text
     with pytest.raises(SystemExit):
         report.main([path, "--out", out, "--delta", "7=0.1"])
