@@ -38,9 +38,8 @@ import matplotlib  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from icaresults import (FACTORS, NOT_ABLATED, Ablation, Factor, ablation,  # noqa: E402,F401
-                        ablation_factors, describe, factor_of, label, load, positions,
-                        reference_group, reference_noise)
+from icaresults import (ablation, ablation_factors, describe, factor_of, label,  # noqa: E402
+                        load, positions, reference_group, reference_noise)
 
 BANDS = {"minmax": "min-max over seeds", "std": "mean ± 1 s.d. over seeds"}
 MAX_SMALL_MULTIPLES = 24
