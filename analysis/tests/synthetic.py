@@ -5,8 +5,8 @@ that the analysis can be tested on cases whose verdicts are known, without
 the binary.
 
     make(path, configs, err_fn)    one row per configuration and seed
-    paper_like(config, seed, p, i) curves showing all six SPEC findings
-    blind_like, pick_like          the reference strategies near SPEC's values
+    paper_like(config, seed, p, i) curves showing all six findings (docs/science.md)
+    blind_like, pick_like          the reference strategies near docs/science.md's values
 
 usage: synthetic.py OUT.h5   writes a paper-like file (for trying the tools)
 """
@@ -48,14 +48,15 @@ def gd_like(seed, p, k):
 
 
 def blind_like(seed, k):
-    """Reward-blind average: SPEC's Monte Carlo 0.402, 0.372, 0.353, 0.345,
-    0.342 at k = 1, 2, 5, 10, 15 within about 0.01; the same at every p."""
+    """Reward-blind average: docs/science.md's Monte Carlo 0.402, 0.372,
+    0.353, 0.345, 0.342 at k = 1, 2, 5, 10, 15 within about 0.01; the same
+    at every p."""
     return 0.34 + 0.065 * np.exp(-(k - 1) / 2.2) + 0.002 * seed
 
 
 def pick_like(seed, p, k):
     """Highest-seen-reward response: towards 0.007 at p = 0, about 0.2 at
-    p = 0.5 and 0.4 at p = 1 (SPEC's values at k = 15)."""
+    p = 0.5 and 0.4 at p = 1 (docs/science.md's values at k = 15)."""
     follows = 0.40 * np.exp(-(k - 1) / 3.0) + 0.007
     return p * 0.40 + (1 - p) * follows + 0.002 * seed
 
@@ -144,7 +145,7 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
 
 def quality(config):
     """How much a configuration learns from the context: softmax, heads,
-    the MLP and depth all help (SPEC findings 3-6)."""
+    the MLP and depth all help (findings 3-6)."""
     q = 0.25 if config["attention"] == "softmax" else 0.05
     q += 0.05 * np.log2(config["heads"] + 1) + 0.015 * config["layers"] + 0.1 * config["ffn"]
     return q
