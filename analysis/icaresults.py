@@ -287,9 +287,9 @@ class Results:
     def summary(self, p=0.0, position=None, which="tf", status="done"):
         """One dict per configuration: its fields, seeds, and mean, std, min,
         max across seeds of the error at `position` (default: the last one
-        the paper plots, min(15, N-1)) at evaluation noise p."""
+        the paper plots, last_position(N)) at evaluation noise p."""
         if position is None:
-            position = min(15, self.n_points - 1)
+            position = last_position(self.n_points)
         out = []
         for g in self.groups(status=status):
             s = self.stats(g.rows, p, which)
@@ -466,3 +466,179 @@ def load(path, as_frame=False):
     if as_frame:
         res.runs = _as_frame(res.runs)
     return res
+
+# ---- what an analysis compares: the reference model, ablations, labels ----
+# (used by figures.py, report.py and seedplan.py)
+
+# The in-context example counts the paper plots, 2..15: the report judges
+# errors at the last of them (at N - 1 when N <= 16).
+FIRST_EXAMPLES, LAST_EXAMPLES = 2, 15
+
+
+def last_position(n_points):
+    """The last position plotted and judged: min(LAST_EXAMPLES, N - 1)."""
+    return min(LAST_EXAMPLES, n_points - 1)
+
+
+@dataclass
+class Factor:
+    field: str
+    title: str
+    coupled: tuple = ()            # knobs allowed to change with it (E = 32 H)
+    order: object = None           # sort key of its values (None: natural order)
+
+
+FACTORS = {
+    "layers": Factor("layers", "Depth (layers L)"),
+    "heads": Factor("heads", "Attention heads H", ("embd",)),
+    "attention": Factor("attention", "Softmax vs linear attention",
+                        order=lambda v: (v != "softmax", v)),
+    "ffn": Factor("ffn", "MLP block on / off", order=lambda v: -v),
+    "loss": Factor("loss", "Training loss: Plackett-Luce vs Bradley-Terry",
+                   order=lambda v: (v != "pl", v)),
+    "train_noise": Factor("train_noise", "Reward noise p in training"),
+}
+
+
+# Knobs that get no ablation panel of their own: sizes of the task and of
+# the evaluation, and training knobs the paper does not ablate. A knob added
+# to icasweep after these (not in LEGACY_KNOBS) gets a panel whenever the
+# file varies it alone.
+NOT_ABLATED = ("dims", "points", "embd", "lr", "batch", "steps", "seed", "eval_batch")
+
+
+def factor_of(res, name):
+    """The Factor of knob name: FACTORS' own, or one titled by the knob's
+    meaning as the file states it."""
+    if name in FACTORS:
+        return FACTORS[name]
+    meaning = res.knob(name).meaning
+    return Factor(name, meaning[:1].upper() + meaning[1:])
+
+
+def ablation_factors(res):
+    """The knobs to draw ablation panels for, in the file's knob order after
+    the paper's own."""
+    legacy = {k[0] for k in LEGACY_KNOBS}
+    extra = [f for f in res.config_fields if f not in legacy and f not in NOT_ABLATED]
+    return ["train_noise", "layers", "heads", "attention", "ffn", "loss", *extra]
+
+
+@dataclass
+class Ablation:
+    factor: str
+    arms: list          # [(value, Group)] sorted by value
+    fixed: dict         # the knobs held constant
+    note: str = ""
+
+
+def positions(res):
+    """In-context example counts that the panels plot and the report judges:
+    FIRST_EXAMPLES..min(LAST_EXAMPLES, N-1)."""
+    return np.arange(FIRST_EXAMPLES, last_position(res.n_points) + 1)
+
+
+def reference_noise(res):
+    """Evaluation noise of the ablation panels: 0, or the smallest level
+    when the file was not evaluated at 0."""
+    return 0.0 if np.isclose(res.noise, 0.0).any() else float(np.min(res.noise))
+
+
+def _modes(res, groups):
+    counts = {f: Counter() for f in res.config_fields}
+    for g in groups:
+        for f in res.config_fields:
+            counts[f][g.config[f]] += len(g.rows)
+    return {f: c.most_common(1)[0][0] for f, c in counts.items()}
+
+
+def reference_group(res, groups=None):
+    """The finished configuration matching the most of the file's most
+    common knob values (ties: more seeds, then earlier row); None if no run
+    finished."""
+    groups = res.groups() if groups is None else groups
+    if not groups:
+        return None
+    modes = _modes(res, groups)
+    score = [sum(g.config[f] == modes[f] for f in res.config_fields) for g in groups]
+    best = max(range(len(groups)), key=lambda i: (score[i], len(groups[i].rows), -i))
+    return groups[best]
+
+
+def ablation(res, factor):
+    """(Ablation, "") for the configurations differing only in `factor`, or
+    (None, reason) when the file has no such pair."""
+    fac = factor_of(res, factor)
+    groups = res.groups()
+    if not groups:
+        return None, "no finished runs"
+    free = {fac.field, *fac.coupled}
+    held = [f for f in res.config_fields if f not in free]
+    slices = {}
+    for g in groups:
+        slices.setdefault(tuple(g.config[f] for f in held), []).append(g)
+
+    def n_values(gs):
+        return len({g.config[fac.field] for g in gs})
+
+    usable = {k: gs for k, gs in slices.items() if n_values(gs) >= 2}
+    if not usable:
+        values = sorted({g.config[fac.field] for g in groups})
+        if len(values) < 2:
+            return None, f"{fac.field} is {values[0]!r} in every finished run"
+        return None, (f"{fac.field} takes the values {values} but never alone: "
+                      f"the other knobs change with it")
+    ref = reference_group(res, groups)
+    modes = _modes(res, groups)
+    ref_key = tuple(ref.config[f] for f in held)
+    if ref_key in usable:
+        key, note = ref_key, ""
+    else:
+        key = max(usable, key=lambda k: (n_values(usable[k]), sum(len(g.rows) for g in usable[k]),
+                                         sum(v == modes[f] for f, v in zip(held, k))))
+        note = "the reference model has no variant in this factor; another setting is used"
+    arms = []
+    for value in sorted({g.config[fac.field] for g in usable[key]}, key=fac.order or (lambda v: v)):
+        same = [g for g in usable[key] if g.config[fac.field] == value]
+        # Several configurations per value only when a coupled knob differs
+        # (E at one H): keep the reference's, else the one with most seeds.
+        same.sort(key=lambda g: (not all(g.config[c] == ref.config[c] for c in fac.coupled),
+                                 -len(g.rows)))
+        arms.append((value, same[0]))
+    return Ablation(factor, arms, dict(zip(held, key)), note), ""
+
+
+def label(factor, value, config=None):
+    if factor == "ffn":
+        return "MLP on" if value else "MLP off"
+    if factor == "layers":
+        return f"L = {value}"
+    if factor == "heads":
+        return f"H = {value}" + (f" (E = {config['embd']})" if config else "")
+    if factor == "train_noise":
+        return f"trained at p = {value:g}"
+    if factor == "loss":
+        return {"pl": "Plackett-Luce", "bt": "Bradley-Terry"}.get(value, str(value))
+    if factor in FACTORS:
+        return str(value)
+    return f"{factor} = {value:g}" if isinstance(value, (int, float)) else f"{factor} = {value}"
+
+
+MODEL_KNOBS = (("layers", lambda v: f"L={v}"), ("heads", lambda v: f"H={v}"),
+               ("embd", lambda v: f"E={v}"), ("attention", str),
+               ("ffn", lambda v: f"MLP {'on' if v else 'off'}"))
+TRAINING_KNOBS = (("loss", lambda v: v.upper()), ("train_noise", lambda v: f"train p={v:g}"),
+                  ("steps", lambda v: f"{v} steps"), ("batch", lambda v: f"batch {v}"),
+                  ("lr", lambda v: f"lr {v:g}"))
+
+
+def describe(config, sep=", ", omit=()):
+    """A short text of a configuration's model knobs, then (after sep) its
+    training knobs, leaving out the fields in omit."""
+    def part(knobs):
+        return ", ".join(fmt(config[f]) for f, fmt in knobs if f in config and f not in omit)
+    # knobs this module has no format for (added to icasweep after it): name=value
+    known = {f for f, _ in MODEL_KNOBS + TRAINING_KNOBS} | set(NOT_ABLATED)
+    other = ", ".join(f"{f}={v:g}" if isinstance(v, (int, float)) else f"{f}={v}"
+                      for f, v in config.items() if f not in known and f not in omit)
+    return sep.join(p for p in (part(MODEL_KNOBS), part(TRAINING_KNOBS), other) if p)

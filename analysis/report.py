@@ -1,24 +1,32 @@
 #!/usr/bin/env python3
 """Write DIR/report.md for an icasweep result file: what the file holds,
-the figures, and SPEC.md's six findings judged with statistics.
+the figures, and the paper's six findings judged with statistics
+(docs/science.md, "How the report judges a finding"); or, with
+--plan-seeds, the grown grid of a second stage that settles the undecided
+comparisons (seedplan.py).
 
 usage: report.py RESULTS.h5 --out DIR [--band minmax|std] [--require 1,2,3]
+                 [--delta 0.02] [--delta 5=0.03 ...]
+       report.py RESULTS.h5 --plan-seeds GRID_OUT.yaml [--budget CORE_HOURS] [--gflops G]
+                 [--icasweep BINARY] [--out DIR]
 
-Each finding is PASS, FAIL, INCONCLUSIVE or NOT IN GRID (the file has no
-runs that test it), with the comparisons behind it. The checklist is also
-printed. Exit status 0, or 1 when a finding named by --require is not PASS
-(2: unreadable file).
+Each finding is PASS, FAIL, NO EFFECT, INCONCLUSIVE or NOT IN GRID (the file
+has no runs that test it), with the comparisons behind it. The checklist is
+also printed. Exit status 0, or 1 when a finding named by --require is not
+PASS (2: unreadable file or a plan that cannot be written).
 
 How a finding is judged (JUDGING and CRITERIA below, repeated in the
-report): every comparison is paired by seed, set up so that the paper
-predicts a positive difference, and judged by the 95% Student-t interval of
-the mean difference over seeds: PASS above zero, FAIL below zero,
-INCONCLUSIVE across zero (with the seeds that would settle it). A finding
-has *level* comparisons (the paper's: errors at p = 0), *mechanism*
-comparisons (reward use and the reference strategies), and *guards*
-(comparisons that can only contradict it). It is FAIL if any comparison
-fails, PASS if none fails and every available level comparison or every
-available mechanism comparison passes, INCONCLUSIVE otherwise.
+report): every comparison is paired by seed and set up so that the paper
+predicts a positive difference. PASS: its 95% Student-t interval lies above
+zero; FAIL: below zero; NO EFFECT: its 90% interval lies inside (-delta,
++delta) (two one-sided tests); INCONCLUSIVE: neither. A finding has *level*
+comparisons (the paper's: errors at p = 0) and *mechanism* comparisons
+(reward use and the reference strategies), together its primary
+comparisons, whose verdicts use Holm's correction across every finding; and
+*guards* (comparisons that can only contradict it), judged uncorrected. It
+is FAIL if any comparison fails, PASS if none fails and every available
+level or every available mechanism comparison passes, NO EFFECT if every
+available primary comparison is NO EFFECT, INCONCLUSIVE otherwise.
 """
 import argparse
 import os
@@ -28,11 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from figures import (BANDS, FACTORS, ablation, describe, draw_all, label,  # noqa: E402
-                     positions, reference_group, reference_noise)
-from icaresults import load, spread  # noqa: E402
-from pairedstats import (CONFIDENCE, FAIL, INCONCLUSIVE, NOT_AVAILABLE, PASS,  # noqa: E402
-                         paired)
+from figures import BANDS, draw_all  # noqa: E402
+from icaresults import (FACTORS, FIRST_EXAMPLES, LAST_EXAMPLES, ablation, describe,  # noqa: E402
+                        label, load, positions, reference_group, reference_noise, spread)
+from pairedstats import (ALPHA, CONFIDENCE, DELTA, FAIL, INCONCLUSIVE, NO_EFFECT,  # noqa: E402
+                         NOT_AVAILABLE, PASS, holm, paired, verdict)
+from seedplan import plans_in_grid  # noqa: E402
 from selfcorrect import report_section as selfcorrect_section  # noqa: E402
 
 NOT_IN_GRID = "NOT IN GRID"
@@ -42,16 +51,37 @@ MIN_CORR = 0.8   # correlation of the TF and GD mean curves called "tracks" (rep
 JUDGING = (
     f"Every comparison pairs runs by seed: runs with the same seed saw the same evaluation "
     f"contexts, and an ablation's arms differ only in its factor (E may move with H). It is "
-    f"written as a difference A − B that the paper predicts to be positive, and judged by "
-    f"the {CONFIDENCE:.0%} Student-t confidence interval of the mean difference over the "
-    f"seeds (t with n − 1 degrees of freedom): **PASS** when the interval lies above zero, "
-    f"**FAIL** when it lies below zero, **INCONCLUSIVE** when it contains zero (then "
-    f"\"about n seeds\" is the smallest n with t(n−1)·s/√n < |mean| at the observed mean "
-    f"and standard deviation s of the differences, i.e. n ≈ (t·s/mean)², the number that "
-    f"would settle it if the mean and spread held). One seed gives no interval: "
-    f"INCONCLUSIVE. N/A: the file cannot give that comparison (the reason is stated).\n\n"
+    f"written as a difference A − B that the paper predicts to be positive, and judged on "
+    f"the mean difference over the seeds with Student-t intervals (t with n − 1 degrees of "
+    f"freedom): **PASS** when the {CONFIDENCE:.0%} interval lies above zero (two-sided t test "
+    f"of no difference at {ALPHA:.0%}), **FAIL** when it lies below zero, **NO EFFECT** when "
+    f"the {1 - 2 * ALPHA:.0%} interval lies inside (−δ, +δ) (two one-sided tests at "
+    f"{ALPHA:.0%}: a difference as large as the margin δ either way is ruled out; a "
+    f"difference both significant and inside the margin is PASS or FAIL), **INCONCLUSIVE** "
+    f"otherwise (then \"about n seeds\" is the smallest n whose intervals would give a "
+    f"verdict if the mean and standard deviation of the differences held; `--plan-seeds` "
+    f"plans a second stage that settles it). One seed gives no interval: INCONCLUSIVE. "
+    f"N/A: the file cannot give that comparison (the reason is stated). The margin δ is "
+    f"{DELTA:g} in error units (1 − cos) unless `--delta` says otherwise, for all findings "
+    f"or one (`--delta 5=0.03`); every line prints the δ it used.\n\n"
+    f"Many comparisons: each finding's *level* and *mechanism* comparisons are its primary "
+    f"comparisons, and the primary comparisons of all findings are one family. Their tests "
+    f"of no difference are adjusted with Holm's step-down correction at {ALPHA / 2:.1%}, "
+    f"and so are their equivalence tests (a difference of at least δ), so that the chance "
+    f"of any false PASS, FAIL or NO EFFECT among them is at most {ALPHA:.0%}; their "
+    f"verdicts use the adjusted p-values (printed as \"Holm\", doubled so that they "
+    f"compare with {ALPHA:g}). The "
+    f"intervals printed are the uncorrected ones; a line whose uncorrected verdict differs "
+    f"says so. *Guards* are judged uncorrected: a guard can only contradict a finding, so "
+    f"judging it at the uncorrected level makes a false PASS less likely, not more.\n\n"
+    f"Two stages: a comparison planned by `--plan-seeds` (the plan is written into the grid "
+    f"as comments, and the file keeps its grid) is judged with Stein's two-stage interval: "
+    f"the mean over every common seed, the first stage's standard deviation s0 and n0 − 1 "
+    f"degrees of freedom, mean ± t(n0−1)·s0/√n, whose coverage is exact although the "
+    f"number of seeds was chosen after looking at the first stage.\n\n"
     f"Errors are `1 - cos(prediction, y*)` averaged over the evaluation contexts, at `last` "
-    f"= min(15, N-1) in-context examples (and at 2) and evaluation noise p = 0. The "
+    f"= min({LAST_EXAMPLES}, N-1) in-context examples (and at {FIRST_EXAMPLES}) and "
+    f"evaluation noise p = 0. The "
     f"*reward use* of a run is U = error(p = 1, last) − error(p = 0, last): how much worse "
     f"the model gets when the critic is useless, i.e. how much it relies on the rewards "
     f"(with p = 1 not evaluated, the highest level evaluated stands in, and the report says "
@@ -60,10 +90,11 @@ JUDGING = (
     f"A finding's comparisons have roles. *Level*: the paper's own comparison of error "
     f"levels. *Mechanism*: the same question asked of reward use or against the reference "
     f"strategies, which separates models that use the rewards from models that do not "
-    f"more clearly than the level at p = 0 (SPEC.md, \"Reference strategies\"). *Guard*: a "
-    f"comparison that can only contradict the finding (its PASS is not needed). "
+    f"more clearly than the level at p = 0 (docs/science.md, \"Reference strategies\"). "
+    f"*Guard*: a comparison that can only contradict the finding (its PASS is not needed). "
     f"**A finding is FAIL if any of its comparisons is FAIL; PASS if none is FAIL and all "
     f"its available level comparisons, or all its available mechanism comparisons, PASS; "
+    f"NO EFFECT if none is FAIL and all its available primary comparisons are NO EFFECT; "
     f"INCONCLUSIVE otherwise.** With more than two levels of a factor (heads, depth) the "
     f"extreme levels are compared, and for heads also one head against the best other "
     f"count (the lowest mean), each paired by seed.")
@@ -112,14 +143,68 @@ def _num(x, digits=3):
     return f"{x:+.{digits}f}"
 
 
+class BySeed(dict):
+    """{seed: value} of one or two configurations, with the Groups the
+    values came from (what a second stage gives more seeds)."""
+
+    def __init__(self, values=(), groups=()):
+        super().__init__(values)
+        self.groups = tuple(groups)
+
+
+def _groups_of(*maps):
+    seen, out = set(), []
+    for m in maps:
+        for g in getattr(m, "groups", ()):
+            key = tuple(sorted(g.config.items()))
+            if key not in seen:
+                seen.add(key)
+                out.append(g)
+    return tuple(out)
+
+
+def _p(x):
+    return f"= {x:.2g}" if x >= 1e-4 else "< 1e-4"
+
+
 @dataclass
 class Comparison:
-    """One paired comparison of a finding: A − B, predicted positive."""
+    """One paired comparison of a finding: A − B, predicted positive. Made
+    by compare(); judged by checklist() with its finding's margin and, when
+    it was planned in two stages, its plan."""
     role: str                 # LEVEL | MECHANISM | GUARD
     text: str                 # what A − B is, in words
+    a: dict = field(default_factory=dict)   # {seed: value} of A
+    b: dict = field(default_factory=dict)   # {seed: value} of B
     result: object = None     # pairedstats.Paired, None when N/A
-    status: str = NOT_AVAILABLE
+    status: str = NOT_AVAILABLE   # the verdict (Holm-corrected for primary comparisons)
     reason: str = ""          # why N/A
+    groups: tuple = ()        # the configurations whose runs it compares
+    finding: int = 0
+    uncorrected: str = NOT_AVAILABLE
+    p_holm: tuple = (float("nan"), float("nan"))   # adjusted (p_diff, p_equiv)
+
+    @property
+    def primary(self):
+        return self.role in (LEVEL, MECHANISM)
+
+    @property
+    def key(self):
+        """What names the comparison in a two-stage plan."""
+        return (self.finding, self.role, self.text)
+
+    def judge(self, delta, plan=None):
+        """Sets result, uncorrected and status (before any correction)."""
+        if self.reason:
+            return
+        self.result = paired(self.a, self.b, delta=delta, plan=plan)
+        self.status = self.uncorrected = self.result.status
+        self.reason = self.result.reason
+
+    def correct(self, p_diff, p_equiv):
+        """The verdict at Holm-adjusted p-values."""
+        self.p_holm = (p_diff, p_equiv)
+        self.status = verdict(self.result.interval.mean, p_diff, p_equiv, ALPHA)
 
     def line(self):
         head = f"{self.role}{' (only a contradiction counts)' if self.role == GUARD else ''}: {self.text}"
@@ -135,15 +220,37 @@ class Comparison:
                      f"[{_num(iv.lo, digits)}, {_num(iv.hi, digits)}], {seeds}")
         if r.left_out:
             stats += f" (seeds not in both: {', '.join(map(str, r.left_out))})"
-        tail = self.status
+        why = []
+        if iv.n >= 2:
+            holm_ok = self.primary and np.isfinite(self.p_holm[0])
+            tests = []
+            for name, p, adj, shown in (
+                    ("p", r.p_diff, self.p_holm[0], self.status != NO_EFFECT),
+                    ("equivalence p", r.p_equiv, self.p_holm[1],
+                     self.status in (NO_EFFECT, INCONCLUSIVE) or self.uncorrected == NO_EFFECT)):
+                if shown:
+                    tests.append(f"{name} {_p(p)}" + (f", Holm {_p(adj)}" if holm_ok else ""))
+            if NO_EFFECT in (self.status, self.uncorrected):
+                i90 = r.interval90
+                why.append(f"{i90.confidence:.0%} CI [{_num(i90.lo, digits)}, "
+                           f"{_num(i90.hi, digits)}] inside ±{r.delta:g}")
+            why.append("; ".join(tests) + f"; δ = {r.delta:g}")
+            if self.primary and self.uncorrected != self.status:
+                why.append(f"uncorrected {self.uncorrected}")
+        if r.plan is not None:
+            pl = r.plan
+            why.append(f"two-stage: {pl.n0} first-stage seeds, s0 = {pl.sd:.3g}, t with "
+                       f"{pl.n0 - 1} df; {iv.n} of {pl.total} planned seeds"
+                       + ("" if iv.n >= pl.total else ", second stage incomplete"))
         if self.status == INCONCLUSIVE and self.role != GUARD:
-            need = r.seeds_needed()
+            need = r.seeds_to_decide()
             if iv.n < 2:
-                tail += " (needs at least 2 seeds for an interval)"
+                why.append("needs at least 2 seeds for an interval")
             elif need is None:
-                tail += " (mean difference 0: no number of seeds would settle it)"
-            else:
-                tail += f" (about {need} seeds would settle it at this spread)"
+                why.append("no number of seeds would settle it at this mean and spread")
+            elif r.plan is None and self.uncorrected == INCONCLUSIVE:
+                why.append(f"about {need} seeds would settle it at this spread")
+        tail = self.status + (f" ({'; '.join(why)})" if why else "")
         return f"{head} (paper: > 0): {stats}: {tail}"
 
 
@@ -151,11 +258,12 @@ class Comparison:
 class Verdict:
     number: int
     claim: str
-    status: str     # PASS | FAIL | INCONCLUSIVE | NOT IN GRID
+    status: str     # PASS | FAIL | NO EFFECT | INCONCLUSIVE | NOT IN GRID
     evidence: str   # the values behind the comparisons, or why NOT IN GRID
     comparisons: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     combined: str = ""  # how the comparisons gave the status
+    delta: float = DELTA
 
     def detail_lines(self):
         return ([c.line() for c in self.comparisons] + [f"note: {n}" for n in self.notes]
@@ -163,23 +271,23 @@ class Verdict:
 
 
 def compare(role, text, a, b, unavailable=""):
-    """Comparison of a − b, {seed: value} maps, or N/A for `unavailable`."""
-    if unavailable:
-        return Comparison(role, text, None, NOT_AVAILABLE, unavailable)
-    r = paired(a, b)
-    return Comparison(role, text, r, r.status, r.reason)
+    """Comparison of a − b, {seed: value} maps (judged later, by
+    checklist()), or N/A for `unavailable`."""
+    return Comparison(role, text, a, b, reason=unavailable, groups=_groups_of(a, b))
 
 
 def combine(comparisons):
     """(status, how): FAIL if any comparison fails; PASS if none fails and
     the available level comparisons all pass, or the available mechanism
-    comparisons all pass; INCONCLUSIVE otherwise."""
+    comparisons all pass; NO EFFECT if none fails and every available
+    level and mechanism comparison is NO EFFECT; INCONCLUSIVE otherwise."""
     parts = {}
     for role in (LEVEL, MECHANISM):
         got = [c.status for c in comparisons if c.role == role and c.status != NOT_AVAILABLE]
         if got:
             parts[role] = (PASS if all(s == PASS for s in got)
-                           else FAIL if FAIL in got else INCONCLUSIVE)
+                           else FAIL if FAIL in got
+                           else NO_EFFECT if all(s == NO_EFFECT for s in got) else INCONCLUSIVE)
     guards = [c for c in comparisons if c.role == GUARD]
     failed_guards = [c for c in guards if c.status == FAIL]
     how = [f"{role} {parts.get(role, 'N/A')}" for role in (LEVEL, MECHANISM)]
@@ -190,6 +298,8 @@ def combine(comparisons):
         status = FAIL
     elif PASS in parts.values():
         status = PASS
+    elif parts and all(v == NO_EFFECT for v in parts.values()):
+        status = NO_EFFECT
     else:
         status = INCONCLUSIVE
     return status, ", ".join(how) + f" -> {status}"
@@ -225,7 +335,7 @@ class Context:
 
     def by_seed(self, group, values):
         """{seed: value} for a group's rows (values in group.rows order)."""
-        return {int(s): float(v) for s, v in zip(group.seeds, values)}
+        return BySeed(((int(s), float(v)) for s, v in zip(group.seeds, values)), (group,))
 
     def err(self, group, i=None, p=None, which="tf"):
         return self.by_seed(group, self.values(group.rows, self.last if i is None else i, p, which))
@@ -321,7 +431,7 @@ def finding_2(ctx):
                                  {}, {}, ctx.lacks("blind")))
         else:
             # With a useless critic no use of the rewards can beat ignoring
-            # them (SPEC: pick at p = 1 is 0.399, blind 0.342), so a model
+            # them (docs/science.md: pick at p = 1 is 0.399, blind 0.342), so a model
             # below the blind average at p = 1 learned something the
             # paper says cannot be learned there.
             comps.append(compare(GUARD, f"at p = 1, transformer − reward-blind average at {last} "
@@ -491,8 +601,21 @@ def finding_6(ctx):
 FINDINGS = {1: finding_1, 2: finding_2, 3: finding_3, 4: finding_4, 5: finding_5, 6: finding_6}
 
 
-def checklist(res):
-    """[Verdict] for SPEC's six findings, in order."""
+def margins(delta=DELTA, per_finding=None):
+    """{finding: delta}: `delta` for every finding, overridden per finding."""
+    out = {n: float(delta) for n in FINDINGS}
+    out.update({int(n): float(d) for n, d in (per_finding or {}).items()})
+    return out
+
+
+def checklist(res, delta=DELTA, per_finding=None):
+    """[Verdict] for the paper's six findings, in order. delta: the
+    equivalence margin of every finding, per_finding {finding: delta}
+    overriding it. Comparisons planned in two stages (plans in the file's
+    grid text) are judged with their plan (and its margin); the primary
+    comparisons of all findings get Holm's correction together."""
+    deltas = margins(delta, per_finding)
+    plans = plans_in_grid(res.attrs.get("grid", ""))
     out = []
     ctx = Context(res) if res.groups() else None
     for n, fn in FINDINGS.items():
@@ -504,11 +627,76 @@ def checklist(res):
         else:
             comps, text, notes = fn(ctx)
         if comps is None:
-            out.append(Verdict(n, CLAIMS[n], NOT_IN_GRID, text))
+            out.append(Verdict(n, CLAIMS[n], NOT_IN_GRID, text, delta=deltas[n]))
             continue
-        status, how = combine(comps)
-        out.append(Verdict(n, CLAIMS[n], status, text, comps, notes, how))
+        for c in comps:
+            c.finding = n
+            plan = plans.get(c.key)
+            c.judge(plan.delta if plan else deltas[n], plan)
+        out.append(Verdict(n, CLAIMS[n], None, text, comps, notes, delta=deltas[n]))
+    family = [c for v in out for c in v.comparisons
+              if c.primary and c.result is not None and c.result.interval is not None
+              and c.result.interval.n >= 2]
+    # Two Holm families, the tests of no difference and the equivalence
+    # tests, each at ALPHA / 2 (Bonferroni between them): the chance of any
+    # false verdict among the primary comparisons stays below ALPHA, and a
+    # difference test does not wait behind the equivalence tests of large
+    # effects, as it would in one family of both.
+    p_diff = holm([c.result.p_diff for c in family])
+    p_equiv = holm([c.result.p_equiv for c in family])
+    for c, d, e in zip(family, p_diff, p_equiv):
+        c.correct(min(1.0, 2.0 * d), min(1.0, 2.0 * e))
+    for v in out:
+        if v.status is None:
+            v.status, v.combined = combine(v.comparisons)
     return out
+
+
+def _findings_text(numbers):
+    return f" (finding{'s' if len(numbers) != 1 else ''} {', '.join(map(str, numbers))})"
+
+
+def family_text(verdicts):
+    """How many comparisons the report makes, and how they are corrected."""
+    comps = [c for v in verdicts for c in v.comparisons]
+    judged = [c for c in comps if c.result is not None and c.result.interval is not None
+              and c.result.interval.n >= 2]
+    primary = [c for c in judged if c.primary]
+    guards = [c for c in judged if not c.primary]
+    planned = [c for c in judged if c.result.plan is not None]
+    findings = sorted({c.finding for c in primary})
+    text = (f"{len(comps)} comparisons, {len(judged)} with an interval: {len(primary)} primary "
+            f"(level and mechanism) comparisons of {len(findings)} findings, judged as one "
+            f"family (family-wise {ALPHA:.0%}: Holm's correction across their {len(primary)} "
+            f"tests of no difference and across their {len(primary)} equivalence tests, "
+            f"each at {ALPHA / 2:.1%}), and {len(guards)} guards, judged uncorrected")
+    changed = [c for c in primary if c.status != c.uncorrected]
+    if changed:
+        text += (f"; the correction changes {len(changed)} verdict"
+                 f"{'s' if len(changed) != 1 else ''} ("
+                 + "; ".join(f"{c.finding}. {c.role}: {c.uncorrected} -> {c.status}"
+                             for c in changed) + ")")
+    if planned:
+        text += f"; {len(planned)} judged with a two-stage (Stein) interval"
+    deltas = sorted({v.delta for v in verdicts})
+    text += "; margin δ = " + ", ".join(
+        f"{d:g}" + ("" if len(deltas) == 1 else _findings_text([v.number for v in verdicts
+                                                               if v.delta == d]))
+        for d in deltas)
+    return text
+
+
+def unmatched_plans(res, verdicts):
+    """A note naming the two-stage plans in the file's grid text that match
+    no comparison of this report (its text changed, e.g. another "best
+    other" head count), or ""."""
+    planned = {c.key for v in verdicts for c in v.comparisons if c.result is not None
+               and c.result.plan is not None}
+    lost = [k for k in plans_in_grid(res.attrs.get("grid", "")) if k not in planned]
+    if not lost:
+        return ""
+    return ("note: two-stage plans in the grid that match no comparison (judged as one stage "
+            "instead): " + "; ".join(f"finding {f} {role}: {text}" for f, role, text in lost))
 
 
 def _header(res):
@@ -556,13 +744,15 @@ def _config_table(res):
     return lines
 
 
-def write_report(res, out_dir, band="minmax", log=print):
+def write_report(res, out_dir, band="minmax", log=print, delta=DELTA, per_finding=None):
     """Draws the figures into out_dir and writes out_dir/report.md; returns
-    (path of report.md, [Verdict])."""
+    (path of report.md, [Verdict]). delta, per_finding: as checklist()."""
     os.makedirs(out_dir, exist_ok=True)
     panels = draw_all(res, out_dir, band=band, log=log)
-    verdicts = checklist(res)
-    lines = _header(res) + ["", "## SPEC findings", ""]
+    verdicts = checklist(res, delta, per_finding)
+    lines = _header(res) + ["", "## The paper's findings", "", family_text(verdicts) + "."]
+    lost = unmatched_plans(res, verdicts)
+    lines += (["", lost] if lost else []) + [""]
     for v in verdicts:
         lines.append(f"- **{v.status}** — {v.number}. {v.claim}: {v.evidence}")
         lines += [f"  - {d}" for d in v.detail_lines()]
@@ -597,14 +787,56 @@ def print_checklist(verdicts, out=None):
             print(f"             - {d}", file=out)
 
 
+def parse_delta(values):
+    """(delta, {finding: delta}) from --delta values "0.02" and "5=0.03"."""
+    delta, per = DELTA, {}
+    for value in values or ():
+        for part in value.split(","):
+            name, eq, number = part.strip().rpartition("=")
+            try:
+                d = float(number)
+            except ValueError:
+                raise ValueError(f"--delta {value!r}: expected a margin such as 0.02 or "
+                                 f"finding=margin such as 5=0.03") from None
+            if not (d > 0 and np.isfinite(d)):
+                raise ValueError(f"--delta {value!r}: the margin must be a number > 0")
+            if not eq:
+                delta = d
+                continue
+            try:
+                n = int(name)
+            except ValueError:
+                n = None
+            if n not in FINDINGS:
+                raise ValueError(f"--delta {value!r}: findings are numbered 1-6")
+            per[n] = d
+    return delta, per
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("results", help="an icasweep result file (HDF5)")
-    ap.add_argument("--out", required=True, help="directory for report.md and the figures")
+    ap.add_argument("--out", help="directory for report.md and the figures (needed unless "
+                    "--plan-seeds is given)")
     ap.add_argument("--band", choices=sorted(BANDS), default="minmax",
                     help="figure bands across seeds: min-max (default) or mean ± 1 s.d.")
     ap.add_argument("--require", default="",
                     help="comma-separated findings that must PASS, e.g. 1,2,3 (exit 1 otherwise)")
+    ap.add_argument("--delta", action="append", metavar="[FINDING=]MARGIN",
+                    help=f"equivalence margin in error units (default {DELTA:g}); FINDING=MARGIN "
+                    f"sets one finding's, e.g. --delta 5=0.03; repeatable")
+    ap.add_argument("--plan-seeds", metavar="GRID_OUT.yaml",
+                    help="write the grown grid of a second stage (Stein's procedure) that "
+                    "settles every undecided primary comparison, and print its cost")
+    ap.add_argument("--budget", type=float, metavar="CORE_HOURS",
+                    help="with --plan-seeds: plan only the comparisons that fit in this many "
+                    "core-hours (cheapest first) and list the others with their cost")
+    ap.add_argument("--icasweep", metavar="BINARY",
+                    help="with --plan-seeds: the icasweep binary whose `plan` prices the runs "
+                    "(default $ICASWEEP, else build/icasweep beside analysis/)")
+    ap.add_argument("--gflops", type=float, metavar="G",
+                    help="with --plan-seeds: price runs at G GFLOP/s per core (icasweep plan's "
+                    "--gflops; default its 40)")
     args = ap.parse_args(argv)
     try:
         required = {int(x) for x in args.require.split(",") if x.strip()}
@@ -613,13 +845,42 @@ def main(argv=None):
     if not required <= set(FINDINGS):
         ap.error(f"--require {args.require!r}: findings are numbered 1-6")
     try:
+        delta, per_finding = parse_delta(args.delta)
+    except ValueError as e:
+        ap.error(str(e))
+    if not args.out and not args.plan_seeds:
+        ap.error("--out DIR is needed (or --plan-seeds GRID_OUT.yaml)")
+    if args.budget is not None and not args.plan_seeds:
+        ap.error("--budget goes with --plan-seeds")
+    if args.gflops is not None and not args.gflops > 0:
+        ap.error(f"--gflops {args.gflops}: expected a number > 0")
+    if args.budget is not None and not args.budget >= 0:
+        ap.error(f"--budget {args.budget}: core-hours must be >= 0")
+    try:
         res = load(args.results)
     except (OSError, ValueError) as e:
         print(f"report.py: {e}", file=sys.stderr)
         return 2
-    path, verdicts = write_report(res, args.out, band=args.band)
-    print_checklist(verdicts)
-    print(f"wrote {path}")
+    if args.out:
+        path, verdicts = write_report(res, args.out, band=args.band, delta=delta,
+                                      per_finding=per_finding)
+        print_checklist(verdicts)
+        print(f"wrote {path}")
+    else:
+        verdicts = checklist(res, delta, per_finding)
+        print_checklist(verdicts)
+    print(family_text(verdicts))
+    if unmatched_plans(res, verdicts):
+        print(unmatched_plans(res, verdicts))
+    if args.plan_seeds:
+        from seedplan import PlanError, plan_second_stage
+        try:
+            plan = plan_second_stage(res, verdicts, args.plan_seeds, budget=args.budget,
+                                     binary=args.icasweep, gflops=args.gflops)
+        except PlanError as e:
+            print(f"report.py: {e}", file=sys.stderr)
+            return 2
+        print(plan.text())
     missing = [v.number for v in verdicts if v.number in required and v.status != PASS]
     if missing:
         print(f"report.py: required findings not PASS: {', '.join(map(str, missing))}",

@@ -144,7 +144,7 @@ static void train_usage(FILE *f)
 {
     fprintf(f,
         "usage: icasweep train [options] -o RUN.h5\n"
-        "Trains one transformer on the in-context alignment task (SPEC.md),\n"
+        "Trains one transformer on the in-context alignment task (docs/science.md),\n"
         "evaluates it and the GD baseline, and writes a result file with one run.\n");
     for (int s = KNOB_SECTION_TASK; s <= KNOB_SECTION_EVALUATION; s++) {
         fprintf(f, "%s:\n", knob_section_name((knob_section)s));
@@ -153,7 +153,7 @@ static void train_usage(FILE *f)
             fprintf(f, "  --eval-noise LIST  evaluation noise levels (default 0,0.25,0.5,0.75,1)\n");
     }
     fprintf(f,
-        "closed-loop self-correction (SPEC; after evaluation, on the same contexts):\n"
+        "closed-loop self-correction (docs/science.md; after evaluation, same contexts):\n"
         "  --sc-rounds R      rounds of the model correcting its own answer (default 0:\n"
         "                     none); every k0 + R at most N - 1\n"
         "  --sc-k0 LIST       given triplets before the first round, e.g. 2,5\n"

@@ -566,6 +566,8 @@ static int check_selfcorrect(const run_config *c, const field_names *nm, config_
                     c->n_sc_k0 == 0 ? "the given triplets before the first round"
                                     : "the critic's noise levels");
     for (int i = 0; i < c->n_sc_k0; i++) {
+        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (docs/science.md:
+         * it runs while k0 + rounds <= N - 1) */
         long need = (long)c->sc_k0[i] + c->sc_rounds + 1;
         if (need > c->points)
             return fail(p, i, NAMED(K0, R, KNOB_ID_points),

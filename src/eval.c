@@ -25,7 +25,7 @@ double eval_gd_one(const float *x, const float *resp, const float *r_seen,
     memset(m2, 0, sizeof m2);
     const double lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 1e-8;
     /* with k < 2 there is nothing to rank: the loss is identically zero and
-     * A keeps its initial value (SPEC) */
+     * A keeps its initial value (docs/science.md, "The gradient-descent baseline") */
     for (int t = 1; k >= 2 && t <= steps; t++) {
         for (int j = 0; j < d; j++) {
             float s = 0;
@@ -124,7 +124,7 @@ static void mean_over_contexts(const double *per_context, int B, int N, float *o
 }
 
 /* The level whose tokens and predictions are saved with the model: p = 0
- * when evaluated (SPEC), else the first level. */
+ * when evaluated (docs/science.md, "Evaluation"), else the first level. */
 static int saved_level(const run_config *cfg)
 {
     for (int i = 0; i < cfg->n_eval_noise; i++)

@@ -52,7 +52,7 @@ static void add_view(table_builder *tb, const char *name, int rows, int cols,
 }
 
 /* The GPT-2 names, order and shapes; also where each tensor's init comes
- * from (SPEC "initialisation"). */
+ * from (docs/science.md, "Initialisation"). */
 static void build_table(model_dims D, table_builder *tb)
 {
     int E = D.E;

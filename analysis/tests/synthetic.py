@@ -5,8 +5,8 @@ that the analysis can be tested on cases whose verdicts are known, without
 the binary.
 
     make(path, configs, err_fn)    one row per configuration and seed
-    paper_like(config, seed, p, i) curves showing all six SPEC findings
-    blind_like, pick_like          the reference strategies near SPEC's values
+    paper_like(config, seed, p, i) curves showing all six findings (docs/science.md)
+    blind_like, pick_like          the reference strategies near docs/science.md's values
 
 usage: synthetic.py OUT.h5   writes a paper-like file (for trying the tools)
 """
@@ -48,14 +48,15 @@ def gd_like(seed, p, k):
 
 
 def blind_like(seed, k):
-    """Reward-blind average: SPEC's Monte Carlo 0.402, 0.372, 0.353, 0.345,
-    0.342 at k = 1, 2, 5, 10, 15 within about 0.01; the same at every p."""
+    """Reward-blind average: docs/science.md's Monte Carlo 0.402, 0.372,
+    0.353, 0.345, 0.342 at k = 1, 2, 5, 10, 15 within about 0.01; the same
+    at every p."""
     return 0.34 + 0.065 * np.exp(-(k - 1) / 2.2) + 0.002 * seed
 
 
 def pick_like(seed, p, k):
     """Highest-seen-reward response: towards 0.007 at p = 0, about 0.2 at
-    p = 0.5 and 0.4 at p = 1 (SPEC's values at k = 15)."""
+    p = 0.5 and 0.4 at p = 1 (docs/science.md's values at k = 15)."""
     follows = 0.40 * np.exp(-(k - 1) / 3.0) + 0.007
     return p * 0.40 + (1 - p) * follows + 0.002 * seed
 
@@ -70,7 +71,7 @@ def jitter(config, seed):
 
 def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
          status=None, gd_fn=gd_like, blind_fn=blind_like, pick_fn=pick_like, schema=2,
-         knob_attrs=True, new_knobs=()):
+         knob_attrs=True, new_knobs=(), grid=None):
     """Writes a result file with one row per (configuration, seed), seeds
     innermost like the plan order. configs: dicts overriding DEFAULTS;
     err_fn(config, seed, p, i) -> transformer error; status(config, seed) ->
@@ -79,7 +80,8 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
     (pick_fn(seed, p, k)), NaN at k = 0; schema=1 leaves them out.
     knob_attrs=False leaves out the /runs knob attributes, as files written
     before them; new_knobs: (name, label, section, meaning, numpy type,
-    default) of knobs added after those, each a column after eval_batch."""
+    default) of knobs added after those, each a column after eval_batch.
+    grid: the grid text the file keeps (default: a comment line)."""
     defaults = dict(DEFAULTS, **{k[0]: k[5] for k in new_knobs})
     plan = [(dict(defaults, **c), s) for c in configs for s in seeds]
     R, P, S = len(plan), len(noise), max(c["steps"] for c, _ in plan)
@@ -117,7 +119,8 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
         f.attrs["schema_version"] = np.int32(schema)
         f.attrs["program_version"] = np.bytes_(b"synthetic")
         f.attrs["git_revision"] = np.bytes_(b"none")
-        f.attrs["grid"] = np.bytes_(b"# synthetic file made by analysis/tests/synthetic.py\n")
+        f.attrs["grid"] = np.bytes_((grid or "# synthetic file made by analysis/tests/"
+                                     "synthetic.py\n").encode())
         f.attrs["created"] = np.bytes_(b"2026-01-01T00:00:00Z")
         for name, data, text in (
                 ("runs", runs, "one row per run"),
@@ -142,7 +145,7 @@ def make(path, configs, err_fn, noise=(0.0, 0.5, 1.0), N=20, seeds=(0, 1, 2),
 
 def quality(config):
     """How much a configuration learns from the context: softmax, heads,
-    the MLP and depth all help (SPEC findings 3-6)."""
+    the MLP and depth all help (findings 3-6)."""
     q = 0.25 if config["attention"] == "softmax" else 0.05
     q += 0.05 * np.log2(config["heads"] + 1) + 0.015 * config["layers"] + 0.1 * config["ffn"]
     return q

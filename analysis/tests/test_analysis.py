@@ -14,7 +14,7 @@ import report
 import synthetic
 from conftest import ANALYSIS, SMOKE_GRID
 from icaresults import MissingDataError, SchemaError, load
-from pairedstats import seeds_needed
+from pairedstats import seeds_to_decide
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
@@ -291,7 +291,7 @@ def test_verdict_line_by_hand(tmp_path):
     assert got["mean"] == pytest.approx(mean, abs=6e-4)
     assert got["lo"] == pytest.approx(mean - half, abs=1e-3)
     assert got["hi"] == pytest.approx(mean + half, abs=1e-3)
-    assert f"about {seeds_needed(mean, sd)} seeds would settle it at this spread" in level.line()
+    assert f"about {seeds_to_decide(mean, sd)} seeds would settle it at this spread" in level.line()
     assert level.line().startswith("level: linear − softmax, error at 15 examples, p = 0 (paper: > 0): ")
     assert verdict(res, 3).status == "INCONCLUSIVE"
     assert verdict(res, 3).combined == "level INCONCLUSIVE, mechanism INCONCLUSIVE -> INCONCLUSIVE"
@@ -373,8 +373,9 @@ def test_finding_2_fails_when_noise_does_not_matter(tmp_path):
     deaf = lambda c, s, p, i: synthetic.paper_like(c, s, 0.0, i)
     res = make(tmp_path, "deaf.h5", [{}], deaf)
     assert verdicts(res)[2] == "FAIL"
-    assert comparison(res, 2, "level").status == "INCONCLUSIVE"
-    assert "no number of seeds would settle it" in comparison(res, 2, "level").line()
+    # the error does not move with p at all: the rise is exactly zero
+    level = comparison(res, 2, "level")
+    assert level.status == "NO EFFECT" and "90% CI [+0.0000, +0.0000] inside ±0.02" in level.line()
     # it still learns from the context at p = 1, beyond what averaging gives
     assert comparison(res, 2, "guard", "at p = 1").status == "FAIL"
 
@@ -443,7 +444,7 @@ def test_finding_1_fails_when_the_transformer_ignores_the_context(tmp_path):
     flat = lambda c, s, p, i: 0.8 + 0.001 * s
     res = make(tmp_path, "flat.h5", [{}], flat)
     assert verdicts(res)[1] == "FAIL"
-    assert comparison(res, 1, "level").status == "INCONCLUSIVE"
+    assert comparison(res, 1, "level").status == "NO EFFECT"      # no fall at all
     assert comparison(res, 1, "mechanism").status == "FAIL"   # the blind average falls more
 
 
@@ -459,7 +460,7 @@ def test_finding_1_fall_is_paired_across_seeds(tmp_path):
     level = comparison(res, 1, "level")
     assert level.status == "INCONCLUSIVE" and verdicts(res)[1] == "INCONCLUSIVE"
     d = per_seed(res, [0, 1, 2], 0.0, 2) - per_seed(res, [0, 1, 2], 0.0, 15)
-    assert f"about {seeds_needed(d.mean(), d.std(ddof=1))} seeds" in level.line()
+    assert f"about {seeds_to_decide(d.mean(), d.std(ddof=1))} seeds" in level.line()
 
 
 def test_finding_1_fails_when_the_transformer_stays_far_above_gd(tmp_path):
@@ -477,7 +478,10 @@ def test_finding_4_fails_when_the_most_heads_are_not_better(tmp_path):
     assert verdicts(res)[4] == "FAIL"
     assert comparison(res, 4, "level", "fewest vs most").status == "FAIL"
     best = comparison(res, 4, "level", "the best other")
-    assert best.text.startswith("H = 1 − H = 3 (fewest vs the best other)") and best.status == "PASS"
+    assert best.text.startswith("H = 1 − H = 3 (fewest vs the best other)")
+    # 3 seeds: significant alone, not after Holm's correction across the findings
+    assert best.uncorrected == "PASS" and best.status == "INCONCLUSIVE"
+    assert "uncorrected PASS" in best.line()
     assert "falls with every step up in heads: no (H = 4 above H = 3)" in " ".join(verdict(res, 4).notes)
 
 
@@ -508,7 +512,8 @@ def test_unfinished_runs_are_left_out_and_listed(tmp_path):
     assert "5 done, 1 diverged (of 6)" in text
     assert "**diverged**: synthetic diverged run" in text
     assert "(seeds per arm differ: 2, 3)" in text
-    assert "2 seeds (seeds not in both: 0): PASS" in comparison(res, 3, "level").line()
+    line = comparison(res, 3, "level").line()
+    assert "2 seeds (seeds not in both: 0): INCONCLUSIVE" in line and "uncorrected PASS" in line
 
 
 def test_no_finished_runs(tmp_path):
@@ -791,3 +796,70 @@ def test_a_knob_added_to_icasweep_reaches_the_analysis(tmp_path):
     assert "warmup" in {p.name for p in panels}, lines
     if HAS_XARRAY:
         assert "warmup" in res.tidy().columns
+
+
+# ---- equivalence, many comparisons ------------------------------------------
+
+def mlp_blind(c, s, p, i):
+    """paper_like as if every run had the MLP, plus a per-run scatter of
+    ±0.004 that pairing cannot remove: the MLP changes nothing."""
+    return synthetic.paper_like(dict(c, ffn=1), s, p, i) + 0.004 * synthetic.jitter(c, s)
+
+
+def test_no_effect_when_the_interval_sits_inside_the_margin(tmp_path):
+    res = make(tmp_path, "mlp.h5", [{}, dict(ffn=0)], mlp_blind, seeds=tuple(range(8)))
+    v = verdict(res, 5)
+    level, mech = comparison(res, 5, "level"), comparison(res, 5, "mechanism")
+    assert level.status == mech.status == "NO EFFECT", v.detail_lines()
+    assert v.status == "NO EFFECT" and v.combined == "level NO EFFECT, mechanism NO EFFECT -> NO EFFECT"
+    # by hand: the 90% interval of the differences lies inside ±0.02
+    d = np.array([level.a[s] - level.b[s] for s in range(8)])
+    half90 = 1.895 * d.std(ddof=1) / np.sqrt(8)          # t_{0.95, 7} = 1.895
+    assert -0.02 < d.mean() - half90 and d.mean() + half90 < 0.02
+    assert (f"90% CI [{d.mean() - half90:+.4f}, {d.mean() + half90:+.4f}] inside ±0.02"
+            in level.line()), level.line()
+    # a margin below the spread cannot rule anything out: per finding, or for all
+    tight = {x.number: x for x in report.checklist(res, per_finding={5: 0.001})}
+    assert tight[5].status == "INCONCLUSIVE" and tight[5].delta == 0.001
+    assert "δ = 0.001" in tight[5].comparisons[0].line()
+    assert {x.number: x.status for x in report.checklist(res, delta=0.001)}[5] == "INCONCLUSIVE"
+
+
+def test_report_states_its_comparisons_and_holm(tmp_path, capsys):
+    path = synthetic.make(str(tmp_path / "m.h5"), [{}, dict(ffn=0)], mlp_blind,
+                          seeds=tuple(range(8)))
+    out = str(tmp_path / "rep")
+    assert report.main([path, "--out", out, "--delta", "0.03", "--delta", "5=0.025"]) == 0
+    stdout = capsys.readouterr().out
+    assert "NO EFFECT    5. The MLP block matters" in stdout
+    text = open(os.path.join(out, "report.md")).read()
+    # findings 1, 2 (reference model) and 5: 6 primary comparisons; guards:
+    # finding 1's GD one, finding 2's 2 steps of p and p = 1 vs blind
+    want = ("10 comparisons, 10 with an interval: 6 primary (level and mechanism) comparisons "
+            "of 3 findings, judged as one family (family-wise 5%: Holm's correction across "
+            "their 6 tests of no difference and across their 6 equivalence tests, each at "
+            "2.5%), and 4 guards, judged uncorrected")
+    assert want in text and want in stdout
+    assert "margin δ = 0.025 (finding 5), 0.03 (findings 1, 2, 3, 4, 6)" in text
+    assert "- **NO EFFECT** — 5. The MLP" in text
+    with pytest.raises(SystemExit):
+        report.main([path, "--out", out, "--delta", "7=0.1"])
+    with pytest.raises(SystemExit):
+        report.main([path, "--out", out, "--delta", "-1"])
+    assert "findings are numbered 1-6" in capsys.readouterr().err
+
+
+def test_holm_is_what_the_verdicts_use(tmp_path):
+    # the same file judged by hand: uncorrected p-values of the primary
+    # comparisons, Holm-adjusted in two families at 2.5%, decide the verdicts
+    from pairedstats import holm
+    res = make(tmp_path, "h.h5", [dict(heads=h, embd=32 * h) for h in (1, 3, 4)],
+               shift(synthetic.paper_like, lambda c: c["heads"] == 4, 0.1))
+    vs = report.checklist(res)
+    family = [c for v in vs for c in v.comparisons if c.primary and c.result.interval.n >= 2]
+    adj = holm([c.result.p_diff for c in family])
+    for c, a in zip(family, adj):
+        assert c.p_holm[0] == pytest.approx(min(1.0, 2 * a))
+        if c.status in ("PASS", "FAIL"):
+            assert 2 * a < 0.05 and c.result.p_diff < 0.05
+    assert any(c.uncorrected != c.status for c in family)   # the correction bites here

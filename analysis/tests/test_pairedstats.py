@@ -1,58 +1,26 @@
-"""The statistics behind the verdicts: incomplete beta, Student-t quantile,
-confidence intervals, verdicts, pairing by seed, seeds needed."""
-import importlib.util
+"""The statistics behind the verdicts, against cases worked by hand:
+intervals, the four verdicts, pairing by seed, Holm's correction, Stein's
+two-stage size and interval."""
 import math
 
 import numpy as np
 import pytest
 
-from pairedstats import (FAIL, INCONCLUSIVE, NOT_AVAILABLE, PASS, betainc, judge,
-                         mean_interval, paired, seeds_needed, t_cdf, t_critical, t_quantile)
+from pairedstats import (FAIL, INCONCLUSIVE, NO_EFFECT, NOT_AVAILABLE, PASS, TwoStage, holm,
+                         mean_interval, paired, seeds_to_decide, stein_total,
+                         stein_total_to_decide, t_critical,
+                         p_values, verdict)
+
+# printed tables of Student's t: t_{0.975, df} and t_{0.95, df}
+T975 = {3: 3.182, 4: 2.776, 7: 2.365, 10: 2.228, 30: 2.042}
+T95 = {3: 2.353, 7: 1.895}
 
 
-@pytest.mark.parametrize("a, b, x, want", [
-    (1, 1, 0.3, 0.3),                        # uniform
-    (2.5, 1, 0.4, 0.4 ** 2.5),               # I_x(a, 1) = x^a
-    (1, 3.5, 0.2, 1 - 0.8 ** 3.5),           # I_x(1, b) = 1 - (1-x)^b
-    (0.5, 0.5, 0.25, 2 / math.pi * math.asin(0.5)),   # arcsine law
-    (3, 4, 0.0, 0.0), (3, 4, 1.0, 1.0),
-])
-def test_betainc_closed_forms(a, b, x, want):
-    assert betainc(a, b, x) == pytest.approx(want, abs=1e-13)
-
-
-def test_t_quantile_closed_forms_and_table():
-    # df = 1 is the Cauchy distribution, df = 2 has a closed form too
-    assert t_quantile(0.975, 1) == pytest.approx(math.tan(math.pi * 0.475), rel=1e-10)
-    q = 0.975
-    assert t_quantile(q, 2) == pytest.approx((2 * q - 1) / math.sqrt(2 * q * (1 - q)), rel=1e-10)
-    # printed tables of t_{0.975, df}
-    for df, table in ((3, 3.182), (4, 2.776), (5, 2.571), (10, 2.228), (30, 2.042), (100, 1.984)):
-        assert t_quantile(0.975, df) == pytest.approx(table, abs=5e-4), df
-    assert t_quantile(0.995, 3) == pytest.approx(5.841, abs=5e-4)
-    assert t_quantile(0.025, 3) == pytest.approx(-t_quantile(0.975, 3), rel=1e-12)
-    assert t_quantile(0.5, 7) == 0.0
-    assert t_critical(4) == t_quantile(0.975, 3)
-    for df in (1, 2.5, 9, 60):
-        for q in (0.6, 0.9, 0.975, 0.999):
-            assert t_cdf(t_quantile(q, df), df) == pytest.approx(q, abs=1e-12)
-    with pytest.raises(ValueError):
-        t_quantile(1.0, 3)
-    with pytest.raises(ValueError):
-        t_cdf(1.0, 0)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("scipy") is None, reason="scipy not installed")
-def test_t_agrees_with_scipy():
-    from scipy import stats
-    for df in (1, 2, 3, 4, 7, 19, 99, 1000):
-        for q in (0.55, 0.9, 0.975, 0.995, 0.9995):
-            t = t_quantile(q, df)
-            # scipy's own ppf is accurate to about 1e-8 relative in the tails;
-            # compare in probability, where both are exact to rounding
-            assert stats.t.cdf(t, df) == pytest.approx(q, abs=1e-12), (df, q)
-            assert t == pytest.approx(stats.t.ppf(q, df), rel=1e-7), (df, q)
-            assert t_cdf(1.3, df) == pytest.approx(stats.t.cdf(1.3, df), abs=1e-13)
+def test_t_quantiles_match_the_printed_table():
+    for df, table in T975.items():
+        assert t_critical(df + 1) == pytest.approx(table, abs=5e-4), df
+    for df, table in T95.items():
+        assert t_critical(df + 1, confidence=0.90) == pytest.approx(table, abs=5e-4), df
 
 
 def test_interval_by_hand():
@@ -63,43 +31,86 @@ def test_interval_by_hand():
     assert iv.sd == pytest.approx(1.2910, abs=1e-4)
     assert iv.t == pytest.approx(3.182, abs=1e-3)
     assert iv.lo == pytest.approx(0.446, abs=1e-3) and iv.hi == pytest.approx(4.554, abs=1e-3)
-    assert judge(iv) == PASS
-    # mirrored: below zero
-    assert judge(mean_interval([-1.0, -2.0, -3.0, -4.0])) == FAIL
-    # 0.2, -0.1, 0.5: mean 0.2, s = 0.3, t_{0.975,2} = 4.303:
-    # 0.2 -/+ 4.303 * 0.3 / sqrt(3) = 0.2 -/+ 0.745
-    iv = mean_interval([0.2, -0.1, 0.5])
-    assert iv.lo == pytest.approx(-0.545, abs=1e-3) and iv.hi == pytest.approx(0.945, abs=1e-3)
-    assert judge(iv) == INCONCLUSIVE
-
-
-def test_one_value_and_no_spread():
     iv = mean_interval([0.3])
-    assert iv.n == 1 and math.isnan(iv.lo) and judge(iv) == INCONCLUSIVE
-    iv = mean_interval([0.1, 0.1, 0.1])   # no spread: the interval is the point
-    assert iv.lo == pytest.approx(0.1) and iv.hi == pytest.approx(0.1) and judge(iv) == PASS
-    assert judge(mean_interval([0.0, 0.0])) == INCONCLUSIVE
-    assert judge(None) == INCONCLUSIVE
+    assert iv.n == 1 and math.isnan(iv.lo) and math.isnan(iv.sd)
     with pytest.raises(ValueError):
         mean_interval([])
 
 
-def test_seeds_needed_by_hand():
-    # mean 0.1, s = 0.2: smallest n with t_{n-1} * 0.2 / sqrt(n) < 0.1.
-    # n = 18: 2.110 * 0.2 / 4.243 = 0.0995 < 0.1; n = 17: 2.120 * 0.2 / 4.123 = 0.1028
-    assert seeds_needed(0.1, 0.2) == 18
-    assert seeds_needed(-0.1, 0.2) == 18          # the sign does not matter
-    # (t s / mean)^2 rounded up, with t at the answer's degrees of freedom
-    n = seeds_needed(0.02, 0.03)
-    assert n == 12
-    assert math.ceil((t_critical(n) * 0.03 / 0.02) ** 2) in (n - 1, n)
-    assert seeds_needed(0.0, 0.2) is None         # no number of seeds separates 0 from 0
-    assert seeds_needed(0.05, 0.0) == 2
-    # the definition: n seeds would exclude zero, n - 1 would not
-    for mean, sd in ((0.02, 0.03), (0.1, 0.2), (0.5, 0.1), (0.01, 0.05)):
-        n = seeds_needed(mean, sd)
-        assert t_critical(n) * sd / math.sqrt(n) < mean, (mean, sd, n)
-        assert n == 2 or t_critical(n - 1) * sd / math.sqrt(n - 1) >= mean, (mean, sd, n)
+def arms(diffs):
+    """{seed: value} maps whose paired differences are `diffs` (arm b holds
+    values that differ from seed to seed, so only pairing gives diffs)."""
+    b = {s: 0.3 + 0.05 * s for s in range(len(diffs))}
+    return {s: b[s] + d for s, d in enumerate(diffs)}, b
+
+
+# Each verdict from a known pair of samples (delta = 0.02), worked by hand:
+#   d       mean    s        s/sqrt(4)  95%: t=3.182          90%: t=2.353
+#   PASS    0.100   0.01633  0.008165   [+0.074, +0.126]
+#   FAIL   -0.100   0.01633  0.008165   [-0.126, -0.074]
+#   NO EFF  0.000   0.009129 0.004564   [-0.0145, +0.0145]    [-0.0107, +0.0107] inside ±0.02
+#   INCON   0.010   0.01826  0.009129   [-0.0190, +0.0390]    [-0.0115, +0.0315] not inside
+HAND = [
+    ([0.10, 0.12, 0.08, 0.10], PASS, (0.074, 0.126), None),
+    ([-0.10, -0.12, -0.08, -0.10], FAIL, (-0.126, -0.074), None),
+    ([0.01, -0.01, 0.005, -0.005], NO_EFFECT, (-0.0145, 0.0145), (-0.0107, 0.0107)),
+    ([0.03, -0.01, 0.02, 0.0], INCONCLUSIVE, (-0.0190, 0.0390), (-0.0115, 0.0315)),
+]
+
+
+@pytest.mark.parametrize("diffs, want, ci95, ci90", HAND)
+def test_four_verdicts_by_hand(diffs, want, ci95, ci90):
+    a, b = arms(diffs)
+    r = paired(a, b, delta=0.02)
+    assert r.status == want
+    assert r.interval.lo == pytest.approx(ci95[0], abs=2e-4)
+    assert r.interval.hi == pytest.approx(ci95[1], abs=2e-4)
+    if ci90:
+        assert r.interval90.lo == pytest.approx(ci90[0], abs=2e-4)
+        assert r.interval90.hi == pytest.approx(ci90[1], abs=2e-4)
+    # the tests agree with the intervals: p_diff < 0.05 iff the 95% interval
+    # excludes 0; p_equiv < 0.05 iff the 90% interval lies inside ±delta
+    assert (r.p_diff < 0.05) == (r.interval.lo > 0 or r.interval.hi < 0)
+    assert (r.p_equiv < 0.05) == (-0.02 < r.interval90.lo and r.interval90.hi < 0.02)
+
+
+def test_equivalence_p_value_by_hand():
+    # NO EFFECT case: the binding one-sided test is t = (0.02 - 0) / 0.004564
+    # = 4.382 with 3 df; P(T_3 > 4.382) = 0.0110 (tables: t_{0.99,3} = 4.541,
+    # t_{0.98,3} = 3.482, so 0.01 < p < 0.02)
+    p_diff, p_equiv = p_values([0.01, -0.01, 0.005, -0.005], 0.02)
+    assert p_diff == pytest.approx(1.0)
+    assert 0.01 < p_equiv < 0.02 and p_equiv == pytest.approx(0.0110, abs=3e-4)
+    # a wider margin makes it easier, a narrower one harder
+    assert p_values([0.01, -0.01, 0.005, -0.005], 0.01)[1] > 0.05
+    # finding 5 at depth 4 in the README: mean -0.002, 95% CI [-0.014, +0.010]
+    # at 8 seeds: s/sqrt(8) = 0.012 / 2.365 = 0.00507; 90%: -0.002 -/+ 1.895 *
+    # 0.00507 = [-0.0116, +0.0076], inside ±0.02: NO EFFECT
+    se = 0.012 / 2.365
+    assert verdict(-0.002, *_from_summary(-0.002, se, 8, 0.02)) == NO_EFFECT
+    assert verdict(-0.002, *_from_summary(-0.002, se, 8, 0.01)) == INCONCLUSIVE
+
+
+def _from_summary(mean, se, n, delta):
+    """p-values of a mean with standard error se over n seeds, through the
+    two-stage path (same formulas, sd = se sqrt(n), df = n - 1)."""
+    from pairedstats import _tests
+    return _tests(mean, se * math.sqrt(n), n, n - 1, delta)
+
+
+def test_significant_and_inside_the_margin_is_pass():
+    # a small effect measured precisely: both tests reject; the direction wins
+    r = paired(*arms([0.005, 0.006, 0.004, 0.005]), delta=0.02)
+    assert r.p_diff < 0.05 and r.p_equiv < 0.05 and r.status == PASS
+
+
+def test_one_value_and_no_spread():
+    r = paired({0: 0.3}, {0: 0.1})
+    assert r.status == INCONCLUSIVE and math.isnan(r.interval.lo) and math.isnan(r.p_diff)
+    r = paired(*arms([0.1, 0.1, 0.1]))        # no spread: the interval is the point
+    assert r.interval.lo == pytest.approx(0.1) and r.status == PASS
+    assert paired(*arms([0.0, 0.0])).status == NO_EFFECT     # exactly no difference
+    assert paired(*arms([0.05, 0.05]), delta=0.02).status == PASS
 
 
 def test_paired_by_seed():
@@ -112,8 +123,88 @@ def test_paired_by_seed():
     # NaN in one arm drops that seed only
     r = paired({0: 1.0, 1: float("nan"), 2: 2.0}, {0: 0.0, 1: 0.0, 2: 3.0})
     assert r.seeds == (0, 2) and r.left_out == (1,) and r.status == INCONCLUSIVE
-    # an INCONCLUSIVE pair says how many seeds would settle it
-    r = paired({0: 0.2, 1: -0.1, 2: 0.5}, {0: 0.0, 1: 0.0, 2: 0.0})
-    assert r.seeds_needed() == seeds_needed(0.2, 0.3) == 12
     r = paired({0: 1.0}, {1: 1.0})
     assert r.status == NOT_AVAILABLE and r.reason == "no seed in common" and r.interval is None
+
+
+def test_seeds_to_decide():
+    # mean 0.1, s = 0.2: smallest n with t_{n-1} * 0.2 / sqrt(n) < 0.1 is 18
+    # (n = 18: 2.110 * 0.2 / 4.243 = 0.0995; n = 17: 2.120 * 0.2 / 4.123 = 0.1028)
+    assert seeds_to_decide(0.1, 0.2, delta=0.02) == 18
+    assert seeds_to_decide(-0.1, 0.2, delta=0.02) == 18
+    # mean 0, s = 0.03, delta 0.02: NO EFFECT once t'_{n-1} 0.03 / sqrt(n) < 0.02
+    # (90%): n = 9: 1.860 * 0.01 = 0.0186 < 0.02; n = 8: 1.895 * 0.0106 = 0.0201
+    assert seeds_to_decide(0.0, 0.03, delta=0.02) == 9
+    # the mean sits on the margin: only a zero-excluding interval decides
+    n = seeds_to_decide(0.02, 0.03, delta=0.02)
+    assert t_critical(n) * 0.03 / math.sqrt(n) < 0.02 <= t_critical(n - 1) * 0.03 / math.sqrt(n - 1)
+
+
+def test_holm_by_hand():
+    # p = 0.01, 0.04, 0.03, 0.005: sorted 0.005 x 4 = 0.02, 0.01 x 3 = 0.03,
+    # 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> running maximum 0.06
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    got = holm([0.01, float("nan"), 0.2])
+    assert math.isnan(got[1]) and got[0] == pytest.approx(0.02) and got[2] == pytest.approx(0.2)
+
+
+def test_stein_second_stage_size_by_hand():
+    # n0 = 8 seeds, s = 0.03, final 95% interval at most delta = 0.02 wide
+    # (half-width h = 0.01): t_{0.975,7} = 2.3646, (2.3646 * 0.03 / 0.01)^2 =
+    # 7.094^2 = 50.32 -> n = 51 seeds in all, 43 in the second stage
+    assert stein_total(8, 0.03, 0.01) == 51
+    # n0 = 4, s = 0.0125: (3.1824 * 1.25)^2 = 3.978^2 = 15.82 -> 16
+    assert stein_total(4, 0.0125, 0.01) == 16
+    # already narrow enough: no second stage
+    assert stein_total(8, 0.005, 0.01) == 8
+    with pytest.raises(ValueError):
+        stein_total(1, 0.03, 0.01)
+
+
+def test_stein_size_that_forces_a_verdict_by_hand():
+    # n0 = 8, s = 0.03, delta = 0.02, tests at 5%: t_{0.975,7} + t_{0.95,7} =
+    # 2.3646 + 1.8946 = 4.2592; (4.2592 * 0.03 / 0.02)^2 = 6.3888^2 = 40.82 -> 41
+    assert stein_total_to_decide(8, 0.03, 0.02) == 41
+    # at Holm-like levels 0.005 and 0.0025: t_{0.9975,7} = 4.0293, t_{0.9975,7}
+    # again: (8.0586 * 1.5)^2 = 146.1 -> 147
+    assert stein_total_to_decide(8, 0.03, 0.02, 0.005, 0.0025) == 147
+    # whatever the mean, n seeds decide: at the worst mean (on the
+    # no-difference threshold) the equivalence interval still fits in ±delta
+    n, s0 = 41, 0.03
+    se = s0 / math.sqrt(n)
+    t_d, t_e = 2.3646, 1.8946
+    assert t_d * se + t_e * se <= 0.02
+
+
+def test_two_stage_interval_by_hand():
+    # the n0 = 4 plan above: 16 seeds in all; the interval uses the first
+    # stage's s = 0.0125 and t_{0.975,3} = 3.1824: half-width 3.1824 *
+    # 0.0125 / 4 = 0.00995 <= 0.01, whatever the 16 values' own spread
+    rng = np.random.default_rng(7)
+    diffs = 0.004 + 0.02 * rng.standard_normal(16)      # the second stage scatters more
+    plan = TwoStage(stage_one=(0, 1, 2, 3), sd=0.0125, delta=0.02, alpha_diff=0.05,
+                    alpha_equiv=0.05, total=16)
+    a, b = arms(list(diffs))
+    r = paired(a, b, delta=0.02, plan=plan)
+    assert r.interval.n == 16 and r.interval.sd == 0.0125
+    assert r.interval.half_width == pytest.approx(3.1824 * 0.0125 / 4, abs=1e-5)
+    assert r.interval.mean == pytest.approx(diffs.mean())
+    assert r.interval90.half_width == pytest.approx(2.3534 * 0.0125 / 4, abs=1e-5)
+    # a width below delta decides: PASS, FAIL or NO EFFECT, never INCONCLUSIVE
+    assert r.status in (PASS, FAIL, NO_EFFECT)
+
+
+def test_two_stage_interval_has_its_coverage():
+    # Monte Carlo: first stage of 5 from N(mu, 1), total from Stein's rule
+    # for h = 0.5, interval with the first stage's s. Coverage 0.95 exactly;
+    # 4000 repetitions put the estimate within ±0.011 (3 standard errors)
+    rng = np.random.default_rng(20)
+    mu, hits, reps = 0.3, 0, 4000
+    t = t_critical(5)
+    for _ in range(reps):
+        first = mu + rng.standard_normal(5)
+        s0 = first.std(ddof=1)
+        n = stein_total(5, s0, 0.5)
+        values = np.concatenate([first, mu + rng.standard_normal(n - 5)])
+        hits += abs(values.mean() - mu) <= t * s0 / math.sqrt(n)
+    assert abs(hits / reps - 0.95) < 0.011, hits / reps

@@ -1,4 +1,4 @@
-/* One run's configuration (every knob of SPEC.md), its validation, its
+/* One run's configuration (every knob of docs/science.md), its validation, its
  * stable identifier and its cost estimate; and the YAML grid file that
  * expands into many runs. */
 #ifndef ICASWEEP_CONFIG_H
@@ -12,7 +12,7 @@
 
 #define ICAS_MAX_EVAL_NOISE 16
 #define ICAS_RUN_ID_LEN 20 /* "r" + 16 hex digits + NUL, padded */
-/* The closed loop's starting sizes k0 and critic noise levels q (SPEC
+/* The closed loop's starting sizes k0 and critic noise levels q (docs/science.md
  * "Self-correction in a closed loop"): each (q, k0) pair costs R forward
  * passes of the evaluation batch, so a handful of each is the useful range. */
 #define ICAS_MAX_SC_K0 8
@@ -38,7 +38,7 @@ typedef struct {
 #define KNOB(name, type, ...) CONFIG_CTYPE_##type name;
 #include "icasweep/knobs.def"
 #undef KNOB
-    /* evaluation noise levels p (SPEC "Evaluation") */
+    /* evaluation noise levels p (docs/science.md, "Evaluation") */
     int n_eval_noise;
     double eval_noise[ICAS_MAX_EVAL_NOISE];
     /* closed-loop self-correction after training (selfcorrect.h); rounds 0:
@@ -113,7 +113,7 @@ void knob_format(const knob_def *k, const run_config *c, knob_text_style style, 
 /* 1 when knob k of c holds its default. */
 int knob_is_default(const knob_def *k, const run_config *c);
 
-/* The paper's defaults (SPEC.md): d=5, N=20, L=20, H=3, E=96, softmax, MLP
+/* The paper's defaults (docs/science.md): d=5, N=20, L=20, H=3, E=96, softmax, MLP
  * on, Plackett-Luce, 3000 steps, batch 256, lr 1e-4, p=0, seed 0, eval batch
  * 256 at p = 0, 0.25, 0.5, 0.75, 1. */
 run_config config_default(void);

@@ -1,4 +1,4 @@
-/* SPEC.md "Evaluation", "Gradient-descent baseline" and "Reference
+/* docs/science.md "Evaluation", "The gradient-descent baseline" and "Reference
  * strategies": error curves of a trained model at several evaluation noise
  * levels, and of the GD baseline, the reward-blind average and the
  * critic-following pick on the same contexts. */

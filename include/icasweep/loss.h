@@ -1,4 +1,4 @@
-/* SPEC.md "Loss": Plackett-Luce and Bradley-Terry ranking losses over cosine
+/* docs/science.md "Losses": Plackett-Luce and Bradley-Terry ranking losses over cosine
  * similarities, with their gradients with respect to the prediction. */
 #ifndef ICASWEEP_LOSS_H
 #define ICASWEEP_LOSS_H

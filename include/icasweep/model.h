@@ -1,4 +1,4 @@
-/* The GPT-2-style decoder of SPEC.md ("The model"): forward and backward for
+/* The GPT-2-style decoder of docs/science.md ("The model"): forward and backward for
  * softmax or linear causal attention, H heads, L layers, MLP on or off.
  *
  * Parameters, gradients (and, in optim, Adam's moments) are each one flat
@@ -23,7 +23,7 @@ typedef struct {
     int ffn;
 } model_dims;
 
-/* How a tensor is initialised (SPEC "initialisation"). */
+/* How a tensor is initialised (docs/science.md, "Initialisation"). */
 typedef enum { INIT_ZERO, INIT_ONE, INIT_NORMAL, INIT_RESID, INIT_FANIN } param_init;
 
 typedef struct {
@@ -110,7 +110,7 @@ model_dims model_dims_of(const run_config *cfg);
 /* Allocates parameters and gradients and builds the view table. */
 int model_create(model *m, model_dims dims, icas_err *err);
 void model_free(model *m);
-/* SPEC initialisation, drawn from the run's seed (stream RNG_INIT). */
+/* The initialisation of docs/science.md, drawn from the run's seed (stream RNG_INIT). */
 void model_init_params(model *m, uint64_t seed);
 /* Binds named pointers to a block laid out like m->params. */
 void model_bind(const model *m, float *block, param_ptrs *out);

@@ -1,4 +1,4 @@
-/* Adam (SPEC.md "Training"), PyTorch's formulation, over one flat block. */
+/* Adam (docs/science.md, "Training"), PyTorch's formulation, over one flat block. */
 #ifndef ICASWEEP_OPTIM_H
 #define ICASWEEP_OPTIM_H
 

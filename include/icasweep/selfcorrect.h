@@ -1,4 +1,4 @@
-/* SPEC "Self-correction in a closed loop (beyond the paper)": a trained
+/* docs/science.md, "The closed loop" (beyond the paper): a trained
  * model is fed its own answers, each mapped onto the task's response family
  * and judged by a critic that errs with probability q, round after round;
  * the error of every round, the open-loop error on the same contexts and

@@ -1,4 +1,4 @@
-/* The synthetic in-context alignment task of SPEC.md ("One context", "The
+/* The synthetic in-context alignment task of docs/science.md ("The task", "The
  * sequence"): sampling a context and laying it out as 3N tokens of width d. */
 #ifndef ICASWEEP_TASK_H
 #define ICASWEEP_TASK_H
@@ -32,7 +32,7 @@ void task_seen_rewards(const task_context *c, double p, float *r_seen /*[N]*/);
 void task_tokens(const task_context *c, const float *r_seen, float *tokens);
 
 /* Prediction i is the model's output at token 3i, the query of example i
- * (SPEC): the outputs used are those at every TASK_QUERY_STRIDE-th token. */
+ * (docs/science.md): the outputs used are those at every TASK_QUERY_STRIDE-th token. */
 #define TASK_QUERY_STRIDE 3
 
 #endif

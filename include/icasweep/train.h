@@ -1,5 +1,5 @@
 /* One run from start to result: initialise, train with Adam on fresh
- * contexts (SPEC "Training"), then evaluate (eval.h) and, when configured,
+ * contexts (docs/science.md, "Training"), then evaluate (eval.h) and, when configured,
  * run the closed self-correction loop (selfcorrect.h). Chunks of
  * TRAIN_CHUNK contexts bound activation memory; their gradients accumulate
  * in a fixed order, so results do not depend on the thread count. */
