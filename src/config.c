@@ -549,7 +549,7 @@ int config_parse_list(int field, const char *const *items, int n, run_config *c,
 
 /* The closed loop's fields together: rounds > 0 needs k0 and q; rounds 0
  * none; every k0 + rounds at most points - 1 (the loop predicts at query
- * positions k0 .. k0 + rounds - 1, SPEC). */
+ * positions k0 .. k0 + rounds - 1, docs/science.md). */
 static int check_selfcorrect(const run_config *c, const field_names *nm, config_problem *p)
 {
     const int R = CONFIG_FIELD_SC_ROUNDS, K0 = CONFIG_FIELD_SC_K0, Q = CONFIG_FIELD_SC_Q;
@@ -566,8 +566,6 @@ static int check_selfcorrect(const run_config *c, const field_names *nm, config_
                     c->n_sc_k0 == 0 ? "the given triplets before the first round"
                                     : "the critic's noise levels");
     for (int i = 0; i < c->n_sc_k0; i++) {
-        /* the loop predicts at query positions k0 .. k0 + rounds - 1 (docs/science.md:
-         * it runs while k0 + rounds <= N - 1) */
         long need = (long)c->sc_k0[i] + c->sc_rounds + 1;
         if (need > c->points)
             return fail(p, i, NAMED(K0, R, KNOB_ID_points),
