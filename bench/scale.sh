@@ -21,7 +21,8 @@
 # wall time, as rank 0 prints it at the end, else sampled from /proc), its
 # peak resident memory (VmHWM, sampled every 0.2 s), the workers' share
 # (their training and evaluation seconds over workers x wall), the journal's
-# file count (highest seen while sweeping, and after the sweep), the time of
+# file count (every file under RESULTS.h5.* but the lock and the checkpoint
+# directory; highest seen while sweeping, and after the sweep), the time of
 # `icasweep status` on the finished file and of the Python loader
 # (analysis/icaresults.load, in-process, and the whole python3 command).
 #
@@ -94,12 +95,13 @@ def rank_of(pid):
 
 
 def journal_files(out):
-    """Files of the result's journal: every file under a path that starts
-    with RESULTS.h5.journal (a directory of entries, or log files)."""
+    """Files of the result's journal, whatever its layout: every file under
+    a path RESULTS.h5.* (a directory of entries, or log files) but the
+    writer's lock and the checkpoint directory."""
     d, base = os.path.split(out)
     n = 0
     for e in os.scandir(d):
-        if e.name.startswith(base + ".journal"):
+        if e.name.startswith(base + ".") and e.name not in (base + ".lock", base + ".ckpt"):
             if e.is_dir(follow_symlinks=False):
                 n += sum(len(fs) for _, _, fs in os.walk(e.path))
             else:
