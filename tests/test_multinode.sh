@@ -311,11 +311,14 @@ job=$(grep -o '[0-9]*$' "$T/work/sbatch3.out")
 log=$T/work/slurm-master-$job.log
 # once a first result is recorded, with the other runs in flight
 POLL_EVERY=0.05 poll 120 "a first recorded result under Slurm" grep -q '^\[1/4\]' "$log"
+# rank 0's host, as its lock note says; else the job's first node (where
+# the batch script runs, and task 0 with srun's block distribution)
 master_host=$(sed -n 's/^pid [0-9]* on host \(icas-n[12]\)$/\1/p' "$out.lock" 2>/dev/null)
+[ -n "$master_host" ] || master_host=$(cluster_on icas-head scontrol show job "$job" | sed -n 's/.* BatchHost=\(icas-n[12]\).*/\1/p')
 case $master_host in
   icas-n1) other=icas-n2 addr=11 ;;
   icas-n2) other=icas-n1 addr=12 ;;
-  *) bad "no master host in $out.lock: $(cat "$out.lock" 2>&1)"; finish ;;
+  *) bad "no master host: lock $(cat "$out.lock" 2>&1)"; finish ;;
 esac
 t0=$(now)
 cluster_kill_host "$master_host"
