@@ -46,7 +46,7 @@ static void test_monte_carlo(void)
     static const double pick_spec[3] = {0.007, 0.202, 0.399};
     double sum_b[5] = {0}, sq_b[5] = {0}, sum_p[3] = {0}, sq_p[3] = {0};
     task_context ctx;
-    CHECK(task_context_alloc(&ctx, D, N) == 0, "out of memory");
+    REQUIRE(task_context_alloc(&ctx, D, N) == 0, "out of memory");
     float r_seen[N];
     for (int c = 0; c < C; c++) {
         rng_state rng;
@@ -91,9 +91,9 @@ static void test_eval_run_curves(void)
     icas_err err;
     model m;
     run_result r;
-    CHECK(model_create(&m, model_dims_of(&c), &err) == 0, "%s", err.msg);
+    REQUIRE(model_create(&m, model_dims_of(&c), &err) == 0, "%s", err.msg);
     model_init_params(&m, c.seed);
-    CHECK(run_result_alloc(&r, &c, 1, &err) == 0, "%s", err.msg);
+    REQUIRE(run_result_alloc(&r, &c, 1, &err) == 0, "%s", err.msg);
     CHECK(eval_run(&c, &m, &r, &err) == 0, "%s", err.msg);
     const int N = c.points, P = c.n_eval_noise, d = c.dims;
     for (int p = 0; p < P; p++) {

@@ -14,6 +14,11 @@
 #      across both, the same numbers.
 #   4. A node lost under Slurm: the job requeues itself; once the node is
 #      back the requeued job completes, every run once, the same numbers.
+#   5. The master's node lost under Slurm (rank 0, the writer, and the batch
+#      script with it): the job's processes on the other node end, Slurm
+#      requeues the job; once the node is back the requeued job resumes
+#      from the file, journal and checkpoints on the shared directory,
+#      every run once, the same numbers.
 # Exit 77 (a skip for ctest) with what is missing when the machine cannot
 # host such a cluster.
 set -u
@@ -291,5 +296,62 @@ unstamp $stamper
 compare_results "$T/work/ref_slow.h5" "$T/work/slurm-lost.h5" --require-done \
   && ok "Slurm node loss + requeue equals an uninterrupted sweep, bit for bit" \
   || bad "Slurm node loss + requeue differs"
+
+# ---- 5. the master's node lost under Slurm ---------------------------------------
+# Nothing inside the job is left to record the loss or to requeue: the batch
+# script runs on the first node, with rank 0. slurmctld marks the node DOWN
+# after SlurmdTimeout, ends the job (NODE_FAIL) and requeues it, as the job
+# asked (--requeue); the requeued job finds what the dead master had
+# recorded in the file and its journal.
+job_restarts() { cluster_on icas-head scontrol show job "$1" 2>/dev/null | sed -n 's/.* Restarts=\([0-9]*\).*/\1/p'; }
+out=$T/work/slurm-master.h5
+cluster_on icas-head "${SBATCH[@]}" --output="$T/work/slurm-master-%j.log" \
+  "$SRC/jobs/sweep.sbatch" "$slow" "$out" >"$T/work/sbatch3.out" 2>&1
+job=$(grep -o '[0-9]*$' "$T/work/sbatch3.out")
+log=$T/work/slurm-master-$job.log
+# once a first result is recorded, with the other runs in flight
+POLL_EVERY=0.05 poll 120 "a first recorded result under Slurm" grep -q '^\[1/4\]' "$log"
+# rank 0's host, as its lock note says; else the job's first node (where
+# the batch script runs, and task 0 with srun's block distribution)
+master_host=$(sed -n 's/^pid [0-9]* on host \(icas-n[12]\)$/\1/p' "$out.lock" 2>/dev/null)
+[ -n "$master_host" ] || master_host=$(cluster_on icas-head scontrol show job "$job" | sed -n 's/.* BatchHost=\(icas-n[12]\).*/\1/p')
+case $master_host in
+  icas-n1) other=icas-n2 addr=11 ;;
+  icas-n2) other=icas-n1 addr=12 ;;
+  *) bad "no master host: lock $(cat "$out.lock" 2>&1)"; finish ;;
+esac
+t0=$(now)
+cluster_kill_host "$master_host"
+echo "$master_host (rank 0 and the batch script) lost under Slurm job $job at $(date +%T.%N | cut -c1-12)"
+# every process of the job on the node left ends, and Slurm requeues the job
+t_gone= t_down= t_requeue=
+end=$(( $(date +%s) + 120 ))
+until [ -n "$t_gone" ] && [ -n "$t_requeue" ]; do
+  [ -z "$t_gone" ] && ! pgrep -f "sweep $slow -o $out" >/dev/null && t_gone=$(since "$t0")
+  [ -z "$t_down" ] && cluster_on icas-head sinfo -h -n "$master_host" -o %t | grep -q down && t_down=$(since "$t0")
+  [ -z "$t_requeue" ] && [ "$(job_restarts "$job")" = 1 ] && t_requeue=$(since "$t0")
+  if [ "$(date +%s)" -ge $end ]; then
+    bad "timed out after 120 s waiting for the job's processes to end and the requeue"; break
+  fi
+  sleep 0.2
+done
+echo "master's node lost under Slurm: slurmctld marked $master_host DOWN after ${t_down:-?} s," \
+  "requeued the job after ${t_requeue:-?} s; the sweep's processes on $other ended after ${t_gone:-?} s"
+[ -n "$t_gone" ] && ok "Slurm, master's node lost: no process of the job left on $other after $t_gone s" \
+  || { bad "Slurm, master's node lost: processes left on $other"; pgrep -af "sweep $slow -o $out"; }
+[ -n "$t_requeue" ] && ok "Slurm, master's node lost: the job requeued after $t_requeue s" \
+  || { bad "Slurm, master's node lost: no requeue"; cluster_slurm_logs; }
+cluster_add_host "$master_host" "$addr" && cluster_slurmd "$master_host" || bad "cannot bring $master_host back"
+poll 180 "the requeued job to finish" job_ended "$job"
+echo "requeued job done $(since "$t0") s after the loss:"
+grep -E "start \(restart|already finished|sweep complete" "$log" | sed 's/^/  | /'
+n_kept=$(sed -n 's/^icasweep sweep: .*: 4 runs, \([0-9]*\) already finished, .*$/\1/p' "$log" | tail -1)
+grep -q "start (restart 1)" "$log" && [ "$(job_rc "$job")" = 0 ] && [ "${n_kept:-0}" -ge 1 ] \
+  && all_done_once "$out" 4 \
+  && ok "Slurm, master's node lost: the requeued job kept the $n_kept result(s) recorded before and completed every run once" \
+  || { bad "Slurm, master's node lost: requeued job (kept ${n_kept:-?})"; cat "$log"; cluster_slurm_logs; }
+compare_results "$T/work/ref_slow.h5" "$out" --require-done \
+  && ok "Slurm, master's node lost + requeue equals an uninterrupted sweep, bit for bit" \
+  || bad "Slurm, master's node lost + requeue differs"
 
 finish

@@ -71,7 +71,7 @@ static void test_task(void)
 {
     const int d = 5, N = 20, n_ctx = 20000;
     task_context c;
-    CHECK(task_context_alloc(&c, d, N) == 0, "alloc");
+    REQUIRE(task_context_alloc(&c, d, N) == 0, "alloc");
     double replaced = 0, sx = 0, sx2 = 0, sr = 0;
     float r_seen[N], tokens[3 * N * d];
     for (int k = 0; k < n_ctx; k++) {

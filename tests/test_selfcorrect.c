@@ -101,7 +101,7 @@ static const float hand_r[HB][HN] = {{0.3f, 0.6f, 0.2f, 0.9f, 0.1f, 0.5f},
 static void hand_contexts(task_context ctx[HB])
 {
     for (int c = 0; c < HB; c++) {
-        CHECK(task_context_alloc(&ctx[c], HD, HN) == 0, "out of memory");
+        REQUIRE(task_context_alloc(&ctx[c], HD, HN) == 0, "out of memory");
         ctx[c].x[0] = 1;
         ctx[c].x[1] = -1;
         ctx[c].y_star[0] = 1;
@@ -178,7 +178,7 @@ static void test_hand_loop(void)
     task_context ctx[HB];
     hand_contexts(ctx);
     run_result r;
-    CHECK(run_result_alloc(&r, &c, 0, &err) == 0, "%s", err.msg);
+    REQUIRE(run_result_alloc(&r, &c, 0, &err) == 0, "%s", err.msg);
     const int R = c.sc_rounds;
 
     /* best-so-far with a perfect critic. k0 = 2: round 1 picks the better
@@ -268,7 +268,7 @@ static void run_model(const run_config *c, const model *m, int threads, int with
 {
     icas_err err;
     omp_set_num_threads(threads);
-    CHECK(run_result_alloc(r, c, 0, &err) == 0, "%s", err.msg);
+    REQUIRE(run_result_alloc(r, c, 0, &err) == 0, "%s", err.msg);
     if (with_eval)
         CHECK(eval_run(c, m, r, &err) == 0, "%s", err.msg);
     CHECK(selfcorrect_run(c, m, r, &err) == 0, "%s", err.msg);
@@ -280,7 +280,7 @@ static void test_with_model(void)
     icas_err err;
     CHECK(config_validate(&c, &err) == 0, "%s", err.msg);
     model m;
-    CHECK(model_create(&m, model_dims_of(&c), &err) == 0, "%s", err.msg);
+    REQUIRE(model_create(&m, model_dims_of(&c), &err) == 0, "%s", err.msg);
     model_init_params(&m, 3);
     /* larger weights than the initialisation's, so that predictions vary
      * between contexts and the true rewards spread over (0, 1) */
@@ -354,12 +354,12 @@ static void test_train_and_evaluate(void)
     c.batch = 8;
     icas_err err;
     run_result r;
-    CHECK(train_and_evaluate(&c, NULL, &r, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, NULL, &r, &err) == 0, "%s", err.msg);
     CHECK(r.status == RUN_DONE && r.sc_err && isfinite(r.sc_err[0]) && isfinite(r.sc_tau[0]),
           "closed loop not run by train_and_evaluate");
     run_result_free(&r);
     c.sc_rounds = c.n_sc_k0 = c.n_sc_q = 0;
-    CHECK(train_and_evaluate(&c, NULL, &r, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, NULL, &r, &err) == 0, "%s", err.msg);
     float *a[RUN_RESULT_N_SC];
     int len[RUN_RESULT_N_SC];
     CHECK(run_result_sc_arrays(&r, a, len) == 0 && r.sc_err == NULL,

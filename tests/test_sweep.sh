@@ -22,13 +22,14 @@ grep -q "^\[8/8\]" "$work/np1.log" && ! grep -q "^\[" "$work/np3.log" && grep -q
   && ok "a line per run, none with -q" || bad "progress lines: $(cat "$work/np1.log" "$work/np3.log")"
 compare_results "$work/np1.h5" "$work/np2.h5" --require-done && ok "1 vs 2 ranks identical" || bad "1 vs 2 ranks differ"
 compare_results "$work/np1.h5" "$work/np3.h5" --require-done && ok "1 vs 3 ranks identical" || bad "1 vs 3 ranks differ"
-"$BIN" status "$work/np2.h5" >"$work/status" && grep -q "done" "$work/status" \
-  && ok "status" || bad "status: $(cat "$work/status")"
+"$BIN" status "$work/np2.h5" >"$work/status" \
+  && grep -qx "$work/np2.h5: 8 runs: 8 done, 0 diverged, 0 failed, 0 interrupted, 0 pending" "$work/status" \
+  && ok "status counts 8 of 8 done" || bad "status: $(cat "$work/status")"
 
 # rerunning a finished sweep runs nothing and changes nothing
 cp "$work/np2.h5" "$work/again.h5"
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$smoke" -o "$work/again.h5" 2>"$work/again.log"
-grep -q "0 to run" "$work/again.log" && compare_results "$work/np2.h5" "$work/again.h5" >/dev/null \
+grep -q ": 8 runs, 8 already finished, 0 to run on" "$work/again.log" && compare_results "$work/np2.h5" "$work/again.h5" >/dev/null \
   && ok "rerun of a finished sweep is a no-op" || bad "rerun of a finished sweep: $(cat "$work/again.log")"
 
 # -- 2. a grid whose runs take a few seconds each ------------------------------
@@ -61,7 +62,15 @@ done_before=$("$BIN" status "$work/killed.h5" | head -1)
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$work/slow.yaml" -o "$work/killed.h5" --heartbeat 0 2>"$work/killed2.log"
 rc=$?
 [ $rc -eq 0 ] && ok "resume after kill -9 (before: $done_before)" || { bad "resume after kill -9: exit $rc"; cat "$work/killed2.log"; }
-grep -q "already finished" "$work/killed2.log" && ok "resume skipped finished runs" || bad "resume log: $(cat "$work/killed2.log")"
+# the runs finished before the kill (at least the one awaited, and every one
+# status counted) are skipped, and only the others run
+n_before=$(sed -n 's/^.*: [0-9]* runs: \([0-9]*\) done, .*$/\1/p' <<<"$done_before")
+n_skipped=$(sed -n 's/^icasweep sweep: .*: 4 runs, \([0-9]*\) already finished, [0-9]* to run on .*$/\1/p' "$work/killed2.log")
+[ "${n_skipped:-0}" -ge 1 ] && [ "$n_skipped" -ge "${n_before:-0}" ] \
+  && grep -q ": 4 runs, $n_skipped already finished, $((4 - n_skipped)) to run on" "$work/killed2.log" \
+  && grep -q ": $((4 - n_skipped)) done, 0 diverged, 0 failed, 0 not finished ($n_skipped already finished before)" "$work/killed2.log" \
+  && ok "resume skipped the $n_skipped finished runs (status counted ${n_before:-none})" \
+  || bad "resume log (status before: $done_before): $(cat "$work/killed2.log")"
 compare_results "$work/slow_ref.h5" "$work/killed.h5" --require-done && ok "kill -9 + resume identical" || bad "kill -9 + resume differs"
 
 # SIGTERM to the ranks, SIGUSR1 to mpirun: every rank checkpoints, exit 3,
@@ -124,7 +133,7 @@ kill -KILL "$victim" 2>/dev/null
   && ok "silent worker declared lost: exit 3 after $((SECONDS - start)) s, rank and host named" \
   || { bad "silent worker: exit $rc, want 3"; cat "$work/silent1.log"; }
 "$BIN" status "$work/silent.h5" >"$work/status_silent" 2>&1
-grep -q "interrupted" "$work/status_silent" && ok "status shows the lost run as interrupted" \
+grep -q "^$work/silent.h5: 4 runs: .*, [1-9][0-9]* interrupted, " "$work/status_silent" && ok "status shows the lost run as interrupted" \
   || bad "status after a lost worker: $(cat "$work/status_silent")"
 "${MPIRUN[@]}" -np 3 "$BIN" sweep "$work/slow.yaml" -o "$work/silent.h5" --heartbeat 0 2>"$work/silent2.log"
 rc=$?
@@ -141,10 +150,12 @@ rc=$?
   || bad "second writer: exit $rc, $(cat "$work/second.log")"
 kill -TERM $pid; wait $pid
 
+# refused, and the file is left as it was, byte for byte
+cp "$work/slow_ref.h5" "$work/slow_ref.copy"
 "$BIN" sweep "$smoke" -o "$work/slow_ref.h5" 2>"$work/other.log"
 rc=$?
-[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && compare_results "$work/slow_ref.h5" "$work/slow_ref.h5" >/dev/null \
-  && ok "file from another grid refused" || bad "another grid: exit $rc, $(cat "$work/other.log")"
+[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && cmp -s "$work/slow_ref.copy" "$work/slow_ref.h5" \
+  && ok "file from another grid refused, left unchanged" || bad "another grid: exit $rc, $(cat "$work/other.log")"
 
 printf 'settings:\n  layers: [2]\n  heads: 0\nbogus: 1\n' >"$work/broken.yaml"
 "$BIN" sweep "$work/broken.yaml" -o "$work/never.h5" 2>"$work/broken.log"

@@ -35,12 +35,12 @@ static void test_learns(void)
     run_config c = small_config();
     icas_err err;
     trainer *t;
-    CHECK(trainer_create(&t, &c, &err) == 0, "%s", err.msg);
+    REQUIRE(trainer_create(&t, &c, &err) == 0, "%s", err.msg);
     int N = c.points;
     run_result before, after;
-    CHECK(run_result_alloc(&before, &c, 0, &err) == 0 && run_result_alloc(&after, &c, 0, &err) == 0,
-          "%s", err.msg);
-    CHECK(eval_run(&c, trainer_model(t), &before, &err) == 0, "%s", err.msg);
+    REQUIRE(run_result_alloc(&before, &c, 0, &err) == 0 && run_result_alloc(&after, &c, 0, &err) == 0,
+            "%s", err.msg);
+    REQUIRE(eval_run(&c, trainer_model(t), &before, &err) == 0, "%s", err.msg);
     const float *tf0 = before.tf_err, *gd0 = before.gd_err;
     double first = 0, last = 0;
     for (int s = 0; s < c.steps; s++) {
@@ -48,7 +48,7 @@ static void test_learns(void)
         if (s < 30) first += loss / 30;
         if (s >= c.steps - 30) last += loss / 30;
     }
-    CHECK(eval_run(&c, trainer_model(t), &after, &err) == 0, "%s", err.msg);
+    REQUIRE(eval_run(&c, trainer_model(t), &after, &err) == 0, "%s", err.msg);
     const float *tf1 = after.tf_err, *gd1 = after.gd_err;
     printf("smoke: loss %.4f -> %.4f; err[%d] at p=0 %.4f -> %.4f (GD %.4f)\n", first, last,
            N - 1, tf0[N - 1], tf1[N - 1], gd1[N - 1]);
@@ -75,7 +75,7 @@ static void run_with_threads(int threads, run_config c, run_result *r)
     icas_err err;
     omp_set_num_threads(threads);
     train_options opt = {.save_model = 1};
-    CHECK(train_and_evaluate(&c, &opt, r, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &opt, r, &err) == 0, "%s", err.msg);
 }
 
 /* Training and evaluation at 2, 3 and 4 threads give the bits of 1 thread:
@@ -153,19 +153,19 @@ static void test_checkpoint_resume(void)
 
     run_result full, part, resumed;
     train_options plain = {0};
-    CHECK(train_and_evaluate(&c, &plain, &full, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &plain, &full, &err) == 0, "%s", err.msg);
 
     stopper st = {0, 13};
     train_options opt = {.progress = stop_after, .user = &st, .stop = &st.stop,
                          .checkpoint_path = path, .checkpoint_every = 5};
-    CHECK(train_and_evaluate(&c, &opt, &part, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &opt, &part, &err) == 0, "%s", err.msg);
     CHECK(part.status == RUN_INTERRUPTED, "status %s", run_status_name(part.status));
     CHECK(part.steps_done == 13, "stopped after %d steps", part.steps_done);
     CHECK(access(path, F_OK) == 0, "no checkpoint at %s", path);
 
     st.stop = 0;
     st.stop_at = -1;
-    CHECK(train_and_evaluate(&c, &opt, &resumed, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &opt, &resumed, &err) == 0, "%s", err.msg);
     CHECK(resumed.status == RUN_DONE, "resumed status %s", run_status_name(resumed.status));
     CHECK(memcmp(full.train_loss, resumed.train_loss, sizeof(float) * c.steps) == 0,
           "resumed losses differ from an uninterrupted run");
@@ -180,7 +180,7 @@ static void test_checkpoint_resume(void)
     fputs("garbage", f);
     fclose(f);
     run_result bad;
-    CHECK(train_and_evaluate(&c, &opt, &bad, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &opt, &bad, &err) == 0, "%s", err.msg);
     CHECK(bad.status == RUN_DONE && bad.steps_done == c.steps, "status %s after %d steps",
           run_status_name(bad.status), bad.steps_done);
     CHECK(memcmp(full.train_loss, bad.train_loss, sizeof(float) * c.steps) == 0 &&
@@ -201,7 +201,7 @@ static void test_divergence(void)
     icas_err err;
     run_result r;
     train_options opt = {0};
-    CHECK(train_and_evaluate(&c, &opt, &r, &err) == 0, "%s", err.msg);
+    REQUIRE(train_and_evaluate(&c, &opt, &r, &err) == 0, "%s", err.msg);
     CHECK(r.status == RUN_DIVERGED, "lr 1e30: status %s, final loss %g",
           run_status_name(r.status), r.final_loss);
     CHECK(strstr(r.reason, "step") != NULL, "reason '%s'", r.reason);

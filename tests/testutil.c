@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 int test_failures = 0;
 int test_checks = 0;
@@ -18,4 +19,11 @@ int test_finish(const char *name)
         return 1;
     }
     return test_failures ? 1 : 0;
+}
+
+void test_stop(void)
+{
+    fprintf(stderr, "stopped: the rest depends on the check that failed (%d checks, %d failed)\n",
+            test_checks, test_failures);
+    exit(1);
 }

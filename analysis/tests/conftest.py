@@ -19,7 +19,7 @@ SMOKE_GRID = os.path.join(ROOT, "jobs", "grids", "smoke.yaml")
 sys.path.insert(0, ANALYSIS)
 sys.path.insert(0, HERE)
 
-# The one-run fallback and the `train` fixture: the smoke grid's settings.
+# The `train` fixture: the smoke grid's settings.
 TRAIN_ARGS = ["--dims", "5", "--points", "8", "--layers", "1", "--heads", "2", "--embd", "16",
               "--steps", "20", "--batch", "16", "--lr", "1e-3", "--eval-batch", "16",
               "--eval-noise", "0,0.5,1", "--seed", "0", "-q"]
@@ -28,7 +28,6 @@ TRAIN_ARGS = ["--dims", "5", "--points", "8", "--layers", "1", "--heads", "2", "
 @dataclass
 class MadeFile:
     path: str
-    how: str   # "sweep" (the smoke grid) or "train" (one run)
     log: str
 
 
@@ -56,24 +55,21 @@ def _train(exe, out_dir):
     rc, log = _run([exe, "train", *TRAIN_ARGS, "-o", path], out_dir)
     if rc != 0 or not os.path.exists(path):
         pytest.fail(f"icasweep train could not make a result file:\n{log}")
-    return MadeFile(path, "train", log)
+    return MadeFile(path, log)
 
 
 @pytest.fixture(scope="session")
 def binary_file(tmp_path_factory):
-    """The smoke grid swept by the binary on one rank (8 runs). If `sweep`
-    fails, one run made by `icasweep train` stands in (how == "train"), and
-    the sweep's output is kept in .log for the tests that need the grid."""
+    """The smoke grid swept by the binary on one rank (8 runs). A failed
+    sweep fails every test that uses it: nothing else stands in for the
+    grid."""
     exe = _binary()
     out_dir = str(tmp_path_factory.mktemp("sweep"))
     path = os.path.join(out_dir, "x.h5")
     rc, log = _run([exe, "sweep", SMOKE_GRID, "-o", path, "-q"], out_dir)
-    if rc == 0 and os.path.exists(path):
-        return MadeFile(path, "sweep", log)
-    made = _train(exe, out_dir)
-    made.log = f"sweep failed, fell back to train:\n{log}\n{made.log}"
-    print(made.log, file=sys.stderr)
-    return made
+    if rc != 0 or not os.path.exists(path):
+        pytest.fail(f"icasweep sweep could not make the smoke-grid file:\n{log}")
+    return MadeFile(path, log)
 
 
 @pytest.fixture(scope="session")
