@@ -601,7 +601,8 @@ static int cmd_repair(int argc, char **argv)
                            .save_model = g.save_model};
     recovery_report rec;
     journal *j = NULL;
-    if (recovery_prepare(path, &layout, jpath, stderr, &rec, &err)) {
+    int *row_status = NULL;
+    if (recovery_prepare(path, &layout, jpath, stderr, &rec, &row_status, &err)) {
         fprintf(stderr, "icasweep repair: %s\n", err.msg);
         status = rec.refused ? EXIT_USAGE : EXIT_IO;
     } else if (rec.journal_records > 0 && journal_create(jpath, g.text, &j, &err)) {
@@ -620,6 +621,7 @@ static int cmd_repair(int argc, char **argv)
         if (print_status(path, NULL, stdout, &err) == -1)
             fprintf(stderr, "icasweep repair: %s\n", err.msg);
     }
+    free(row_status);
     free(text);
     grid_free(&g);
     sched_unlock(path, lock_fd);

@@ -67,7 +67,7 @@ int journal_create(const char *path, const char *grid_text, journal **out, icas_
     uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
     sum = hash_fnv1a64(text, h.grid_bytes, sum);
     atomicfile_part parts[3] = {{&h, sizeof h}, {text, h.grid_bytes}, {&sum, sizeof sum}};
-    if (atomicfile_write(path, "journal", parts, 3, err))
+    if (atomicfile_write(path, "journal header", parts, 3, err))
         return -1;
     journal *j = calloc(1, sizeof *j);
     if (!j)

@@ -12,7 +12,7 @@
 /* journal_scan's visitor: writes each record into its row. */
 typedef struct {
     store_file *file;
-    int *applied_rows; /* [R]: 1 where a record was written */
+    int *applied_rows; /* [R]: the status + 1 of the record written there; 0: none */
     int applied;
 } apply_state;
 
@@ -24,7 +24,7 @@ static int apply_record(void *user, int row, const run_result *r, const char *fi
         return -1;
     if (!a->applied_rows[row])
         a->applied++;
-    a->applied_rows[row] = 1;
+    a->applied_rows[row] = (int)r->status + 1;
     return 0;
 }
 
@@ -89,6 +89,24 @@ static int rebuild(const char *path, const store_layout *l, const char *old,
     return rc;
 }
 
+/* Each row's status as a sweep should take it: a row whose numbers fail
+ * its checksum counts pending. *status is malloc'd [n_runs]. */
+static int statuses_of(const char *path, int n_runs, int **status, icas_err *err)
+{
+    store_contents c;
+    if (store_read(path, &c, err))
+        return -1;
+    if (c.n_runs != n_runs) {
+        store_contents_free(&c);
+        return icas_fail(err, "%s: %d rows, the grid has %d runs", path, c.n_runs, n_runs);
+    }
+    *status = malloc(sizeof(int) * (size_t)(n_runs ? n_runs : 1));
+    for (int i = 0; *status && i < n_runs; i++)
+        (*status)[i] = c.rows[i].sound && c.rows[i].status >= 0 ? c.rows[i].status : RUN_PENDING;
+    store_contents_free(&c);
+    return *status ? 0 : icas_fail(err, "out of memory");
+}
+
 /* Refuses a file of other runs or another grid text. */
 static int same_grid(const char *path, const store_contents *c, const store_layout *l,
                      icas_err *err)
@@ -96,7 +114,10 @@ static int same_grid(const char *path, const store_contents *c, const store_layo
     int first_diff = -1;
     for (int i = 0; i < c->n_runs && i < l->n_runs; i++) {
         char id[ICAS_RUN_ID_LEN];
-        config_run_id(&l->runs[i], id);
+        if (l->run_ids)
+            memcpy(id, l->run_ids[i], ICAS_RUN_ID_LEN);
+        else
+            config_run_id(&l->runs[i], id);
         if (strncmp(id, c->rows[i].run_id, ICAS_RUN_ID_LEN) != 0) {
             first_diff = i;
             break;
@@ -119,8 +140,22 @@ static int same_grid(const char *path, const store_contents *c, const store_layo
     return 0;
 }
 
+static int prepare(const char *path, const store_layout *layout, const char *journal_file,
+                   FILE *log, recovery_report *out, int **status, icas_err *err);
+
 int recovery_prepare(const char *path, const store_layout *layout, const char *journal_file,
-                     FILE *log, recovery_report *out, icas_err *err)
+                     FILE *log, recovery_report *out, int **status, icas_err *err)
+{
+    *status = NULL;
+    int rc = prepare(path, layout, journal_file, log, out, status, err);
+    /* a file made or rebuilt here: its statuses from the file itself */
+    if (rc == 0 && !*status)
+        rc = statuses_of(path, layout->n_runs, status, err);
+    return rc;
+}
+
+static int prepare(const char *path, const store_layout *layout, const char *journal_file,
+                   FILE *log, recovery_report *out, int **status, icas_err *err)
 {
     memset(out, 0, sizeof *out);
     if (store_layout_check(layout, err))
@@ -150,8 +185,9 @@ int recovery_prepare(const char *path, const store_layout *layout, const char *j
             return rc;
         }
         if (log)
-            fprintf(log, "icasweep: %s is missing; rebuilding it from %d results in the "
-                         "journal %s\n", path, info.records, journal_file);
+            fprintf(log, "icasweep: %s is missing; rebuilding it from %d result%s in the "
+                         "journal %s\n", path, info.records, info.records == 1 ? "" : "s",
+                    journal_file);
         return rebuild(path, layout, NULL, journal_file, out, err);
     }
 
@@ -172,9 +208,10 @@ int recovery_prepare(const char *path, const store_layout *layout, const char *j
                              journal_file);
         }
         if (log)
-            fprintf(log, "icasweep: %s is damaged (%s); rebuilding it from %d results in the "
+            fprintf(log, "icasweep: %s is damaged (%s); rebuilding it from %d result%s in the "
                          "journal %s (runs recorded before the journal was last cut back are "
-                         "redone)\n", path, why.msg, info.records, journal_file);
+                         "redone)\n", path, why.msg, info.records, info.records == 1 ? "" : "s",
+                    journal_file);
         rc = rebuild(path, layout, NULL, journal_file, out, err);
         if (rc == 0 && log)
             fprintf(log, "icasweep: the damaged file is kept as %s.damaged\n", path);
@@ -206,12 +243,22 @@ int recovery_prepare(const char *path, const store_layout *layout, const char *j
         rc = journal_scan(journal_file, layout->runs, layout->n_runs, NULL, apply_record, &a,
                           &info, err);
     out->applied = a.applied;
+    int *final = rc == 0 ? malloc(sizeof(int) * (size_t)c.n_runs) : NULL;
+    if (rc == 0 && !final)
+        rc = icas_fail(err, "out of memory");
     for (int i = 0; rc == 0 && i < c.n_runs; i++) {
+        final[i] = applied[i] ? applied[i] - 1
+                : c.rows[i].sound && c.rows[i].status >= 0 ? c.rows[i].status
+                                                          : RUN_PENDING;
         if (applied[i] || c.rows[i].status == RUN_PENDING || c.rows[i].sound)
             continue;
         rc = store_write_pending(f, i, &layout->runs[i], err);
         out->hollow++;
     }
+    if (rc == 0)
+        *status = final;
+    else
+        free(final);
     if (rc == 0 && (out->applied || out->hollow))
         rc = store_sync(f, err);
     icas_err close_err;

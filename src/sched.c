@@ -1,6 +1,7 @@
 #define _DEFAULT_SOURCE /* flock */
 #include "icasweep/sched.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -323,6 +324,7 @@ typedef struct {
     icas_err io_err;
     char (*hosts)[HOST_LEN]; /* [size]: each rank's host name */
     int n_lost;              /* workers declared lost */
+    char (*ids)[ICAS_RUN_ID_LEN]; /* [n_runs]: each run's config_run_id */
     char journal_path[4096]; /* journal.h */
     journal *jnl;            /* the result journal, open for appending */
     store_file *file;        /* the result file, open for writing */
@@ -376,9 +378,8 @@ static void make_task(const master_state *m, int row, task_msg *t)
      * worker lost, and at most 5 s between them */
     double lost_after = m->args->lost_after;
     t->alive_every = lost_after > 0 ? fmin(lost_after / 6, 5.0) : 0;
-    char id[ICAS_RUN_ID_LEN];
-    config_run_id(&t->cfg, id);
-    sched_checkpoint_file(m->args->ckpt_dir, id, t->checkpoint_path, sizeof t->checkpoint_path);
+    sched_checkpoint_file(m->args->ckpt_dir, m->ids[row], t->checkpoint_path,
+                          sizeof t->checkpoint_path);
 }
 
 /* A write failed: no more runs are handed out, the runs in flight are
@@ -823,6 +824,44 @@ static int parse_args(int argc, char **argv, sweep_args *a)
     return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strncmp(a, b, ICAS_RUN_ID_LEN);
+}
+
+/* Removes the checkpoints in dir of runs the file holds as finished: a
+ * master that died after a result was durable but before the worker heard
+ * so leaves the run's checkpoint behind. */
+static void remove_finished_checkpoints(const master_state *m, const int *status, const char *dir)
+{
+    int n = 0;
+    char(*ids)[ICAS_RUN_ID_LEN] = malloc(sizeof *ids * (size_t)(m->g.n_runs ? m->g.n_runs : 1));
+    DIR *d = ids ? opendir(dir) : NULL;
+    if (!d) {
+        free(ids);
+        return;
+    }
+    for (int i = 0; i < m->g.n_runs; i++)
+        if (status[i] == RUN_DONE || status[i] == RUN_DIVERGED)
+            memcpy(ids[n++], m->ids[i], ICAS_RUN_ID_LEN);
+    qsort(ids, (size_t)n, sizeof *ids, cmp_id);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char id[ICAS_RUN_ID_LEN] = {0};
+        if (len < 6 || len - 5 >= ICAS_RUN_ID_LEN || strcmp(e->d_name + len - 5, ".ckpt") != 0)
+            continue;
+        memcpy(id, e->d_name, len - 5);
+        if (bsearch(id, ids, (size_t)n, sizeof *ids, cmp_id)) {
+            char file[4096 + ICAS_RUN_ID_LEN + 8];
+            sched_checkpoint_file(dir, id, file, sizeof file);
+            unlink(file);
+        }
+    }
+    closedir(d);
+    free(ids);
+}
+
 /* Loads the grid, locks and prepares the file, and lists what remains.
  * Returns an exit status; EXIT_ALL_DONE means "go". */
 static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lock_fd)
@@ -837,17 +876,28 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
         return EXIT_USAGE;
     }
+    m->ids = malloc(sizeof *m->ids * (size_t)m->g.n_runs);
+    if (!m->ids) {
+        fprintf(stderr, "icasweep sweep: out of memory\n");
+        return EXIT_IO;
+    }
+    for (int i = 0; i < m->g.n_runs; i++)
+        config_run_id(&m->g.runs[i], m->ids[i]);
     store_layout layout = {.n_runs = m->g.n_runs, .runs = m->g.runs, .grid_text = m->g.text,
-                           .save_model = m->g.save_model};
+                           .save_model = m->g.save_model,
+                           .run_ids = (const char (*)[ICAS_RUN_ID_LEN])m->ids};
     journal_path(a->output, m->journal_path, sizeof m->journal_path);
     recovery_report rec = {0};
+    int *status = NULL;
     if (a->force) {
         /* a new file replaces the old one only once it is complete */
         if (store_create(a->output, &layout, 1, &err)) {
             fprintf(stderr, "icasweep sweep: -o %s: %s\n", a->output, err.msg);
             return err.sys_errno ? EXIT_IO : EXIT_USAGE;
         }
-    } else if (recovery_prepare(a->output, &layout, m->journal_path, stderr, &rec, &err)) {
+        status = calloc((size_t)m->g.n_runs, sizeof *status); /* every row pending */
+    } else if (recovery_prepare(a->output, &layout, m->journal_path, stderr, &rec, &status,
+                                &err)) {
         fprintf(stderr, "icasweep sweep: %s%s\n", err.msg,
                 rec.refused ? " (use --force to start over)" : "");
         return rec.refused ? EXIT_USAGE : EXIT_IO;
@@ -870,23 +920,9 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         fprintf(stderr, "icasweep sweep: --checkpoint-dir %s: %s\n", dir, strerror(errno));
         return EXIT_USAGE;
     }
-    store_contents contents;
-    int rc = store_read(a->output, &contents, &err);
-    if (rc == 0 && contents.n_runs != m->g.n_runs)
-        rc = icas_fail(&err, "%s: %d rows, the grid has %d runs", a->output, contents.n_runs,
-                       m->g.n_runs);
-    if (rc || store_open(a->output, &m->file, &err)) {
-        if (rc == 0)
-            store_contents_free(&contents);
-        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
-        return EXIT_IO;
-    }
-    int *status = malloc(sizeof(int) * (size_t)m->g.n_runs);
-    for (int i = 0; status && i < m->g.n_runs; i++)
-        status[i] = contents.rows[i].sound ? contents.rows[i].status : RUN_PENDING;
-    store_contents_free(&contents);
-    if (!status) {
-        fprintf(stderr, "icasweep sweep: out of memory\n");
+    if (!status || store_open(a->output, &m->file, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", status ? err.msg : "out of memory");
+        free(status);
         return EXIT_IO;
     }
     m->n_total = m->g.n_runs;
@@ -903,6 +939,7 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
             m->cost_todo += m->cost[i];
         }
     }
+    remove_finished_checkpoints(m, status, dir);
     free(status);
     costed_row *order = malloc(sizeof *order * (size_t)(m->n_todo ? m->n_todo : 1));
     for (int i = 0; i < m->n_todo; i++)
@@ -1112,6 +1149,7 @@ int sched_main(int argc, char **argv)
     }
     journal_close(m.jnl);
     free(m.group);
+    free(m.ids);
     free(m.group_row);
     free(m.group_rank);
     if (lock_fd >= 0)

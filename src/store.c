@@ -168,10 +168,14 @@ static void copy_str(char *dst, size_t n, const char *src)
     memcpy(dst, src, len);
 }
 
-static void row_from_config(run_row *r, int row, const run_config *c)
+/* id: c's run id, or NULL to compute it */
+static void row_from_config(run_row *r, int row, const run_config *c, const char *id)
 {
     memset(r, 0, sizeof *r);
-    config_run_id(c, r->run_id);
+    if (id)
+        memcpy(r->run_id, id, ICAS_RUN_ID_LEN);
+    else
+        config_run_id(c, r->run_id);
     r->row = row;
 #define ROW_SET_COUNT(name) r->name = c->name;
 #define ROW_SET_REAL(name) r->name = c->name;
@@ -325,8 +329,19 @@ static char *get_string_attr(hid_t obj, const char *name)
     return out;
 }
 
+/* Runs per chunk of a per-run dataset: chunks of about CHUNK_BYTES, so that
+ * reading a whole table is a few large reads (a restart reads every row),
+ * while writing one row rewrites one chunk (HDF5 reads it, puts the row in
+ * and writes it back: the other rows' bytes are rewritten unchanged). */
+#define CHUNK_BYTES 16384
+static hsize_t runs_per_chunk(size_t row_bytes, hsize_t R)
+{
+    hsize_t k = row_bytes >= CHUNK_BYTES ? 1 : CHUNK_BYTES / (row_bytes ? row_bytes : 1);
+    return k < R ? k : (R ? R : 1);
+}
+
 /* Creates a dataset of `rank` (at most 4) dims filled with `fill` (may be
- * NULL), every byte allocated now. With per_run, chunked one run per chunk
+ * NULL), every byte allocated now. With per_run, chunked (runs_per_chunk)
  * along an extendible first axis (rows can be added later without moving
  * the others); else contiguous. Gives it a description. Returns 0 or -1. */
 static int make_dataset(hid_t loc, const char *name, hid_t type, int rank,
@@ -335,12 +350,16 @@ static int make_dataset(hid_t loc, const char *name, hid_t type, int rank,
 {
     hsize_t maxdims[4], chunk[4];
     int nonempty = 1;
+    size_t row_bytes = H5Tget_size(type);
     for (int i = 0; i < rank; i++) {
         maxdims[i] = per_run && i == 0 ? H5S_UNLIMITED : dims[i];
-        chunk[i] = i == 0 ? 1 : dims[i];
+        chunk[i] = dims[i];
+        if (i > 0)
+            row_bytes *= (size_t)dims[i];
         if (dims[i] == 0)
             nonempty = 0;
     }
+    chunk[0] = runs_per_chunk(row_bytes, dims[0]);
     int chunked = per_run && nonempty;
     hid_t sp = H5Screate_simple(rank, dims, chunked ? maxdims : NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -485,10 +504,13 @@ static int write_selfcorrect_layout(hid_t f, const store_layout *l)
 }
 
 /* The model of one run, laid out NaN-filled: /models/<run_id>/<view>... */
-static int write_model_layout(hid_t models, const run_config *c)
+static int write_model_layout(hid_t models, const run_config *c, const char *run_id)
 {
     char id[ICAS_RUN_ID_LEN];
-    config_run_id(c, id);
+    if (run_id)
+        memcpy(id, run_id, ICAS_RUN_ID_LEN);
+    else
+        config_run_id(c, id);
     param_view *views = NULL;
     int n_views = 0;
     if (model_view_table(model_dims_of(c), &views, &n_views, NULL))
@@ -559,7 +581,7 @@ static int write_layout(hid_t f, const store_layout *l)
     hid_t ds = -1;
     int ok = rows != NULL;
     for (hsize_t i = 0; ok && i < R; i++)
-        row_from_config(&rows[i], (int)i, &l->runs[i]);
+        row_from_config(&rows[i], (int)i, &l->runs[i], l->run_ids ? l->run_ids[i] : NULL);
     ok = ok && make_dataset(f, "runs", rt, 1, &R, 1, NULL,
                             "one row per run, in plan order: configuration, status "
                             "(pending, done, diverged, failed, interrupted), reason, "
@@ -610,7 +632,7 @@ static int write_layout(hid_t f, const store_layout *l)
     ok = ok && make_dataset(g_train, "loss", H5T_NATIVE_FLOAT, 2, dims2, 1, &nanf_,
                             part_description("train/loss"), NULL) == 0;
     for (int i = 0; ok && l->save_model && i < l->n_runs; i++)
-        ok = write_model_layout(g_models, &l->runs[i]) == 0;
+        ok = write_model_layout(g_models, &l->runs[i], l->run_ids ? l->run_ids[i] : NULL) == 0;
     if (g_eval >= 0) H5Gclose(g_eval);
     if (g_train >= 0) H5Gclose(g_train);
     if (g_models >= 0) H5Gclose(g_models);
@@ -727,7 +749,7 @@ static uint64_t row_checksum(const float *const curves[4], size_t PN, const floa
 /* The /runs row of a result recorded at finished_at. */
 static void row_from_result(run_row *out, int row, const run_result *r, const char *finished_at)
 {
-    row_from_config(out, row, &r->cfg);
+    row_from_config(out, row, &r->cfg, r->run_id);
     copy_str(out->status, sizeof out->status, run_status_name(r->status));
     copy_str(out->reason, sizeof out->reason, r->reason);
     out->wall_seconds = r->wall_seconds;
@@ -1020,7 +1042,7 @@ int store_write_pending(store_file *s, int row, const run_config *cfg, icas_err 
     if (rc == 0) {
         /* a pending row carries no checksum */
         run_row out;
-        row_from_config(&out, row, cfg);
+        row_from_config(&out, row, cfg, NULL);
         quiet_state q = hdf5_quiet();
         fault_hdf5_begin();
         errno = 0;

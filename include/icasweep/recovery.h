@@ -38,9 +38,11 @@ typedef struct {
     int refused;          /* another grid's file, or damaged with no journal */
 } recovery_report;
 
-/* As above for the file `path` of `layout` and the journal at `journal`.
- * What was done goes to `log` (may be NULL) and *out. */
+/* As above for the file `path` of `layout` and the journal at
+ * `journal_file`. What was done goes to `log` (may be NULL) and *out; each
+ * row's status afterwards (run_status; a row without its numbers intact is
+ * RUN_PENDING) to *status, malloc'd [layout->n_runs]. */
 int recovery_prepare(const char *path, const store_layout *layout, const char *journal_file,
-                     FILE *log, recovery_report *out, icas_err *err);
+                     FILE *log, recovery_report *out, int **status, icas_err *err);
 
 #endif

@@ -49,6 +49,9 @@ typedef struct {
     const run_config *runs; /* [R], in row order */
     const char *grid_text;  /* stored as the `grid` attribute; may be NULL */
     int save_model;         /* 1: a /models/<run_id> group per run */
+    /* [R] each run's config_run_id, when the caller has them (a run id
+     * costs tens of microseconds); NULL: computed where needed */
+    const char (*run_ids)[ICAS_RUN_ID_LEN];
 } store_layout;
 
 /* Called first and last by the program: HDF5 is closed explicitly, so that
