@@ -140,11 +140,11 @@ int run_result_parts(const run_result *r, run_part parts[RUN_RESULT_MAX_PARTS])
     size_t PN = (size_t)r->P * r->N, B = (size_t)c->eval_batch, d = (size_t)c->dims;
     size_t N = (size_t)c->points;
     int k = 0;
-    parts[k++] = (run_part){"train/loss", RUN_PART_ROW, r->train_loss, (size_t)c->steps};
     parts[k++] = (run_part){"eval/tf_err", RUN_PART_ROW, r->tf_err, PN};
     parts[k++] = (run_part){"eval/gd_err", RUN_PART_ROW, r->gd_err, PN};
     parts[k++] = (run_part){"eval/blind_err", RUN_PART_ROW, r->blind_err, PN};
     parts[k++] = (run_part){"eval/pick_err", RUN_PART_ROW, r->pick_err, PN};
+    parts[k++] = (run_part){"train/loss", RUN_PART_ROW, r->train_loss, (size_t)c->steps};
     if (r->sc_err) {
         size_t QKR = (size_t)r->SQ * r->SK * r->SR, QK = (size_t)r->SQ * r->SK;
         parts[k++] = (run_part){"selfcorrect/err", RUN_PART_SELFCORRECT, r->sc_err, QKR};

@@ -103,14 +103,26 @@ static const char *part_description(const char *name)
     return "";
 }
 
-/* What the /runs checksum covers in a file of this layout, in order: the
- * /runs attribute checksum_covers. A file without the attribute (written
- * by an earlier icasweep) has checksums of the first five only. */
-static const char *const checksum_parts[] = {
+/* The per-run datasets of the file, in run_result_parts order (a result's
+ * arrays but its model): what a row write touches and, in this order, what
+ * the /runs checksum covers, then model_checksum (the /runs attribute
+ * checksum_covers names them). A file without that attribute (written by
+ * an earlier icasweep) has checksums of the first five only. */
+#define N_ROW_DATASETS 8
+#define ROW_LOSS 4     /* train/loss: [S] in the file, [steps] in a result */
+#define ROW_FIRST_SC 5 /* the closed loop's, present only with one */
+static const char *const row_dataset_names[N_ROW_DATASETS] = {
     "eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err", "train/loss",
-    "selfcorrect/err", "selfcorrect/open_err", "selfcorrect/critic_tau", "model_checksum",
+    "selfcorrect/err", "selfcorrect/open_err", "selfcorrect/critic_tau",
 };
-#define N_CHECKSUM_ROW_PARTS 5 /* without /selfcorrect and a model */
+
+static int row_dataset_index(const char *name)
+{
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        if (!strcmp(row_dataset_names[i], name))
+            return i;
+    return -1;
+}
 
 static hid_t string_type(size_t n)
 {
@@ -596,11 +608,12 @@ static int write_layout(hid_t f, const store_layout *l)
                             &ds) == 0;
     ok = ok && H5Dwrite(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
     ok = ok && set_knob_attrs(ds) == 0;
-    int n_covers = c0->sc_rounds > 0 ? 9 : 6;
-    const char *covers[9];
-    for (int i = 0, k = 0; i < 9; i++)
-        if (c0->sc_rounds > 0 || strncmp(checksum_parts[i], "selfcorrect/", 12) != 0)
-            covers[k++] = checksum_parts[i];
+    const char *covers[N_ROW_DATASETS + 1];
+    int n_covers = 0;
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        if (i < ROW_FIRST_SC || c0->sc_rounds > 0)
+            covers[n_covers++] = row_dataset_names[i];
+    covers[n_covers++] = "model_checksum";
     ok = ok && set_string_list_attr(ds, "checksum_covers", covers, n_covers) == 0;
     if (ds >= 0)
         H5Dclose(ds);
@@ -726,23 +739,20 @@ static uint64_t model_checksum(const run_result *r, const param_view *views, int
     return h ? h : 1;
 }
 
-/* The checksum of a row's numbers, as checksum_parts lists them: the four
- * [P, N] curves, the [S] loss row (NaN past the run's steps), with
- * cover_all the closed loop's arrays (when the file has them) and the
- * model_checksum value; FNV-1a 64, never 0. */
-static uint64_t row_checksum(const float *const curves[4], size_t PN, const float *loss, size_t S,
-                             const float *const sc[3], const size_t sc_n[3], int cover_all,
-                             uint64_t model_sum)
+/* The checksum of a row's numbers: its arrays a[k] of n[k] floats, in
+ * row_dataset_names order as stored (the loss row NaN-padded to S), then
+ * the model_checksum value; without cover_all (an earlier icasweep's
+ * file) only the first five. The closed loop's are NULL without one.
+ * FNV-1a 64, never 0. */
+static uint64_t row_checksum(const float *const a[N_ROW_DATASETS], const size_t n[N_ROW_DATASETS],
+                             int cover_all, uint64_t model_sum)
 {
     uint64_t h = HASH_ICASWEEP_INIT;
-    for (int k = 0; k < 4; k++)
-        h = hash_fnv1a64(curves[k], sizeof(float) * PN, h);
-    h = hash_fnv1a64(loss, sizeof(float) * S, h);
-    if (cover_all) {
-        for (int k = 0; sc && k < 3; k++)
-            h = hash_fnv1a64(sc[k], sizeof(float) * sc_n[k], h);
+    for (int k = 0; k < N_ROW_DATASETS; k++)
+        if (a[k] && (k < ROW_FIRST_SC || cover_all))
+            h = hash_fnv1a64(a[k], sizeof(float) * n[k], h);
+    if (cover_all)
         h = hash_fnv1a64(&model_sum, sizeof model_sum, h);
-    }
     return h ? h : 1;
 }
 
@@ -836,13 +846,6 @@ static int check_schema(hid_t f, const char *path, icas_err *err)
 
 /* ---- writing in place ----------------------------------------------------- */
 
-/* The per-run datasets a row write touches, opened once. */
-#define N_ROW_DATASETS 8
-static const char *const row_dataset_names[N_ROW_DATASETS] = {
-    "train/loss", "eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err",
-    "selfcorrect/err", "selfcorrect/open_err", "selfcorrect/critic_tau",
-};
-
 struct store_file {
     char path[4096];
     hid_t f, runs, row_t;
@@ -882,7 +885,7 @@ int store_open(const char *path, store_file **out, icas_err *err)
     int ok = 1;
     s->has_sc = H5Lexists(s->f, "selfcorrect", H5P_DEFAULT) > 0;
     for (int i = 0; ok && i < N_ROW_DATASETS; i++) {
-        if (!s->has_sc && i >= 5)
+        if (!s->has_sc && i >= ROW_FIRST_SC)
             break;
         s->ds[i] = H5Dopen2(s->f, row_dataset_names[i], dapl);
         ok = s->ds[i] >= 0;
@@ -891,7 +894,7 @@ int store_open(const char *path, store_file **out, icas_err *err)
     ok = ok && s->runs >= 0;
     H5Pclose(dapl);
     if (ok) {
-        hid_t sp = H5Dget_space(s->ds[0]);
+        hid_t sp = H5Dget_space(s->ds[ROW_LOSS]);
         hsize_t d2[2] = {0, 0};
         H5Sget_simple_extent_dims(sp, d2, NULL);
         H5Sclose(sp);
@@ -981,36 +984,42 @@ int store_write(store_file *s, int row, const run_result *r, const char *finishe
         free(loss);
         return icas_fail(err, "%s: out of memory writing row %d", s->path, row);
     }
-    float *curves[4];
-    run_result_curves((run_result *)r, curves);
-    float *sc[3];
-    int sc_len[3];
-    size_t sc_n[3] = {0, 0, 0};
-    int n_sc = run_result_sc_arrays((run_result *)r, sc, sc_len);
-    for (int i = 0; i < n_sc; i++)
-        sc_n[i] = (size_t)sc_len[i];
-    if (n_sc != (s->has_sc ? 3 : 0)) {
+    /* the result's arrays, each into its dataset (the model's below) */
+    const float *a[N_ROW_DATASETS] = {0};
+    size_t n[N_ROW_DATASETS] = {0};
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int np = run_result_parts(r, parts), bad = 0;
+    for (int i = 0; i < np; i++) {
+        if (parts[i].kind == RUN_PART_MODEL)
+            continue;
+        int k = row_dataset_index(parts[i].name);
+        bad |= k < 0 || s->ds[k] < 0;
+        if (k >= 0) {
+            a[k] = k == ROW_LOSS ? loss : parts[i].data;
+            n[k] = k == ROW_LOSS ? (size_t)s->S : parts[i].n;
+        }
+    }
+    for (int k = 0; k < N_ROW_DATASETS; k++)
+        bad |= s->ds[k] >= 0 && !a[k];
+    if (bad) {
         free(loss);
         free(views);
-        return icas_fail(err, "%s: row %d: the result %s closed-loop arrays and the file %s",
-                         s->path, row, n_sc ? "has" : "lacks", s->has_sc ? "has" : "has none");
+        return icas_fail(err, "%s: row %d: the result's closed-loop arrays and the file's "
+                              "/selfcorrect do not match (one has them, the other not)",
+                         s->path, row);
     }
     out.model_checksum = has_model ? model_checksum(r, views, n_views) : 0;
-    out.checksum = row_checksum((const float *const *)curves, (size_t)r->P * r->N, loss,
-                                (size_t)s->S, n_sc ? (const float *const *)sc : NULL, sc_n,
-                                s->cover_all, out.model_checksum);
+    out.checksum = row_checksum(a, n, s->cover_all, out.model_checksum);
 
     quiet_state q = hdf5_quiet();
     fault_hdf5_begin();
     errno = 0;
-    const float *data[N_ROW_DATASETS] = {loss, curves[0], curves[1], curves[2], curves[3],
-                                         sc[0], sc[1], sc[2]};
     int ok = 1;
-    for (int i = 0; ok && i < N_ROW_DATASETS; i++) {
-        if (s->ds[i] < 0)
+    for (int k = 0; ok && k < N_ROW_DATASETS; k++) {
+        if (s->ds[k] < 0)
             continue;
-        ok = fault_point(i < 5 ? "hdf5 write curve" : "hdf5 write selfcorrect") == 0 &&
-             write_row(s->ds[i], H5T_NATIVE_FLOAT, (hsize_t)row, data[i]) >= 0;
+        ok = fault_point(k < ROW_FIRST_SC ? "hdf5 write curve" : "hdf5 write selfcorrect") == 0 &&
+             write_row(s->ds[k], H5T_NATIVE_FLOAT, (hsize_t)row, a[k]) >= 0;
     }
     if (ok && has_model)
         ok = fault_point("hdf5 write model") == 0 && write_model(s->f, r, views, n_views) == 0;
@@ -1189,7 +1198,7 @@ static int read_image(hid_t f, const char *path, file_image *im, icas_err *err)
     if (runs >= 0)
         H5Dclose(runs);
     for (int i = 0; i < N_ROW_DATASETS; i++) {
-        if (i >= 5 && !im->has_sc)
+        if (i >= ROW_FIRST_SC && !im->has_sc)
             break;
         hsize_t dims[4] = {0, 0, 0, 0};
         im->arrays[i] = read_all(f, row_dataset_names[i], (hsize_t)im->n, &im->per_row[i], dims);
@@ -1197,13 +1206,13 @@ static int read_image(hid_t f, const char *path, file_image *im, icas_err *err)
             image_free(im);
             return icas_fail(err, "%s: cannot read /%s", path, row_dataset_names[i]);
         }
-        if (i == 0)
+        if (i == ROW_LOSS)
             im->S = dims[1];
-        if (i == 1) {
+        if (i == 0) {
             im->P = dims[1];
             im->N = dims[2];
         }
-        if (i >= 1 && i <= 4 && im->per_row[i] != (size_t)(im->P * im->N)) {
+        if (i < ROW_LOSS && im->per_row[i] != (size_t)(im->P * im->N)) {
             image_free(im);
             return icas_fail(err, "%s: /%s and /eval/tf_err differ in shape", path,
                              row_dataset_names[i]);
@@ -1267,14 +1276,15 @@ static int image_result(hid_t f, const file_image *im, int i, const run_config *
     run_result_set_outcome(r, &o);
     snprintf(finished_at, 32, "%.*s", (int)sizeof im->rows[i].finished_at - 1,
              im->rows[i].finished_at);
-    memcpy(r->train_loss, im->arrays[0] + (size_t)i * im->per_row[0],
-           sizeof(float) * (size_t)(cfg->steps < (int)im->S ? cfg->steps : (int)im->S));
-    float *dst[N_ROW_DATASETS] = {NULL, r->tf_err, r->gd_err, r->blind_err, r->pick_err,
-                                  r->sc_err, r->sc_open_err, r->sc_tau};
-    for (int k = 1; k < N_ROW_DATASETS; k++)
-        if (dst[k] && im->arrays[k])
-            memcpy(dst[k], im->arrays[k] + (size_t)i * im->per_row[k],
-                   sizeof(float) * im->per_row[k]);
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int np = run_result_parts(r, parts);
+    for (int p = 0; p < np; p++) {
+        int k = parts[p].kind == RUN_PART_MODEL ? -1 : row_dataset_index(parts[p].name);
+        if (k < 0 || !im->arrays[k])
+            continue;
+        size_t count = parts[p].n < im->per_row[k] ? parts[p].n : im->per_row[k];
+        memcpy(parts[p].data, im->arrays[k] + (size_t)i * im->per_row[k], sizeof(float) * count);
+    }
     if (with_model) {
         param_view *views = NULL;
         int n_views = 0;
@@ -1365,25 +1375,21 @@ static int row_sound(hid_t f, const file_image *im, int i)
     const float *a[N_ROW_DATASETS];
     for (int k = 0; k < N_ROW_DATASETS; k++)
         a[k] = im->arrays[k] ? im->arrays[k] + (size_t)i * im->per_row[k] : NULL;
-    if (r->checksum) {
-        size_t sc_n[3] = {im->per_row[5], im->per_row[6], im->per_row[7]};
-        if (row_checksum(a + 1, PN, a[0], (size_t)im->S, im->has_sc ? a + 5 : NULL, sc_n,
-                         im->cover_all, r->model_checksum) != r->checksum)
-            return 0;
-    }
+    if (r->checksum && row_checksum(a, im->per_row, im->cover_all, r->model_checksum) != r->checksum)
+        return 0;
     if (row_status(r) != RUN_DONE)
         return 1;
     for (size_t j = 0; j < PN; j++) {
         size_t k = j % im->N;
-        if (!isfinite(a[1][j]) || !isfinite(a[2][j]))
+        if (!isfinite(a[0][j]) || !isfinite(a[1][j]))
             return 0;
-        if (k > 0 && (!isfinite(a[3][j]) || !isfinite(a[4][j])))
+        if (k > 0 && (!isfinite(a[2][j]) || !isfinite(a[3][j])))
             return 0;
     }
     if (r->steps < 0 || (hsize_t)r->steps > im->S)
         return 0;
     for (int s = 0; s < r->steps; s++)
-        if (!isfinite(a[0][s]))
+        if (!isfinite(a[ROW_LOSS][s]))
             return 0;
     if (im->cover_all && r->model_checksum) {
         /* the model the checksum names must be there, byte for byte */

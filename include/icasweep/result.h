@@ -85,9 +85,10 @@ void run_result_set_outcome(run_result *r, const run_outcome *in);
 int run_result_has_model(const run_result *r);
 
 /* The arrays of a result, in the one order in which the journal holds
- * them, the MPI messages send them and the row checksum covers them:
- *   train/loss [steps], eval/tf_err, eval/gd_err, eval/blind_err,
- *   eval/pick_err [P*N each]; with a closed loop selfcorrect/err,
+ * them, the MPI messages send them, the store writes them and its row
+ * checksum covers them:
+ *   eval/tf_err, eval/gd_err, eval/blind_err, eval/pick_err [P*N each],
+ *   train/loss [steps]; with a closed loop selfcorrect/err,
  *   selfcorrect/open_err [Q*K0*R], selfcorrect/critic_tau [Q*K0]; with a
  *   model (run_result_has_model) params [n_params], eval_tokens
  *   [B*3N*d], eval_pred [B*N*d], eval_target [B*d].
