@@ -162,6 +162,7 @@ int main(int argc, char **argv)
     store_close(f, &err);
     /* the sweep computes every run id at each start (sched.c) */
     t0 = omp_get_wtime();
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
         config_run_id(&runs[i], ids[i]);
     double t_ids = omp_get_wtime() - t0;

@@ -505,12 +505,11 @@ static int write_selfcorrect_layout(hid_t f, const store_layout *l)
                          "given triplets before the first round [K0]") == 0 &&
              write_whole(g, "round", H5T_NATIVE_INT32, T, rounds,
                          "round numbers t = 1..R, the last axis of err and open_err [R]") == 0;
-    ok = ok && make_dataset(g, "err", H5T_NATIVE_FLOAT, 4, dims, 1, &nanf_,
-                            part_description("selfcorrect/err"), NULL) == 0;
-    ok = ok && make_dataset(g, "open_err", H5T_NATIVE_FLOAT, 4, dims, 1, &nanf_,
-                            part_description("selfcorrect/open_err"), NULL) == 0;
-    ok = ok && make_dataset(g, "critic_tau", H5T_NATIVE_FLOAT, 3, dims, 1, &nanf_,
-                            part_description("selfcorrect/critic_tau"), NULL) == 0;
+    /* [R, Q, K0, T] twice, then [R, Q, K0] */
+    for (int k = ROW_FIRST_SC; ok && k < N_ROW_DATASETS; k++)
+        ok = make_dataset(g, row_dataset_names[k] + strlen("selfcorrect/"), H5T_NATIVE_FLOAT,
+                          k < N_ROW_DATASETS - 1 ? 4 : 3, dims, 1, &nanf_,
+                          part_description(row_dataset_names[k]), NULL) == 0;
     H5Gclose(g);
     return ok ? 0 : -1;
 }
@@ -537,13 +536,16 @@ static int write_model_layout(hid_t models, const run_config *c, const char *run
                           "stored [in, out]); NaN until the run is done", NULL) == 0;
     }
     hsize_t B = (hsize_t)c->eval_batch, N = (hsize_t)c->points, d = (hsize_t)c->dims;
-    hsize_t tokens[3] = {B, 3 * N, d}, pred[3] = {B, N, d}, target[2] = {B, d};
-    ok = ok && make_dataset(g, "eval_tokens", H5T_NATIVE_FLOAT, 3, tokens, 0, &nanf_,
-                            part_description("eval_tokens"), NULL) == 0;
-    ok = ok && make_dataset(g, "eval_pred", H5T_NATIVE_FLOAT, 3, pred, 0, &nanf_,
-                            part_description("eval_pred"), NULL) == 0;
-    ok = ok && make_dataset(g, "eval_target", H5T_NATIVE_FLOAT, 2, target, 0, &nanf_,
-                            part_description("eval_target"), NULL) == 0;
+    const struct {
+        const char *name;
+        int rank;
+        hsize_t dims[3];
+    } extra[3] = {{"eval_tokens", 3, {B, 3 * N, d}},
+                  {"eval_pred", 3, {B, N, d}},
+                  {"eval_target", 2, {B, d, 0}}};
+    for (int i = 0; ok && i < 3; i++)
+        ok = make_dataset(g, extra[i].name, H5T_NATIVE_FLOAT, extra[i].rank, extra[i].dims, 0,
+                          &nanf_, part_description(extra[i].name), NULL) == 0;
     /* the order model_checksum hashes the datasets in */
     const char **order = malloc(sizeof *order * (size_t)(n_views + 3));
     ok = ok && order;
