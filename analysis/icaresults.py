@@ -19,8 +19,16 @@ MissingDataError saying what the file lacks.
 
 `load(path, as_frame=True)` makes `.runs` a pandas DataFrame instead (pandas
 is needed only for that, tidy() and to_xarray(), which also needs xarray).
+
+Every row is checked against its checksum (the /runs column `checksum`:
+FNV-1a 64 of the parts the /runs attribute `checksum_covers` names, as
+icasweep computes it in src/store.c): a row marked done whose numbers fail
+it (a write cut short by a crash, or damage) is loaded as "pending", with a
+warning naming the row, and listed in `res.unsound_rows`, as `icasweep
+status` counts it; `icasweep repair FILE` or the next sweep mends it.
 """
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -148,6 +156,7 @@ class Results:
     descriptions: dict = field(default_factory=dict)  # dataset -> description
     reference: dict = field(default_factory=dict)     # "blind"/"pick" -> [R, P, N], if stored
     knobs: tuple = tuple(Knob(*k) for k in LEGACY_KNOBS)  # Knob per configuration column
+    unsound_rows: tuple = ()  # rows marked done whose numbers failed their checksum
 
     @property
     def config_fields(self):
@@ -397,9 +406,65 @@ def _attr_value(v):
     return v
 
 
+# FNV-1a 64 (include/icasweep/hash.h): icasweep's start value, FNV's prime.
+HASH_ICASWEEP_INIT = np.uint64(1469598103934665603)
+FNV_PRIME = np.uint64(0x100000001b3)
+# What the checksum of a file without the checksum_covers attribute covers.
+CHECKSUM_LEGACY = ("eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err",
+                   "train/loss")
+
+
+def fnv1a64_rows(data):
+    """FNV-1a 64 of each row of a [R, L] uint8 array, from icasweep's start
+    value (the same number as hash_fnv1a64 over the row's L bytes), one
+    vectorised step per byte column."""
+    h = np.full(data.shape[0], HASH_ICASWEEP_INIT, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(data.shape[1]):
+            h ^= data[:, j].astype(np.uint64)
+            h *= FNV_PRIME
+    return h
+
+
+def row_checksums(f, raw):
+    """The checksum each row's numbers have now, as icasweep computes it
+    (0 is stored as 1); None when the file has no checksum column."""
+    if "checksum" not in raw.dtype.names:
+        return None
+    covers = f["runs"].attrs.get("checksum_covers")
+    covers = [_attr_value(c) for c in covers] if covers is not None else list(CHECKSUM_LEGACY)
+    R = len(raw)
+    parts = []
+    for name in covers:
+        if name == "model_checksum":
+            col = np.ascontiguousarray(raw["model_checksum"].astype("<u8"))
+            parts.append(col.view(np.uint8).reshape(R, 8))
+        else:
+            a = np.ascontiguousarray(f[name][()].astype("<f4").reshape(R, -1))
+            parts.append(a.view(np.uint8).reshape(R, -1))
+    sums = fnv1a64_rows(np.concatenate(parts, axis=1))
+    sums[sums == 0] = 1
+    return sums
+
+
+def _unsound_rows(f, raw):
+    """Rows marked done whose numbers fail their checksum, or without one
+    in a file whose every written row has one (a row cut short)."""
+    sums = row_checksums(f, raw)
+    if sums is None:
+        return []
+    done = raw["status"] == b"done"
+    stored = raw["checksum"].astype(np.uint64)
+    bad = done & (stored != 0) & (stored != sums)
+    if "checksum_covers" in f["runs"].attrs:
+        bad |= done & (stored == 0)
+    return [int(i) for i in np.flatnonzero(bad)]
+
+
 def _open(path, attempts=10):
-    """Opens for reading. A sweep closes the file after every write, but a
-    reader that arrives during one meets HDF5's file lock: wait and retry."""
+    """Opens for reading. A sweep keeps the file open without HDF5's lock,
+    but a file written by an earlier icasweep may be locked for an
+    instant: wait and retry."""
     for i in range(attempts):
         try:
             return h5py.File(path, "r")
@@ -429,6 +494,13 @@ def load(path, as_frame=False):
         if missing:
             raise SchemaError(f"{path}: schema {version} file lacks {', '.join(missing)}")
         raw = f["runs"][()]
+        unsound = _unsound_rows(f, raw)
+        for i in unsound:
+            warnings.warn(f"{path}: row {i} ({raw['run_id'][i].decode(errors='replace')}) is "
+                          f"marked done but its numbers fail the row checksum (a write cut "
+                          f"short, or damage): loaded as pending; `icasweep repair {path}` "
+                          f"or the next sweep mends it", stacklevel=2)
+            raw["status"][i] = b"pending"
         try:
             knobs = knobs_of(f["runs"])
         except SchemaError as e:
@@ -451,6 +523,7 @@ def load(path, as_frame=False):
             reference={c: f[CURVES[c]][()] for c, v in CURVE_SINCE.items()
                        if 1 < v <= version},
             knobs=knobs,
+            unsound_rows=tuple(unsound),
         )
     R, P = len(res.runs), len(res.noise)
     expect = {"eval/tf_err": (res.tf_err, 3, (R, P)), "eval/gd_err": (res.gd_err, 3, (R, P)),

@@ -9,11 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "icasweep/grid.h"
+#include "icasweep/journal.h"
 #include "icasweep/model.h"
 #include "icasweep/progress.h"
+#include "icasweep/recovery.h"
 #include "icasweep/sched.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
@@ -244,7 +247,8 @@ static int cmd_train(int argc, char **argv)
      * and renamed over `output` only when complete. */
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.partial.%ld", output, (long)getpid());
-    store_layout layout = {.n_runs = 1, .runs = &cfg, .grid_text = NULL};
+    store_layout layout = {.n_runs = 1, .runs = &cfg, .grid_text = NULL,
+                           .save_model = save_model};
     if (store_create(tmp, &layout, 1, &err)) {
         fprintf(stderr, "icasweep train: -o %s: %s\n", output, err.msg);
         return EXIT_USAGE;
@@ -357,6 +361,110 @@ static int cmd_plan(int argc, char **argv)
     return EXIT_ALL_DONE;
 }
 
+/* Prints a summary of a result file (done, failed with reasons, missing,
+ * mean wall time, how many unfinished runs have a checkpoint in ckpt_dir,
+ * NULL for "<path>.ckpt", what the journal holds, whether a sweep is
+ * writing it now) to `out`; works while a sweep writes it or after one
+ * died. A row marked done whose numbers fail its checksum is counted
+ * pending. Returns 0; -1 (err set) when there is nothing to summarise;
+ * -2 when the file is damaged (said on out). */
+static int print_status(const char *path, const char *ckpt_dir, FILE *out, icas_err *err)
+{
+    char jpath[4200], holder[256];
+    journal_path(path, jpath, sizeof jpath);
+    journal_scan_info jinfo;
+    icas_err jerr;
+    if (journal_scan(jpath, NULL, 0, NULL, NULL, NULL, &jinfo, &jerr))
+        memset(&jinfo, 0, sizeof jinfo);
+    store_contents c;
+    icas_err why;
+    int rc = store_read(path, &c, &why);
+    /* a rebuild renames a new file into place: try again a few times
+     * before calling the file damaged while a sweep holds it */
+    for (int attempt = 0; rc == -1 && attempt < 10 && sched_lock_holder(path, holder, sizeof holder);
+         attempt++) {
+        struct timespec pause = {0, 100000000L};
+        nanosleep(&pause, NULL);
+        rc = store_read(path, &c, &why);
+    }
+    if (rc == -1 && access(path, F_OK) != 0)
+        return icas_fail(err, "%s", why.msg);
+    if (rc == -2) {
+        *err = why;
+        return -1;
+    }
+    if (rc == -1) {
+        fprintf(out, "%s: DAMAGED: %s\n", path, why.msg);
+        if (jinfo.records > 0)
+            fprintf(out, "the result journal %s holds %d recorded result%s: `icasweep repair %s` "
+                         "(or the same `icasweep sweep` command) rebuilds the file from them, "
+                         "keeping the damaged one as %s.damaged; runs not in the journal are "
+                         "redone by the next sweep\n",
+                    jpath, jinfo.records, jinfo.records == 1 ? "" : "s", path, path);
+        else
+            fprintf(out, "there is no result journal (%s) to rebuild it from: move it aside "
+                         "and run the sweep again\n", jpath);
+        return -2;
+    }
+    int n = c.n_runs;
+    int count[RUN_INTERRUPTED + 1] = {0}, with_ckpt = 0, hollow = 0;
+    char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
+    sched_checkpoint_dir(path, ckpt_dir, dir, sizeof dir);
+    double wall = 0;
+    for (int i = 0; i < n; i++) {
+        const store_row_info *r = &c.rows[i];
+        int s = r->status < 0 || !r->sound ? RUN_PENDING : r->status;
+        hollow += r->status > RUN_PENDING && !r->sound;
+        count[s]++;
+        if (s == RUN_DONE)
+            wall += r->wall_seconds;
+        if (s == RUN_PENDING || s == RUN_INTERRUPTED) {
+            /* unfinished runs with a checkpoint continue mid-training */
+            sched_checkpoint_file(dir, r->run_id, file, sizeof file);
+            with_ckpt += access(file, R_OK) == 0;
+        }
+    }
+    int unfinished = count[RUN_PENDING] + count[RUN_INTERRUPTED];
+    fprintf(out, "%s: %d runs: %d done, %d diverged, %d failed, %d interrupted, %d pending\n",
+            path, n, count[RUN_DONE], count[RUN_DIVERGED], count[RUN_FAILED],
+            count[RUN_INTERRUPTED], count[RUN_PENDING]);
+    for (int i = 0; i < n; i++) {
+        const store_row_info *r = &c.rows[i];
+        if (r->status > RUN_PENDING && !r->sound)
+            fprintf(out, "  row %d %.20s: marked %s without its numbers intact (missing: a "
+                         "write was cut short; or not matching the row's checksum: damaged); "
+                         "counted pending\n", i, r->run_id, run_status_name(r->status));
+        else if (r->status > RUN_DONE)
+            fprintf(out, "  row %d %.20s %s: %.128s\n", i, r->run_id,
+                    run_status_name(r->status), r->reason);
+    }
+    if (count[RUN_DONE])
+        fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
+                wall, wall / count[RUN_DONE]);
+    if (unfinished)
+        fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
+                with_ckpt, unfinished, dir);
+    int writing = sched_lock_holder(path, holder, sizeof holder);
+    if (writing)
+        fprintf(out, "a sweep is writing this file now (%s)\n", holder[0] ? holder : "holder unknown");
+    else if (unfinished)
+        fprintf(out, "no sweep is writing this file: run the same sweep command to finish it\n");
+    if (!writing && jinfo.records > 0)
+        fprintf(out, "the result journal %s holds %d recorded result%s that the file may lack "
+                     "(the sweep stopped before it merged them): `icasweep repair %s` or the "
+                     "next sweep puts %s in\n", jpath, jinfo.records,
+                jinfo.records == 1 ? "" : "s", path, jinfo.records == 1 ? "it" : "them");
+    if (hollow)
+        fprintf(out, "%d run%s marked done without %s numbers: `icasweep repair %s` takes %s "
+                     "from the journal where it holds %s, and the next sweep reruns the rest\n",
+                hollow, hollow == 1 ? "" : "s", hollow == 1 ? "its" : "their", path,
+                hollow == 1 ? "it" : "them", hollow == 1 ? "it" : "them");
+    fprintf(out, "written by icasweep %s (%s)\n", c.program_version ? c.program_version : "?",
+            c.git_revision ? c.git_revision : "?");
+    store_contents_free(&c);
+    return 0;
+}
+
 static int cmd_status(int argc, char **argv)
 {
     icas_err err;
@@ -366,8 +474,9 @@ static int cmd_status(int argc, char **argv)
             printf("usage: icasweep status RESULTS.h5 [--checkpoint-dir DIR]\n"
                    "Summarises a result file while a sweep writes it or after one died:\n"
                    "runs done, diverged, failed (with reasons), interrupted and pending;\n"
-                   "how many unfinished runs have a checkpoint (in DIR, default\n"
-                   "RESULTS.h5.ckpt); whether a sweep is writing the file now.\n");
+                   "rows whose numbers fail their checksum (counted pending); how many\n"
+                   "unfinished runs have a checkpoint (in DIR, default RESULTS.h5.ckpt);\n"
+                   "results in the journal; whether a sweep is writing the file now.\n");
             return EXIT_ALL_DONE;
         }
         if (!strcmp(argv[i], "--checkpoint-dir") && i + 1 < argc) {
@@ -384,11 +493,100 @@ static int cmd_status(int argc, char **argv)
         fprintf(stderr, "usage: icasweep status RESULTS.h5 [--checkpoint-dir DIR]\n");
         return EXIT_USAGE;
     }
-    if (store_print_summary(path, ckpt_dir, stdout, &err)) {
+    int rc = print_status(path, ckpt_dir, stdout, &err);
+    if (rc == -1)
         fprintf(stderr, "icasweep status: %s\n", err.msg);
-        return EXIT_IO;
+    else if (rc == -2)
+        fprintf(stderr, "icasweep status: %s is damaged (details above)\n", path);
+    return rc ? EXIT_IO : EXIT_ALL_DONE;
+}
+
+/* `icasweep repair RESULTS.h5`: what a sweep does to its file before it
+ * starts (recovery.h), without running anything. */
+static int cmd_repair(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: icasweep repair RESULTS.h5\n"
+                   "Mends a result file after a crash without running anything: puts in\n"
+                   "the results its journal (RESULTS.h5.journal) holds, makes rows whose\n"
+                   "numbers fail their checksum pending, and rebuilds a file that cannot\n"
+                   "be read from the journal (keeping it as RESULTS.h5.damaged). The grid\n"
+                   "is the one stored in the file (or in the journal). Refused while a\n"
+                   "sweep writes the file. The next sweep reruns what is still missing.\n");
+            return EXIT_ALL_DONE;
+        }
+        if (argv[i][0] != '-' && !path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "icasweep repair: %s: unexpected argument; usage: icasweep repair "
+                            "RESULTS.h5\n", argv[i]);
+            return EXIT_USAGE;
+        }
     }
-    return EXIT_ALL_DONE;
+    if (!path) {
+        fprintf(stderr, "usage: icasweep repair RESULTS.h5\n");
+        return EXIT_USAGE;
+    }
+    icas_err err;
+    int lock_fd = -1;
+    if (sched_lock(path, &lock_fd, &err)) {
+        fprintf(stderr, "icasweep repair: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    char jpath[4200];
+    journal_path(path, jpath, sizeof jpath);
+    /* the grid: the file's own, else the journal's */
+    char *text = NULL;
+    store_contents c;
+    int status = EXIT_ALL_DONE;
+    if (store_read(path, &c, &err) == 0) {
+        text = strdup(c.grid_text);
+        store_contents_free(&c);
+    } else if (journal_grid_text(jpath, &text, &err) || !text) {
+        fprintf(stderr, "icasweep repair: %s; and there is no result journal %s to rebuild "
+                        "it from\n", err.msg, jpath);
+        sched_unlock(path, lock_fd);
+        return EXIT_USAGE;
+    }
+    grid g;
+    if (!text || !text[0] || grid_parse(path, text, strlen(text), &g, stderr, &err)) {
+        fprintf(stderr, "icasweep repair: %s: the grid stored with it cannot be read: %s\n",
+                path, text && text[0] ? err.msg : "none stored (a `train` file?)");
+        free(text);
+        sched_unlock(path, lock_fd);
+        return EXIT_USAGE;
+    }
+    store_layout layout = {.n_runs = g.n_runs, .runs = g.runs, .grid_text = g.text,
+                           .save_model = g.save_model};
+    recovery_report rec;
+    journal *j = NULL;
+    int *row_status = NULL;
+    if (recovery_prepare(path, &layout, jpath, stderr, &rec, &row_status, &err)) {
+        fprintf(stderr, "icasweep repair: %s\n", err.msg);
+        status = rec.refused ? EXIT_USAGE : EXIT_IO;
+    } else if (rec.journal_records > 0 && journal_create(jpath, g.text, &j, &err)) {
+        /* the file holds every record now, durably: the journal starts over */
+        fprintf(stderr, "icasweep repair: %s\n", err.msg);
+        status = EXIT_IO;
+    } else {
+        journal_close(j);
+        printf("%s: repaired: %d result%s from the journal put in, %d row%s without their "
+               "numbers made pending%s\n", path, rec.applied, rec.applied == 1 ? "" : "s",
+               rec.hollow, rec.hollow == 1 ? "" : "s",
+               rec.rebuilt ? (rec.damaged ? "; rebuilt from the journal (the damaged file is "
+                                            "kept as .damaged)"
+                                          : "; rebuilt")
+                           : "");
+        if (print_status(path, NULL, stdout, &err) == -1)
+            fprintf(stderr, "icasweep repair: %s\n", err.msg);
+    }
+    free(row_status);
+    free(text);
+    grid_free(&g);
+    sched_unlock(path, lock_fd);
+    return status;
 }
 
 /* ---- icasweep knobs -------------------------------------------------------- */
@@ -447,6 +645,7 @@ static void usage(FILE *f)
             "                                             run every grid point into one file\n"
             "  icasweep plan GRID.yaml                    list a grid's runs and their cost\n"
             "  icasweep status RESULTS.h5                 summarise a result file\n"
+            "  icasweep repair RESULTS.h5                 mend a file after a crash from its journal\n"
             "  icasweep knobs                             every knob: key, flag, range, default\n"
             "\n"
             "`icasweep COMMAND --help` describes each command.\n",
@@ -464,6 +663,7 @@ int cli_main(int argc, char **argv)
                                    : !strcmp(cmd, "sweep")  ? sched_main
                                    : !strcmp(cmd, "plan")   ? cmd_plan
                                    : !strcmp(cmd, "status") ? cmd_status
+                                   : !strcmp(cmd, "repair") ? cmd_repair
                                    : !strcmp(cmd, "knobs")  ? cmd_knobs
                                                             : NULL;
     if (command) {

@@ -1,10 +1,8 @@
-#define _DEFAULT_SOURCE /* DT_REG */
 #include "icasweep/journal.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,270 +13,364 @@
 #include "icasweep/hash.h"
 #include "icasweep/model.h"
 
-#define JOURNAL_MAGIC "ICASJRN1"
-#define JOURNAL_VERSION 1
+#define LOG_MAGIC "ICASLOG1"
+#define RECORD_MAGIC "ICASREC1"
+#define JOURNAL_VERSION 2
 
 typedef struct {
     char magic[8];
     uint32_t version;
-    uint32_t header_bytes; /* sizeof(journal_header): layouts must agree */
-    char run_id[ICAS_RUN_ID_LEN];
-    int32_t row, status;
-    char reason[256];
-    double wall_seconds, train_seconds, eval_seconds;
-    float final_loss;
-    int32_t steps_done;
-    char host[64];
-    int32_t rank, threads;
-    int32_t steps, P, N, has_model;
-    uint64_t n_params;
-    int32_t eval_batch, dims, points, unused;
-    char finished_at[JOURNAL_FINISHED_AT_LEN];
-    uint64_t payload_floats;
-} journal_header;
+    uint32_t header_bytes; /* sizeof(log_header): layouts must agree */
+    uint32_t record_header_bytes;
+    uint32_t unused;
+    uint64_t grid_bytes; /* the grid text that follows, then a checksum */
+} log_header;
 
-void journal_dir(const char *results, char *out, size_t n)
+typedef struct {
+    char magic[8];
+    uint64_t record_bytes; /* the whole record, checksum included */
+    char run_id[ICAS_RUN_ID_LEN];
+    int32_t row, has_model;
+    int32_t steps, P, N, SQ, SK, SR, eval_batch, dims, points, unused;
+    uint64_t n_params;
+    char finished_at[JOURNAL_FINISHED_AT_LEN];
+    run_outcome outcome;
+} record_header;
+
+struct journal {
+    char path[4096];
+    int fd;
+    long long data_start; /* where records begin: after the header */
+    long long size;       /* bytes durable in the log */
+    int records;          /* synced records since the last cut */
+    char *pending;        /* records appended, not yet written */
+    size_t n_pending, cap_pending;
+    int n_waiting;
+};
+
+void journal_path(const char *results, char *out, size_t n)
 {
     snprintf(out, n, "%s.journal", results);
 }
 
-int journal_make_dir(const char *dir, icas_err *err)
+int journal_create(const char *path, const char *grid_text, journal **out, icas_err *err)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return icas_fail_errno(err, errno, "%s: cannot create the result journal: %s", dir,
+    *out = NULL;
+    const char *text = grid_text ? grid_text : "";
+    log_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, LOG_MAGIC, 8);
+    h.version = JOURNAL_VERSION;
+    h.header_bytes = sizeof h;
+    h.record_header_bytes = sizeof(record_header);
+    h.grid_bytes = strlen(text);
+    uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
+    sum = hash_fnv1a64(text, h.grid_bytes, sum);
+    atomicfile_part parts[3] = {{&h, sizeof h}, {text, h.grid_bytes}, {&sum, sizeof sum}};
+    if (atomicfile_write(path, "journal header", parts, 3, err))
+        return -1;
+    journal *j = calloc(1, sizeof *j);
+    if (!j)
+        return icas_fail(err, "%s: out of memory", path);
+    snprintf(j->path, sizeof j->path, "%s", path);
+    j->fd = open(path, O_WRONLY | O_APPEND);
+    if (j->fd < 0) {
+        int e = errno;
+        free(j);
+        return icas_fail_errno(err, e, "%s: cannot open the result journal: %s", path,
+                               strerror(e));
+    }
+    j->data_start = j->size = (long long)(sizeof h + h.grid_bytes + sizeof sum);
+    *out = j;
+    return 0;
+}
+
+static int reserve(journal *j, size_t more)
+{
+    if (j->n_pending + more <= j->cap_pending)
+        return 0;
+    size_t cap = j->cap_pending ? j->cap_pending : 1 << 16;
+    while (cap < j->n_pending + more)
+        cap *= 2;
+    char *bigger = realloc(j->pending, cap);
+    if (!bigger)
+        return -1;
+    j->pending = bigger;
+    j->cap_pending = cap;
+    return 0;
+}
+
+static void fill_header(record_header *h, int row, const run_result *r, const char *finished_at)
+{
+    memset(h, 0, sizeof *h);
+    memcpy(h->magic, RECORD_MAGIC, 8);
+    memcpy(h->run_id, r->run_id, ICAS_RUN_ID_LEN);
+    h->row = row;
+    h->has_model = run_result_has_model(r);
+    h->steps = r->cfg.steps;
+    h->P = r->P;
+    h->N = r->N;
+    h->SQ = r->sc_err ? r->SQ : 0;
+    h->SK = r->sc_err ? r->SK : 0;
+    h->SR = r->sc_err ? r->SR : 0;
+    h->eval_batch = r->cfg.eval_batch;
+    h->dims = r->cfg.dims;
+    h->points = r->cfg.points;
+    h->n_params = h->has_model ? r->n_params : 0;
+    snprintf(h->finished_at, sizeof h->finished_at, "%s", finished_at);
+    run_result_get_outcome(r, &h->outcome);
+}
+
+int journal_append(journal *j, int row, const run_result *r, const char *finished_at,
+                   icas_err *err)
+{
+    record_header h;
+    fill_header(&h, row, r, finished_at);
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int n = run_result_parts(r, parts);
+    size_t bytes = sizeof h + sizeof(uint64_t);
+    for (int i = 0; i < n; i++)
+        bytes += sizeof(float) * parts[i].n;
+    h.record_bytes = bytes;
+    if (reserve(j, bytes))
+        return icas_fail(err, "%s: out of memory for a journal record", j->path);
+    char *at = j->pending + j->n_pending;
+    memcpy(at, &h, sizeof h);
+    size_t off = sizeof h;
+    for (int i = 0; i < n; i++) {
+        memcpy(at + off, parts[i].data, sizeof(float) * parts[i].n);
+        off += sizeof(float) * parts[i].n;
+    }
+    uint64_t sum = hash_fnv1a64(at, off, HASH_ICASWEEP_INIT);
+    memcpy(at + off, &sum, sizeof sum);
+    j->n_pending += bytes;
+    j->n_waiting++;
+    return 0;
+}
+
+int journal_sync(journal *j, icas_err *err)
+{
+    if (j->n_pending == 0)
+        return 0;
+    int ok = fault_write_all(j->fd, j->pending, j->n_pending, "journal write") == 0;
+    ok = ok && (fault_point("journal fsync") == 0 && fdatasync(j->fd) == 0);
+    int e = errno;
+    if (!ok) {
+        /* a partial record must not stay in front of later ones */
+        if (ftruncate(j->fd, (off_t)j->size) != 0) {
+            /* the next scan stops at the partial record; nothing after it
+             * was acknowledged */
+        }
+        j->n_pending = 0;
+        j->n_waiting = 0;
+        return icas_fail_errno(err, e, "%s: cannot write the result journal: %s", j->path,
+                               strerror(e));
+    }
+    j->size += (long long)j->n_pending;
+    j->records += j->n_waiting;
+    j->n_pending = 0;
+    j->n_waiting = 0;
+    return 0;
+}
+
+int journal_truncate(journal *j, icas_err *err)
+{
+    if (fault_point("journal truncate") || ftruncate(j->fd, (off_t)j->data_start) != 0 ||
+        fault_point("journal fsync") || fdatasync(j->fd) != 0)
+        return icas_fail_errno(err, errno, "%s: cannot cut back the result journal: %s",
+                               j->path, strerror(errno));
+    j->size = j->data_start;
+    j->records = 0;
+    return 0;
+}
+
+int journal_records(const journal *j) { return j->records; }
+long long journal_bytes(const journal *j) { return j->size; }
+
+void journal_close(journal *j)
+{
+    if (!j)
+        return;
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->pending);
+    free(j);
+}
+
+int journal_remove(const char *path, icas_err *err)
+{
+    if (fault_unlink(path) != 0 && errno != ENOENT)
+        return icas_fail_errno(err, errno, "%s: %s", path, strerror(errno));
+    if (fault_fsync_dir_of(path) != 0)
+        return icas_fail_errno(err, errno, "%s: fsync of its directory: %s", path,
                                strerror(errno));
     return 0;
 }
 
-/* The arrays of an entry, in file order. */
-typedef struct {
-    float *p;
-    size_t n;
-} span;
+/* ---- reading ------------------------------------------------------------- */
 
-/* At most: the loss, the curves, the closed loop's arrays, the model's four. */
-#define MAX_SPANS (1 + RUN_RESULT_N_CURVES + RUN_RESULT_N_SC + 4)
-
-static int entry_spans(const run_result *r, int has_model, span out[MAX_SPANS])
+/* Opens a log and checks its header; *f NULL (return 0) when there is none.
+ * *grid (if not NULL) receives the grid text, malloc'd. */
+static int open_log(const char *path, FILE **f, char **grid, long long *size, icas_err *err)
 {
-    const run_config *c = &r->cfg;
-    size_t PN = (size_t)r->P * r->N, B = (size_t)c->eval_batch, d = (size_t)c->dims;
-    size_t N = (size_t)c->points;
-    int k = 0;
-    out[k++] = (span){r->train_loss, (size_t)c->steps};
-    out[k++] = (span){r->tf_err, PN};
-    out[k++] = (span){r->gd_err, PN};
-    out[k++] = (span){r->blind_err, PN};
-    out[k++] = (span){r->pick_err, PN};
-    float *sc[RUN_RESULT_N_SC];
-    int sc_len[RUN_RESULT_N_SC];
-    for (int i = 0, n = run_result_sc_arrays((run_result *)r, sc, sc_len); i < n; i++)
-        out[k++] = (span){sc[i], (size_t)sc_len[i]};
-    if (has_model) {
-        out[k++] = (span){r->params, r->n_params};
-        out[k++] = (span){r->eval_tokens, B * 3 * N * d};
-        out[k++] = (span){r->eval_pred, B * N * d};
-        out[k++] = (span){r->eval_target, B * d};
+    *f = fopen(path, "rb");
+    if (!*f)
+        return errno == ENOENT ? 0 : icas_fail_errno(err, errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    *size = fstat(fileno(*f), &st) == 0 ? (long long)st.st_size : 0;
+    log_header h;
+    char *text = NULL;
+    uint64_t stored = 0;
+    int ok = fread(&h, sizeof h, 1, *f) == 1 && memcmp(h.magic, LOG_MAGIC, 8) == 0;
+    if (ok && (h.version != JOURNAL_VERSION || h.header_bytes != sizeof h ||
+               h.record_header_bytes != sizeof(record_header))) {
+        fclose(*f);
+        *f = NULL;
+        return icas_fail(err, "%s: result journal of format %u, this program reads format %d "
+                              "(finish the sweep with the icasweep that wrote it)",
+                         path, h.version, JOURNAL_VERSION);
     }
-    return k;
-}
-
-static void entry_path(const char *dir, const char *run_id, char *out, size_t n)
-{
-    snprintf(out, n, "%s/%.*s.res", dir, ICAS_RUN_ID_LEN, run_id);
-}
-
-int journal_write(const char *dir, int row, const run_result *r, const char *finished_at,
-                  icas_err *err)
-{
-    char path[4200];
-    entry_path(dir, r->run_id, path, sizeof path);
-    journal_header h;
-    memset(&h, 0, sizeof h);
-    memcpy(h.magic, JOURNAL_MAGIC, 8);
-    h.version = JOURNAL_VERSION;
-    h.header_bytes = sizeof h;
-    memcpy(h.run_id, r->run_id, ICAS_RUN_ID_LEN);
-    h.row = row;
-    h.status = (int32_t)r->status;
-    snprintf(h.reason, sizeof h.reason, "%s", r->reason);
-    h.wall_seconds = r->wall_seconds;
-    h.train_seconds = r->train_seconds;
-    h.eval_seconds = r->eval_seconds;
-    h.final_loss = r->final_loss;
-    h.steps_done = r->steps_done;
-    memcpy(h.host, r->host, sizeof h.host);
-    h.host[sizeof h.host - 1] = 0;
-    h.rank = r->rank;
-    h.threads = r->threads;
-    h.steps = r->cfg.steps;
-    h.P = r->P;
-    h.N = r->N;
-    h.has_model = r->params != NULL && r->status == RUN_DONE;
-    h.n_params = h.has_model ? r->n_params : 0;
-    h.eval_batch = r->cfg.eval_batch;
-    h.dims = r->cfg.dims;
-    h.points = r->cfg.points;
-    snprintf(h.finished_at, sizeof h.finished_at, "%s", finished_at);
-    span sp[MAX_SPANS];
-    int n_sp = entry_spans(r, h.has_model, sp);
-    for (int i = 0; i < n_sp; i++)
-        h.payload_floats += sp[i].n;
-
-    /* the header, the arrays, then the checksum of both */
-    atomicfile_part parts[1 + MAX_SPANS + 1];
-    int n_parts = 0;
-    parts[n_parts++] = (atomicfile_part){&h, sizeof h};
-    for (int i = 0; i < n_sp; i++)
-        parts[n_parts++] = (atomicfile_part){sp[i].p, sizeof(float) * sp[i].n};
-    uint64_t sum = HASH_ICASWEEP_INIT;
-    for (int i = 0; i < n_parts; i++)
-        sum = hash_fnv1a64(parts[i].data, parts[i].n, sum);
-    parts[n_parts++] = (atomicfile_part){&sum, sizeof sum};
-    return atomicfile_write(path, "journal", parts, n_parts, err);
-}
-
-static int by_row(const void *a, const void *b)
-{
-    const journal_item *x = a, *y = b;
-    return x->row - y->row;
-}
-
-int journal_list(const char *dir, journal_item **items, int *n, icas_err *err)
-{
-    *items = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT)
-            return 0;
-        return icas_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
+    ok = ok && (long long)h.grid_bytes < *size && (text = malloc(h.grid_bytes + 1)) != NULL &&
+         fread(text, 1, h.grid_bytes, *f) == h.grid_bytes &&
+         fread(&stored, sizeof stored, 1, *f) == 1;
+    if (ok) {
+        text[h.grid_bytes] = 0;
+        uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT);
+        ok = hash_fnv1a64(text, h.grid_bytes, sum) == stored;
     }
-    int cap = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".res") != 0)
-            continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            journal_item *bigger = realloc(*items, sizeof **items * (size_t)cap);
-            if (!bigger) {
-                closedir(d);
-                free(*items);
-                *items = NULL;
-                return icas_fail(err, "%s: out of memory listing the journal", dir);
-            }
-            *items = bigger;
-        }
-        journal_item *it = &(*items)[*n];
-        memset(it, 0, sizeof *it);
-        snprintf(it->path, sizeof it->path, "%s/%s", dir, e->d_name);
-        journal_header h;
-        FILE *f = fopen(it->path, "rb");
-        int got = f && fread(&h, sizeof h, 1, f) == 1 &&
-                  memcmp(h.magic, JOURNAL_MAGIC, 8) == 0;
-        if (f)
-            fclose(f);
-        if (got) {
-            memcpy(it->run_id, h.run_id, ICAS_RUN_ID_LEN);
-            it->run_id[ICAS_RUN_ID_LEN - 1] = 0;
-            it->row = h.row;
-            it->status = h.status;
-        } else {
-            it->row = -1; /* unreadable: journal_read says why */
-            it->status = -1;
-        }
-        (*n)++;
+    if (!ok) {
+        free(text);
+        fclose(*f);
+        *f = NULL;
+        return icas_fail(err, "%s: not a result journal, or its header is damaged", path);
     }
-    closedir(d);
-    if (*n > 1)
-        qsort(*items, (size_t)*n, sizeof **items, by_row);
+    if (grid)
+        *grid = text;
+    else
+        free(text);
     return 0;
 }
 
-int journal_read(const char *file, const run_config *cfg, run_result *r, int *row,
-                 char finished_at[JOURNAL_FINISHED_AT_LEN], icas_err *err)
+int journal_grid_text(const char *path, char **text, icas_err *err)
 {
-    memset(r, 0, sizeof *r);
-    FILE *f = fopen(file, "rb");
-    if (!f)
-        return icas_fail_errno(err, errno, "%s: %s", file, strerror(errno));
-    journal_header h;
-    char id[ICAS_RUN_ID_LEN];
-    config_run_id(cfg, id);
-    int rc = 0;
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, JOURNAL_MAGIC, 8) != 0) {
-        rc = icas_fail(err, "%s: not a journal entry (truncated or garbled)", file);
-    } else if (h.version != JOURNAL_VERSION || h.header_bytes != sizeof h) {
-        rc = icas_fail(err, "%s: journal entry of format %u (%u-byte header), this program "
-                            "reads format %d (%zu bytes)", file, h.version, h.header_bytes,
-                       JOURNAL_VERSION, sizeof h);
-    } else if (strncmp(h.run_id, id, ICAS_RUN_ID_LEN) != 0) {
-        rc = icas_fail(err, "%s: holds run %.20s, not %s", file, h.run_id, id);
-    } else if (h.steps != cfg->steps || h.P != cfg->n_eval_noise || h.N != cfg->points ||
-               h.eval_batch != cfg->eval_batch || h.dims != cfg->dims ||
-               h.status < RUN_PENDING || h.status > RUN_INTERRUPTED ||
-               (h.has_model && h.n_params != model_count_params(model_dims_of(cfg)))) {
-        rc = icas_fail(err, "%s: sizes do not match run %s's configuration", file, id);
-    } else if (run_result_alloc(r, cfg, h.has_model, err)) {
-        rc = -1;
-    } else {
-        span sp[MAX_SPANS];
-        int n_sp = entry_spans(r, h.has_model, sp);
-        uint64_t sum = hash_fnv1a64(&h, sizeof h, HASH_ICASWEEP_INIT), stored = 0;
-        size_t total = 0;
-        for (int i = 0; i < n_sp; i++)
-            total += sp[i].n;
-        int ok = total == h.payload_floats;
-        for (int i = 0; ok && i < n_sp; i++) {
-            ok = fread(sp[i].p, sizeof(float), sp[i].n, f) == sp[i].n;
-            sum = hash_fnv1a64(sp[i].p, sizeof(float) * sp[i].n, sum);
-        }
-        char extra;
-        ok = ok && fread(&stored, sizeof stored, 1, f) == 1 && fread(&extra, 1, 1, f) == 0;
-        if (!ok || stored != sum) {
-            rc = icas_fail(err, "%s: damaged journal entry (%s)", file,
-                           ok ? "checksum mismatch" : "truncated or too long");
-            run_result_free(r);
-        } else {
-            r->status = (run_status)h.status;
-            snprintf(r->reason, sizeof r->reason, "%.*s", (int)sizeof h.reason - 1, h.reason);
-            r->wall_seconds = h.wall_seconds;
-            r->train_seconds = h.train_seconds;
-            r->eval_seconds = h.eval_seconds;
-            r->final_loss = h.final_loss;
-            r->steps_done = h.steps_done;
-            memcpy(r->host, h.host, sizeof r->host);
-            r->host[sizeof r->host - 1] = 0;
-            r->rank = h.rank;
-            r->threads = h.threads;
-            *row = h.row;
-            memcpy(finished_at, h.finished_at, JOURNAL_FINISHED_AT_LEN);
-            finished_at[JOURNAL_FINISHED_AT_LEN - 1] = 0;
-        }
-    }
-    fclose(f);
-    return rc;
+    FILE *f;
+    long long size;
+    *text = NULL;
+    if (open_log(path, &f, text, &size, err))
+        return -1;
+    if (f)
+        fclose(f);
+    return 0;
 }
 
-int journal_remove(const char *dir, icas_err *err)
+/* 1 when the record's sizes are those of configuration c. */
+static int sizes_match(const record_header *h, const run_config *c)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return errno == ENOENT ? 0 : icas_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
-    struct dirent *e;
+    int sq = c->sc_rounds > 0 ? c->n_sc_q : 0, sk = c->sc_rounds > 0 ? c->n_sc_k0 : 0,
+        sr = c->sc_rounds > 0 ? c->sc_rounds : 0;
+    return h->steps == c->steps && h->P == c->n_eval_noise && h->N == c->points &&
+           h->SQ == sq && h->SK == sk && h->SR == sr && h->eval_batch == c->eval_batch &&
+           h->dims == c->dims && h->points == c->points &&
+           h->outcome.status >= RUN_PENDING && h->outcome.status <= RUN_INTERRUPTED &&
+           (!h->has_model || h->n_params == model_count_params(model_dims_of(c)));
+}
+
+int journal_scan(const char *path, const run_config *runs, int n_runs, FILE *log,
+                 journal_visit visit, void *user, journal_scan_info *info, icas_err *err)
+{
+    memset(info, 0, sizeof *info);
+    FILE *f;
+    long long size;
+    if (open_log(path, &f, NULL, &size, err))
+        return -1;
+    if (!f)
+        return 0;
+    info->exists = 1;
     int rc = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+    long long at = ftell(f);
+    char *buf = NULL;
+    size_t cap = 0;
+    while (rc == 0 && at < size) {
+        record_header h;
+        if (size - at < (long long)sizeof h || fread(&h, sizeof h, 1, f) != 1 ||
+            memcmp(h.magic, RECORD_MAGIC, 8) != 0 || h.record_bytes < sizeof h + 8 ||
+            (long long)h.record_bytes > size - at) {
+            /* a write cut short; nothing after it was ever written */
+            info->torn = 1;
+            break;
+        }
+        size_t n = (size_t)h.record_bytes;
+        if (n > cap) {
+            char *bigger = realloc(buf, n);
+            if (!bigger) {
+                rc = icas_fail(err, "%s: out of memory reading a %zu-byte record", path, n);
+                break;
+            }
+            buf = bigger;
+            cap = n;
+        }
+        memcpy(buf, &h, sizeof h);
+        if (fread(buf + sizeof h, 1, n - sizeof h, f) != n - sizeof h) {
+            info->torn = 1;
+            break;
+        }
+        at += (long long)n;
+        uint64_t stored;
+        memcpy(&stored, buf + n - 8, 8);
+        if (hash_fnv1a64(buf, n - 8, HASH_ICASWEEP_INIT) != stored) {
+            info->damaged++;
+            if (log)
+                fprintf(log, "icasweep: warning: %s: damaged journal record of row %d "
+                             "(checksum mismatch); ignored, its run is redone\n",
+                        path, h.row);
             continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (fault_unlink(path) != 0 && errno != ENOENT)
-            rc = icas_fail_errno(err, errno, "%s: %s", path, strerror(errno));
+        }
+        if (!runs) {
+            info->records++;
+            continue;
+        }
+        char id[ICAS_RUN_ID_LEN];
+        int row = h.row;
+        if (row >= 0 && row < n_runs)
+            config_run_id(&runs[row], id);
+        if (row < 0 || row >= n_runs || strncmp(id, h.run_id, ICAS_RUN_ID_LEN) != 0 ||
+            !sizes_match(&h, &runs[row])) {
+            info->foreign++;
+            if (log)
+                fprintf(log, "icasweep: warning: %s: a record of run %.20s (row %d) that is "
+                             "not this grid's; ignored\n", path, h.run_id, row);
+            continue;
+        }
+        run_result r;
+        if (run_result_alloc(&r, &runs[row], h.has_model, err)) {
+            rc = -1;
+            break;
+        }
+        r.status = (run_status)h.outcome.status; /* decides the parts */
+        run_part parts[RUN_RESULT_MAX_PARTS];
+        int np = run_result_parts(&r, parts);
+        size_t off = sizeof h, want = sizeof h + 8;
+        for (int i = 0; i < np; i++)
+            want += sizeof(float) * parts[i].n;
+        if (want != n) {
+            info->foreign++;
+            run_result_free(&r);
+            continue;
+        }
+        for (int i = 0; i < np; i++) {
+            memcpy(parts[i].data, buf + off, sizeof(float) * parts[i].n);
+            off += sizeof(float) * parts[i].n;
+        }
+        run_result_set_outcome(&r, &h.outcome);
+        char finished_at[JOURNAL_FINISHED_AT_LEN];
+        memcpy(finished_at, h.finished_at, sizeof finished_at);
+        finished_at[sizeof finished_at - 1] = 0;
+        info->records++;
+        if (visit)
+            rc = visit(user, row, &r, finished_at, err);
+        run_result_free(&r);
     }
-    closedir(d);
-    if (rc == 0 && (fault_point("rmdir journal") || rmdir(dir) != 0))
-        rc = icas_fail_errno(err, errno, "%s: %s", dir, strerror(errno));
+    free(buf);
+    fclose(f);
     return rc;
 }

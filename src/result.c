@@ -111,3 +111,51 @@ void run_result_free(run_result *r)
     r->train_loss = r->tf_err = r->gd_err = r->blind_err = r->pick_err = NULL;
     r->params = r->eval_tokens = r->eval_pred = r->eval_target = NULL;
 }
+
+#define RUN_OUTCOME_COPY_(type, name, dims) memcpy(&dst->name, &src->name, sizeof dst->name);
+
+void run_result_get_outcome(const run_result *src, run_outcome *dst)
+{
+    memset(dst, 0, sizeof *dst);
+    RUN_OUTCOME_FIELDS(RUN_OUTCOME_COPY_)
+    dst->reason[sizeof dst->reason - 1] = 0;
+    dst->host[sizeof dst->host - 1] = 0;
+}
+
+void run_result_set_outcome(run_result *dst, const run_outcome *src)
+{
+    RUN_OUTCOME_FIELDS(RUN_OUTCOME_COPY_)
+    dst->reason[sizeof dst->reason - 1] = 0;
+    dst->host[sizeof dst->host - 1] = 0;
+}
+
+int run_result_has_model(const run_result *r)
+{
+    return r->params != NULL && r->status == RUN_DONE;
+}
+
+int run_result_parts(const run_result *r, run_part parts[RUN_RESULT_MAX_PARTS])
+{
+    const run_config *c = &r->cfg;
+    size_t PN = (size_t)r->P * r->N, B = (size_t)c->eval_batch, d = (size_t)c->dims;
+    size_t N = (size_t)c->points;
+    int k = 0;
+    parts[k++] = (run_part){"eval/tf_err", RUN_PART_ROW, r->tf_err, PN};
+    parts[k++] = (run_part){"eval/gd_err", RUN_PART_ROW, r->gd_err, PN};
+    parts[k++] = (run_part){"eval/blind_err", RUN_PART_ROW, r->blind_err, PN};
+    parts[k++] = (run_part){"eval/pick_err", RUN_PART_ROW, r->pick_err, PN};
+    parts[k++] = (run_part){"train/loss", RUN_PART_ROW, r->train_loss, (size_t)c->steps};
+    if (r->sc_err) {
+        size_t QKR = (size_t)r->SQ * r->SK * r->SR, QK = (size_t)r->SQ * r->SK;
+        parts[k++] = (run_part){"selfcorrect/err", RUN_PART_SELFCORRECT, r->sc_err, QKR};
+        parts[k++] = (run_part){"selfcorrect/open_err", RUN_PART_SELFCORRECT, r->sc_open_err, QKR};
+        parts[k++] = (run_part){"selfcorrect/critic_tau", RUN_PART_SELFCORRECT, r->sc_tau, QK};
+    }
+    if (run_result_has_model(r)) {
+        parts[k++] = (run_part){"params", RUN_PART_MODEL, r->params, r->n_params};
+        parts[k++] = (run_part){"eval_tokens", RUN_PART_MODEL, r->eval_tokens, B * 3 * N * d};
+        parts[k++] = (run_part){"eval_pred", RUN_PART_MODEL, r->eval_pred, B * N * d};
+        parts[k++] = (run_part){"eval_target", RUN_PART_MODEL, r->eval_target, B * d};
+    }
+    return k;
+}

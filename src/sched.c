@@ -1,6 +1,9 @@
+#define _DEFAULT_SOURCE /* flock */
 #include "icasweep/sched.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <mpi.h>
 #include <omp.h>
@@ -8,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -16,6 +20,7 @@
 #include "icasweep/grid.h"
 #include "icasweep/journal.h"
 #include "icasweep/progress.h"
+#include "icasweep/recovery.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
 
@@ -26,6 +31,7 @@ enum {
     TAG_ARRAYS,
     TAG_RELEASE,     /* master -> worker: all done, finalize */
     TAG_ALIVE,       /* worker -> master: int[2] {row, step}, during a run */
+    TAG_ACK,         /* master -> worker: int row: its result is durable */
 };
 
 /* Liveness: a worker sends TAG_ALIVE between training steps, at most every
@@ -50,18 +56,14 @@ typedef struct {
     char checkpoint_path[4096];
 } task_msg;
 
+/* A result: this header, then its arrays (run_result_parts order), each
+ * one TAG_ARRAYS message. */
 typedef struct {
     int row;
-    int ok; /* 0: the run could not be carried out; reason says why */
-    run_status status;
-    char reason[256];
-    double wall_seconds, train_seconds, eval_seconds;
-    float final_loss;
-    int steps_done;
-    char host[HOST_LEN];
-    int rank, threads;
+    int ok; /* 0: the run could not be carried out; outcome.reason says why */
     int has_model;
     int io_errno; /* !ok because a write failed (ENOSPC, EIO...): stop the sweep */
+    run_outcome outcome;
 } result_msg;
 
 typedef struct {
@@ -103,6 +105,86 @@ static int wait_message(int source, int tag, MPI_Status *st, const volatile sig_
     }
 }
 
+/* ---- checkpoints and the writer's lock: file names ---------------------- */
+
+void sched_checkpoint_dir(const char *path, const char *ckpt_dir, char *out, size_t n)
+{
+    if (ckpt_dir)
+        snprintf(out, n, "%s", ckpt_dir);
+    else
+        snprintf(out, n, "%s.ckpt", path);
+}
+
+void sched_checkpoint_file(const char *dir, const char *run_id, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%.*s.ckpt", dir, ICAS_RUN_ID_LEN, run_id);
+}
+
+static void lock_file(const char *path, char *out, size_t n)
+{
+    snprintf(out, n, "%s.lock", path);
+}
+
+/* The holder's note ("pid P on host H") from an open lock file. */
+static void read_lock_note(int d, char *holder, size_t n)
+{
+    ssize_t got = read(d, holder, n - 1);
+    holder[got > 0 ? got : 0] = 0;
+    holder[strcspn(holder, "\n")] = 0;
+}
+
+/* Takes the lock shared for an instant: that never blocks a writer. */
+int sched_lock_holder(const char *path, char *holder, size_t n)
+{
+    char lock[4096];
+    lock_file(path, lock, sizeof lock);
+    holder[0] = 0;
+    int d = open(lock, O_RDONLY);
+    if (d < 0)
+        return 0;
+    int held = flock(d, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    if (held)
+        read_lock_note(d, holder, n);
+    else
+        flock(d, LOCK_UN);
+    close(d);
+    return held;
+}
+
+/* ---- the writer's lock ------------------------------------------------- */
+
+int sched_lock(const char *path, int *fd, icas_err *err)
+{
+    char lock[4096];
+    lock_file(path, lock, sizeof lock);
+    int d = open(lock, O_RDWR | O_CREAT, 0644);
+    if (d < 0)
+        return icas_fail(err, "%s: cannot create lock file: %s", lock, strerror(errno));
+    if (flock(d, LOCK_EX | LOCK_NB) != 0) {
+        char holder[256];
+        read_lock_note(d, holder, sizeof holder);
+        close(d);
+        return icas_fail(err, "%s is being written by another sweep (%s); refusing a second "
+                              "writer", path, holder[0] ? holder : "holder unknown");
+    }
+    char me[256], host[128] = "";
+    gethostname(host, sizeof host - 1);
+    int len = snprintf(me, sizeof me, "pid %ld on host %s\n", (long)getpid(), host);
+    if (ftruncate(d, 0) != 0 || write(d, me, (size_t)len) != len) {
+        /* the lock holds without the note; the note only helps messages */
+    }
+    *fd = d;
+    return 0;
+}
+
+void sched_unlock(const char *path, int fd)
+{
+    char lock[4096];
+    lock_file(path, lock, sizeof lock);
+    unlink(lock);
+    close(fd);
+}
+
 /* ---- the worker -------------------------------------------------------- */
 
 typedef struct {
@@ -140,54 +222,36 @@ static void send_result(int dest, const task_msg *task, const run_result *r, int
     memset(&h, 0, sizeof h);
     h.row = task->row;
     h.ok = ok;
-    h.status = ok ? r->status : RUN_FAILED;
     h.io_errno = ok ? 0 : io_errno;
-    snprintf(h.reason, sizeof h.reason, "%.255s", ok ? r->reason : why);
     if (ok) {
-        h.wall_seconds = r->wall_seconds;
-        h.train_seconds = r->train_seconds;
-        h.eval_seconds = r->eval_seconds;
-        h.final_loss = r->final_loss;
-        h.steps_done = r->steps_done;
-        memcpy(h.host, r->host, sizeof h.host);
-        h.threads = r->threads;
-        h.has_model = r->params != NULL && r->status == RUN_DONE;
+        run_result_get_outcome(r, &h.outcome);
+        h.has_model = run_result_has_model(r);
     } else {
-        gethostname(h.host, sizeof h.host - 1);
-        h.threads = omp_get_max_threads();
-        h.final_loss = NAN;
+        h.outcome.status = RUN_FAILED;
+        snprintf(h.outcome.reason, sizeof h.outcome.reason, "%.255s", why);
+        gethostname(h.outcome.host, sizeof h.outcome.host - 1);
+        h.outcome.threads = omp_get_max_threads();
+        h.outcome.final_loss = NAN;
     }
-    h.rank = rank;
+    h.outcome.rank = rank;
     MPI_Send(&h, sizeof h, MPI_BYTE, dest, TAG_RESULT, MPI_COMM_WORLD);
     if (!ok)
         return;
-    const run_config *c = &task->cfg;
-    MPI_Send(r->train_loss, c->steps, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-    float *curves[RUN_RESULT_N_CURVES];
-    run_result_curves((run_result *)r, curves);
-    for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
-        MPI_Send(curves[i], r->P * r->N, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-    /* the closed loop's arrays: present exactly when the task's
-     * configuration asks for them, which the master knows too */
-    float *sc[RUN_RESULT_N_SC];
-    int sc_len[RUN_RESULT_N_SC];
-    for (int i = 0, n = run_result_sc_arrays((run_result *)r, sc, sc_len); i < n; i++)
-        MPI_Send(sc[i], sc_len[i], MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-    if (h.has_model) {
-        int T = 3 * c->points;
-        MPI_Send(r->params, (int)r->n_params, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
-        MPI_Send(r->eval_tokens, c->eval_batch * T * c->dims, MPI_FLOAT, dest, TAG_ARRAYS,
-                 MPI_COMM_WORLD);
-        MPI_Send(r->eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT, dest,
-                 TAG_ARRAYS, MPI_COMM_WORLD);
-        MPI_Send(r->eval_target, c->eval_batch * c->dims, MPI_FLOAT, dest, TAG_ARRAYS,
-                 MPI_COMM_WORLD);
-    }
+    /* the parts are those the master knows from the task's configuration
+     * and has_model */
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int n = run_result_parts(r, parts);
+    for (int i = 0; i < n; i++)
+        MPI_Send(parts[i].data, (int)parts[i].n, MPI_FLOAT, dest, TAG_ARRAYS, MPI_COMM_WORLD);
 }
 
 static void worker_loop(int rank)
 {
     worker_state w = {0};
+    /* the checkpoint of the last run whose result is not yet acknowledged
+     * ("" when none or the run has to resume from it) */
+    char unacked[4096] = "";
+    int unacked_row = -1;
     for (;;) {
         MPI_Status st;
         task_msg task;
@@ -199,6 +263,16 @@ static void worker_loop(int rank)
         wait_message(0, MPI_ANY_TAG, &st, NULL);
         if (st.MPI_TAG == TAG_STOP) {
             MPI_Recv(NULL, 0, MPI_INT, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            continue;
+        }
+        if (st.MPI_TAG == TAG_ACK) {
+            /* the result is durable: its checkpoint is no longer needed */
+            int row;
+            MPI_Recv(&row, 1, MPI_INT, 0, TAG_ACK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            if (row == unacked_row && unacked[0])
+                unlink(unacked);
+            unacked[0] = 0;
+            unacked_row = -1;
             continue;
         }
         if (st.MPI_TAG == TAG_RELEASE) {
@@ -217,12 +291,19 @@ static void worker_loop(int rank)
             .checkpoint_path = task.checkpoint_path[0] ? task.checkpoint_path : NULL,
             .checkpoint_every = task.checkpoint_every,
             .save_model = task.save_model,
+            .keep_checkpoint = 1,
         };
         run_result r;
         icas_err err;
         int ok = train_and_evaluate(&task.cfg, &opt, &r, &err) == 0;
         r.rank = rank;
         send_result(0, &task, &r, ok, ok ? "" : err.msg, ok ? 0 : err.sys_errno, rank);
+        /* an interrupted or failed run resumes from its checkpoint; a
+         * finished one's goes once the master has its result durable */
+        unacked_row = task.row;
+        snprintf(unacked, sizeof unacked, "%s",
+                 ok && (r.status == RUN_DONE || r.status == RUN_DIVERGED) ? task.checkpoint_path
+                                                                          : "");
         run_result_free(&r);
     }
 }
@@ -243,8 +324,25 @@ typedef struct {
     icas_err io_err;
     char (*hosts)[HOST_LEN]; /* [size]: each rank's host name */
     int n_lost;              /* workers declared lost */
-    char journal[4096];      /* journal.h */
+    char (*ids)[ICAS_RUN_ID_LEN]; /* [n_runs]: each run's config_run_id */
+    char journal_path[4096]; /* journal.h */
+    journal *jnl;            /* the result journal, open for appending */
+    store_file *file;        /* the result file, open for writing */
+    int merge_every;         /* results between cutting back the journal */
+    /* the results received and journaled, not yet durable (group commit) */
+    run_result *group;
+    int *group_row, *group_rank;
+    int n_group, cap_group;
 } master_state;
+
+/* Results the journal holds at most before the result file is made
+ * durable and the journal cut back to its header: each cut costs an fsync
+ * of the result file; between cuts, a restart rereads at most this many.
+ * ICAS_JOURNAL_MERGE_EVERY sets it (the crash tests use 1). */
+#define MERGE_EVERY_DEFAULT 256
+#define MERGE_EVERY_ENV "ICAS_JOURNAL_MERGE_EVERY"
+/* ... or this many bytes of records (results with saved models are big). */
+#define MERGE_BYTES (64LL << 20)
 
 /* What the master knows of one worker. */
 typedef struct {
@@ -280,9 +378,8 @@ static void make_task(const master_state *m, int row, task_msg *t)
      * worker lost, and at most 5 s between them */
     double lost_after = m->args->lost_after;
     t->alive_every = lost_after > 0 ? fmin(lost_after / 6, 5.0) : 0;
-    char id[ICAS_RUN_ID_LEN];
-    config_run_id(&t->cfg, id);
-    store_checkpoint_file(m->args->ckpt_dir, id, t->checkpoint_path, sizeof t->checkpoint_path);
+    sched_checkpoint_file(m->args->ckpt_dir, m->ids[row], t->checkpoint_path,
+                          sizeof t->checkpoint_path);
 }
 
 /* A write failed: no more runs are handed out, the runs in flight are
@@ -295,18 +392,9 @@ static void master_io_error(master_state *m, const icas_err *err)
     m->io_err = *err;
 }
 
-/* Records one result (journal, then file) and prints its line. A result
- * that could not be recorded is not counted: its run is redone. */
-static void master_record(master_state *m, run_result *r, int row)
+/* Counts one recorded result and prints its line. */
+static void master_count(master_state *m, const run_result *r, int row)
 {
-    icas_err err;
-    if (m->io_error)
-        return;
-    if (store_record(m->args->output, m->journal, row, r, &err)) {
-        master_io_error(m, &err);
-        return;
-    }
-
     switch (r->status) {
     case RUN_DONE: m->done++; break;
     case RUN_DIVERGED: m->diverged++; break;
@@ -337,6 +425,88 @@ static void master_record(master_state *m, run_result *r, int row)
                 m->n_total, r->run_id, row, run_status_name(r->status), r->reason, r->rank, el);
 }
 
+/* Takes a received result (r is the master's to free from now) into the
+ * group of results to commit: appended to the journal, not yet durable.
+ * `rank` is the worker to acknowledge it to (0: none). */
+static void master_stage(master_state *m, run_result *r, int row, int rank)
+{
+    icas_err err;
+    if (m->io_error) {
+        run_result_free(r);
+        return;
+    }
+    if (m->n_group == m->cap_group) {
+        int cap = m->cap_group ? 2 * m->cap_group : 16;
+        run_result *g = realloc(m->group, sizeof *g * (size_t)cap);
+        int *rows = g ? realloc(m->group_row, sizeof *rows * (size_t)cap) : NULL;
+        if (g)
+            m->group = g;
+        int *ranks = rows ? realloc(m->group_rank, sizeof *ranks * (size_t)cap) : NULL;
+        if (rows)
+            m->group_row = rows;
+        if (!ranks) {
+            icas_fail(&err, "out of memory for the results to record");
+            master_io_error(m, &err);
+            run_result_free(r);
+            return;
+        }
+        m->group_rank = ranks;
+        m->cap_group = cap;
+    }
+    char finished_at[JOURNAL_FINISHED_AT_LEN];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(finished_at, sizeof finished_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (journal_append(m->jnl, row, r, finished_at, &err)) {
+        master_io_error(m, &err);
+        run_result_free(r);
+        return;
+    }
+    m->group[m->n_group] = *r;
+    m->group_row[m->n_group] = row;
+    m->group_rank[m->n_group] = rank;
+    m->n_group++;
+}
+
+/* Commits the group: one fsync makes every result in it durable in the
+ * journal; then each worker is told so (and drops its checkpoint), and the
+ * results go into the result file. Every merge_every results the file is
+ * made durable and the journal cut back. A result whose journal write
+ * failed is not counted and its worker not told: its run is redone. */
+static void master_commit(master_state *m)
+{
+    if (m->n_group == 0)
+        return;
+    icas_err err;
+    int durable = !m->io_error && journal_sync(m->jnl, &err) == 0;
+    if (!durable && !m->io_error)
+        master_io_error(m, &err);
+    for (int i = 0; durable && i < m->n_group; i++)
+        if (m->group_rank[i] > 0)
+            MPI_Send(&m->group_row[i], 1, MPI_INT, m->group_rank[i], TAG_ACK, MPI_COMM_WORLD);
+    char finished_at[JOURNAL_FINISHED_AT_LEN];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(finished_at, sizeof finished_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    for (int i = 0; i < m->n_group; i++) {
+        run_result *r = &m->group[i];
+        if (durable) {
+            /* durable in the journal: recorded, whatever the file does */
+            if (!m->io_error && store_write(m->file, m->group_row[i], r, finished_at, &err))
+                master_io_error(m, &err);
+            master_count(m, r, m->group_row[i]);
+        }
+        run_result_free(r);
+    }
+    m->n_group = 0;
+    if (durable && !m->io_error &&
+        (journal_records(m->jnl) >= m->merge_every || journal_bytes(m->jnl) >= MERGE_BYTES) &&
+        (store_sync(m->file, &err) || journal_truncate(m->jnl, &err)))
+        master_io_error(m, &err);
+}
+
 /* MPI_Recv that gives up after `limit` seconds (0: never): a worker that
  * dies in the middle of sending its result must not block the master.
  * Returns 0, or -1 when the limit passed. */
@@ -359,9 +529,9 @@ static int recv_within(void *buf, int count, MPI_Datatype type, int source, int 
     }
 }
 
-/* Receives one worker's result and records it. Returns 0; 1 if the worker
- * went silent in the middle of it (nothing recorded); -1 on an error
- * (message printed). */
+/* Receives one worker's result and stages it (master_stage). Returns 0; 1
+ * if the worker went silent in the middle of it (nothing recorded); -1 on
+ * an error (message printed). */
 static int master_receive(master_state *m, int source)
 {
     double limit = m->args->lost_after;
@@ -375,49 +545,28 @@ static int master_receive(master_state *m, int source)
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
         return -1;
     }
-    r.status = h.status;
-    snprintf(r.reason, sizeof r.reason, "%s", h.reason);
-    r.wall_seconds = h.wall_seconds;
-    r.train_seconds = h.train_seconds;
-    r.eval_seconds = h.eval_seconds;
-    r.final_loss = h.final_loss;
-    r.steps_done = h.steps_done;
-    memcpy(r.host, h.host, sizeof r.host);
-    r.rank = h.rank;
-    r.threads = h.threads;
+    run_result_set_outcome(&r, &h.outcome);
     if (!h.ok && h.io_errno) {
         icas_err e;
-        icas_fail_errno(&e, h.io_errno, "rank %d: %s", h.rank, h.reason);
+        icas_fail_errno(&e, h.io_errno, "rank %d: %s", h.outcome.rank, h.outcome.reason);
         master_io_error(m, &e);
         run_result_free(&r);
         return 0;
     }
     int silent = 0;
     if (h.ok) {
-        int T = 3 * c->points;
-        silent = recv_within(r.train_loss, c->steps, MPI_FLOAT, source, TAG_ARRAYS, limit);
-        float *curves[RUN_RESULT_N_CURVES];
-        run_result_curves(&r, curves);
-        for (int i = 0; !silent && i < RUN_RESULT_N_CURVES; i++)
-            silent = recv_within(curves[i], r.P * r.N, MPI_FLOAT, source, TAG_ARRAYS, limit);
-        float *sc[RUN_RESULT_N_SC];
-        int sc_len[RUN_RESULT_N_SC];
-        for (int i = 0, n = run_result_sc_arrays(&r, sc, sc_len); !silent && i < n; i++)
-            silent = recv_within(sc[i], sc_len[i], MPI_FLOAT, source, TAG_ARRAYS, limit);
-        if (!silent && h.has_model)
-            silent = recv_within(r.params, (int)r.n_params, MPI_FLOAT, source, TAG_ARRAYS,
-                                 limit) ||
-                     recv_within(r.eval_tokens, c->eval_batch * T * c->dims, MPI_FLOAT, source,
-                                 TAG_ARRAYS, limit) ||
-                     recv_within(r.eval_pred, c->eval_batch * c->points * c->dims, MPI_FLOAT,
-                                 source, TAG_ARRAYS, limit) ||
-                     recv_within(r.eval_target, c->eval_batch * c->dims, MPI_FLOAT, source,
-                                 TAG_ARRAYS, limit);
+        run_part parts[RUN_RESULT_MAX_PARTS];
+        int n = run_result_parts(&r, parts);
+        for (int i = 0; !silent && i < n; i++)
+            silent = recv_within(parts[i].data, (int)parts[i].n, MPI_FLOAT, source, TAG_ARRAYS,
+                                 limit);
     }
-    if (!silent)
-        master_record(m, &r, h.row);
-    run_result_free(&r);
-    return silent;
+    if (silent) {
+        run_result_free(&r);
+        return 1;
+    }
+    master_stage(m, &r, h.row, source);
+    return 0;
 }
 
 static void print_heartbeat(const master_state *m, const worker_slot *slot, int size)
@@ -444,6 +593,7 @@ static void master_run_alone(master_state *m)
             .checkpoint_path = t.checkpoint_path,
             .checkpoint_every = t.checkpoint_every,
             .save_model = t.save_model,
+            .keep_checkpoint = 1,
         };
         run_result r;
         icas_err err;
@@ -464,8 +614,12 @@ static void master_run_alone(master_state *m)
             snprintf(r.reason, sizeof r.reason, "%.255s", err.msg);
         }
         r.rank = 0;
-        master_record(m, &r, t.row);
-        run_result_free(&r);
+        int finished = r.status == RUN_DONE || r.status == RUN_DIVERGED;
+        master_stage(m, &r, t.row, 0);
+        master_commit(m);
+        /* durable: the checkpoint is no longer needed */
+        if (finished && !m->io_error)
+            unlink(t.checkpoint_path);
     }
 }
 
@@ -495,8 +649,7 @@ static void declare_lost(master_state *m, worker_slot *s, int w, double silent)
                  m->hosts[w], s->step);
         snprintf(r.host, sizeof r.host, "%s", m->hosts[w]);
         r.rank = w;
-        master_record(m, &r, s->row);
-        run_result_free(&r);
+        master_stage(m, &r, s->row, 0);
     }
     s->row = -1;
 }
@@ -551,8 +704,13 @@ static void master_dispatch(master_state *m, int size, int *lost)
             if (alive[0] == s->row)
                 s->step = alive[1];
         }
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
-        if (flag) {
+        /* every result that has arrived, then one commit for them all */
+        int received = 0;
+        for (;;) {
+            MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &flag, &st);
+            if (!flag)
+                break;
+            received++;
             int w = st.MPI_SOURCE;
             worker_slot *s = &slot[w];
             if (s->lost) {
@@ -569,24 +727,27 @@ static void master_dispatch(master_state *m, int size, int *lost)
             }
             s->row = -1;
             in_flight--;
-            if (!(stop_signal || m->io_error || m->n_lost) && m->next < m->n_todo) {
-                send_task(m, s, w);
-                in_flight++;
-            }
-            continue;
         }
         double now = omp_get_wtime();
         for (int w = 1; w < size && m->args->lost_after > 0; w++)
-            if (slot[w].row >= 0 && now - slot[w].heard > m->args->lost_after) {
+            if (slot[w].row >= 0 && !slot[w].lost && now - slot[w].heard > m->args->lost_after) {
                 declare_lost(m, &slot[w], w, now - slot[w].heard);
                 in_flight--;
             }
-        sleep_ms(20);
+        master_commit(m);
+        for (int w = 1; w < size; w++)
+            if (slot[w].row < 0 && !slot[w].lost && !(stop_signal || m->io_error || m->n_lost) &&
+                m->next < m->n_todo) {
+                send_task(m, &slot[w], w);
+                in_flight++;
+            }
         if (m->args->heartbeat > 0 && !m->args->quiet &&
             omp_get_wtime() - last_beat >= m->args->heartbeat) {
             print_heartbeat(m, slot, size);
             last_beat = omp_get_wtime();
         }
+        if (!received)
+            sleep_ms(2);
     }
     for (int w = 0; w < size; w++)
         lost[w] = slot[w].lost;
@@ -663,6 +824,44 @@ static int parse_args(int argc, char **argv, sweep_args *a)
     return 0;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strncmp(a, b, ICAS_RUN_ID_LEN);
+}
+
+/* Removes the checkpoints in dir of runs the file holds as finished: a
+ * master that died after a result was durable but before the worker heard
+ * so leaves the run's checkpoint behind. */
+static void remove_finished_checkpoints(const master_state *m, const int *status, const char *dir)
+{
+    int n = 0;
+    char(*ids)[ICAS_RUN_ID_LEN] = malloc(sizeof *ids * (size_t)(m->g.n_runs ? m->g.n_runs : 1));
+    DIR *d = ids ? opendir(dir) : NULL;
+    if (!d) {
+        free(ids);
+        return;
+    }
+    for (int i = 0; i < m->g.n_runs; i++)
+        if (status[i] == RUN_DONE || status[i] == RUN_DIVERGED)
+            memcpy(ids[n++], m->ids[i], ICAS_RUN_ID_LEN);
+    qsort(ids, (size_t)n, sizeof *ids, cmp_id);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        char id[ICAS_RUN_ID_LEN] = {0};
+        if (len < 6 || len - 5 >= ICAS_RUN_ID_LEN || strcmp(e->d_name + len - 5, ".ckpt") != 0)
+            continue;
+        memcpy(id, e->d_name, len - 5);
+        if (bsearch(id, ids, (size_t)n, sizeof *ids, cmp_id)) {
+            char file[4096 + ICAS_RUN_ID_LEN + 8];
+            sched_checkpoint_file(dir, id, file, sizeof file);
+            unlink(file);
+        }
+    }
+    closedir(d);
+    free(ids);
+}
+
 /* Loads the grid, locks and prepares the file, and lists what remains.
  * Returns an exit status; EXIT_ALL_DONE means "go". */
 static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lock_fd)
@@ -673,31 +872,49 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    if (store_lock(a->output, lock_fd, &err)) {
+    if (sched_lock(a->output, lock_fd, &err)) {
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
         return EXIT_USAGE;
     }
-    store_layout layout = {.n_runs = m->g.n_runs, .runs = m->g.runs, .grid_text = m->g.text};
-    journal_dir(a->output, m->journal, sizeof m->journal);
-    store_recovery rec = {0};
+    m->ids = malloc(sizeof *m->ids * (size_t)m->g.n_runs);
+    if (!m->ids) {
+        fprintf(stderr, "icasweep sweep: out of memory\n");
+        return EXIT_IO;
+    }
+    /* tens of microseconds each (formatting every knob): on every core */
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < m->g.n_runs; i++)
+        config_run_id(&m->g.runs[i], m->ids[i]);
+    store_layout layout = {.n_runs = m->g.n_runs, .runs = m->g.runs, .grid_text = m->g.text,
+                           .save_model = m->g.save_model,
+                           .run_ids = (const char (*)[ICAS_RUN_ID_LEN])m->ids};
+    journal_path(a->output, m->journal_path, sizeof m->journal_path);
+    recovery_report rec = {0};
+    int *status = NULL;
     if (a->force) {
         /* a new file replaces the old one only once it is complete */
-        if (journal_remove(m->journal, &err) ||
-            store_create(a->output, &layout, 1, &err)) {
+        if (store_create(a->output, &layout, 1, &err)) {
             fprintf(stderr, "icasweep sweep: -o %s: %s\n", a->output, err.msg);
             return err.sys_errno ? EXIT_IO : EXIT_USAGE;
         }
-    } else if (store_recover(a->output, &layout, m->journal, stderr, &rec, &err)) {
+        status = calloc((size_t)m->g.n_runs, sizeof *status); /* every row pending */
+    } else if (recovery_prepare(a->output, &layout, m->journal_path, stderr, &rec, &status,
+                                &err)) {
         fprintf(stderr, "icasweep sweep: %s%s\n", err.msg,
                 rec.refused ? " (use --force to start over)" : "");
         return rec.refused ? EXIT_USAGE : EXIT_IO;
     }
-    if (journal_make_dir(m->journal, &err)) {
+    /* the file holds every earlier record, durably: a fresh journal */
+    if (journal_create(m->journal_path, m->g.text, &m->jnl, &err)) {
         fprintf(stderr, "icasweep sweep: %s\n", err.msg);
         return EXIT_IO;
     }
+    m->merge_every = MERGE_EVERY_DEFAULT;
+    const char *env = getenv(MERGE_EVERY_ENV);
+    if (env && atoi(env) > 0)
+        m->merge_every = atoi(env);
     if (!a->ckpt_dir) {
-        store_checkpoint_dir(a->output, NULL, ckpt_default, n);
+        sched_checkpoint_dir(a->output, NULL, ckpt_default, n);
         m->args = a;
     }
     const char *dir = a->ckpt_dir ? a->ckpt_dir : ckpt_default;
@@ -705,9 +922,9 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
         fprintf(stderr, "icasweep sweep: --checkpoint-dir %s: %s\n", dir, strerror(errno));
         return EXIT_USAGE;
     }
-    int n_rows, *status;
-    if (store_read_status(a->output, &n_rows, &status, &err)) {
-        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+    if (!status || store_open(a->output, &m->file, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", status ? err.msg : "out of memory");
+        free(status);
         return EXIT_IO;
     }
     m->n_total = m->g.n_runs;
@@ -724,6 +941,7 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
             m->cost_todo += m->cost[i];
         }
     }
+    remove_finished_checkpoints(m, status, dir);
     free(status);
     costed_row *order = malloc(sizeof *order * (size_t)(m->n_todo ? m->n_todo : 1));
     for (int i = 0; i < m->n_todo; i++)
@@ -836,8 +1054,11 @@ int sched_main(int argc, char **argv)
     int go = EXIT_ALL_DONE;
     if (rank != 0) {
         MPI_Bcast(&go, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (go == EXIT_ALL_DONE)
+        if (go == EXIT_ALL_DONE) {
             worker_loop(rank);
+            /* the master waits for every acknowledged checkpoint to go */
+            MPI_Barrier(MPI_COMM_WORLD);
+        }
         MPI_Finalize();
         return go;
     }
@@ -868,6 +1089,16 @@ int sched_main(int argc, char **argv)
         /* after a loss the workers left are ended by abandon_job */
         for (int w = 1; w < size && m.n_lost == 0; w++)
             MPI_Send(NULL, 0, MPI_INT, w, TAG_RELEASE, MPI_COMM_WORLD);
+        if (size > 1 && m.n_lost == 0)
+            MPI_Barrier(MPI_COMM_WORLD);
+        /* the file durable; then the journal is cut back, or goes when the
+         * sweep is over */
+        icas_err ferr;
+        if (!m.io_error && store_sync(m.file, &ferr))
+            master_io_error(&m, &ferr);
+        if (store_close(m.file, &ferr) && !m.io_error)
+            master_io_error(&m, &ferr);
+        m.file = NULL;
 
         int unfinished = m.n_todo - (m.done + m.diverged + m.failed);
         char el[32];
@@ -901,16 +1132,30 @@ int sched_main(int argc, char **argv)
             rmdir(args.ckpt_dir);
         /* the journal goes when no run is left for a rerun (failed runs
          * are rerun, so their sweep is not over) */
+        icas_err err;
         if (unfinished == 0 && m.failed == 0 && !m.io_error) {
-            icas_err err;
-            if (store_finish(args.output, m.journal, &err)) {
+            journal_close(m.jnl);
+            m.jnl = NULL;
+            if (journal_remove(m.journal_path, &err)) {
                 fprintf(stderr, "icasweep sweep: %s\n", err.msg);
                 status = EXIT_IO;
             }
+        } else if (!m.io_error && journal_truncate(m.jnl, &err)) {
+            fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+            status = EXIT_IO;
         }
     }
+    if (m.file) {
+        icas_err ignore;
+        store_close(m.file, &ignore);
+    }
+    journal_close(m.jnl);
+    free(m.group);
+    free(m.ids);
+    free(m.group_row);
+    free(m.group_rank);
     if (lock_fd >= 0)
-        store_unlock(args.output, lock_fd);
+        sched_unlock(args.output, lock_fd);
     grid_free(&m.g);
     free(m.cost);
     free(m.todo);

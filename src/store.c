@@ -1,18 +1,16 @@
-#define _DEFAULT_SOURCE /* flock */
 #include "icasweep/store.h"
 
 #include "icasweep/fault.h"
 #include "icasweep/hash.h"
-#include "icasweep/journal.h"
 #include "icasweep/model.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,26 +51,78 @@ typedef struct {
     /* FNV-1a 64 of the row's numbers as stored (row_checksum); 0 while the
      * row is pending, and in files written before the column existed */
     uint64_t checksum;
+    /* FNV-1a 64 of the row's saved model (model_checksum); 0 without one */
+    uint64_t model_checksum;
 } run_row;
 
-/* The [R, P, N] curves under /eval, in run_result_curves order. */
+/* The description attribute of each per-run dataset, by its path (the
+ * names of run_result_parts). */
 static const struct {
-    const char *name;      /* under /eval */
+    const char *name;
     const char *description;
-} curve_datasets[RUN_RESULT_N_CURVES] = {
-    {"tf_err", "transformer error [run, eval noise, i]: mean over evaluation contexts of "
-               "1 - cos(prediction at query token 3i, y*), with i in-context examples; "
-               "NaN until the run is done"},
-    {"gd_err", "GD baseline error [run, eval noise, k]: a linear map trained with Adam "
-               "(lr 0.1, floor(50 - 25p) steps) on the PL loss of k examples; mean of "
-               "1 - cos(x A, y*) over the same contexts"},
-    {"blind_err", "reward-blind average [run, eval noise, k]: mean over the same contexts "
-                  "of 1 - cos(mean(y_0..y_{k-1}), y*), what a model that ignores the "
-                  "rewards can reach (the same at every p); NaN at k = 0"},
-    {"pick_err", "critic-following pick [run, eval noise, k]: mean over the same contexts "
-                 "of 1 - cos(y_j, y*), j the highest seen reward among the first k "
-                 "(ties: lowest index); NaN at k = 0"},
+} part_descriptions[] = {
+    {"train/loss", "mean training loss of each step [run, step]; NaN past a run's steps or "
+                   "before it ran"},
+    {"eval/tf_err", "transformer error [run, eval noise, i]: mean over evaluation contexts of "
+                    "1 - cos(prediction at query token 3i, y*), with i in-context examples; "
+                    "NaN until the run is done"},
+    {"eval/gd_err", "GD baseline error [run, eval noise, k]: a linear map trained with Adam "
+                    "(lr 0.1, floor(50 - 25p) steps) on the PL loss of k examples; mean of "
+                    "1 - cos(x A, y*) over the same contexts"},
+    {"eval/blind_err", "reward-blind average [run, eval noise, k]: mean over the same contexts "
+                       "of 1 - cos(mean(y_0..y_{k-1}), y*), what a model that ignores the "
+                       "rewards can reach (the same at every p); NaN at k = 0"},
+    {"eval/pick_err", "critic-following pick [run, eval noise, k]: mean over the same contexts "
+                      "of 1 - cos(y_j, y*), j the highest seen reward among the first k "
+                      "(ties: lowest index); NaN at k = 0"},
+    {"selfcorrect/err", "closed-loop self-correction error [run, q, k0, round t = 1..R]: mean "
+                        "over the evaluation contexts of 1 - cos(v_t, y*), v_t the model's "
+                        "prediction at query position k0 + t - 1 after k0 given triplets "
+                        "(rewards seen at critic noise q) and t - 1 of its own answers, each "
+                        "mapped onto r y* + (1 - r) e with r its true reward and shown with "
+                        "the critic's reward (a fresh U(0,1) with probability q); NaN for "
+                        "runs without a closed loop or not done"},
+    {"selfcorrect/open_err", "open-loop comparison [run, q, k0, t]: the ordinary evaluation "
+                             "error with k0 + t - 1 given responses, rewards seen at noise q, "
+                             "on the same contexts (equals /eval/tf_err where p = q)"},
+    {"selfcorrect/critic_tau", "critic accuracy [run, q, k0]: Kendall tau-b between the "
+                               "rewards the critic gave and the true rewards across the "
+                               "evaluation contexts, per round, averaged over the rounds"},
+    {"eval_tokens", "evaluation token sequences fed to the model at evaluation noise 0 "
+                    "[B, 3N, d]: x, y_i, (r_i, 0, ..., 0) with the rewards the model sees"},
+    {"eval_pred", "the model's predictions at query tokens 3i for those sequences [B, N, d]"},
+    {"eval_target", "each evaluation context's best response y* = x W* [B, d]: with "
+                    "eval_tokens, every curve under /eval can be recomputed from the file"},
 };
+
+static const char *part_description(const char *name)
+{
+    for (size_t i = 0; i < sizeof part_descriptions / sizeof part_descriptions[0]; i++)
+        if (!strcmp(part_descriptions[i].name, name))
+            return part_descriptions[i].description;
+    return "";
+}
+
+/* The per-run datasets of the file, in run_result_parts order (a result's
+ * arrays but its model): what a row write touches and, in this order, what
+ * the /runs checksum covers, then model_checksum (the /runs attribute
+ * checksum_covers names them). A file without that attribute (written by
+ * an earlier icasweep) has checksums of the first five only. */
+#define N_ROW_DATASETS 8
+#define ROW_LOSS 4     /* train/loss: [S] in the file, [steps] in a result */
+#define ROW_FIRST_SC 5 /* the closed loop's, present only with one */
+static const char *const row_dataset_names[N_ROW_DATASETS] = {
+    "eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err", "train/loss",
+    "selfcorrect/err", "selfcorrect/open_err", "selfcorrect/critic_tau",
+};
+
+static int row_dataset_index(const char *name)
+{
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        if (!strcmp(row_dataset_names[i], name))
+            return i;
+    return -1;
+}
 
 static hid_t string_type(size_t n)
 {
@@ -115,6 +165,7 @@ static hid_t row_type(void)
     NUM(threads, H5T_NATIVE_INT32)
     STR(finished_at)
     NUM(checksum, H5T_NATIVE_UINT64)
+    NUM(model_checksum, H5T_NATIVE_UINT64)
 #undef STR
 #undef NUM
     return t;
@@ -129,10 +180,14 @@ static void copy_str(char *dst, size_t n, const char *src)
     memcpy(dst, src, len);
 }
 
-static void row_from_config(run_row *r, int row, const run_config *c)
+/* id: c's run id, or NULL to compute it */
+static void row_from_config(run_row *r, int row, const run_config *c, const char *id)
 {
     memset(r, 0, sizeof *r);
-    config_run_id(c, r->run_id);
+    if (id)
+        memcpy(r->run_id, id, ICAS_RUN_ID_LEN);
+    else
+        config_run_id(c, r->run_id);
     r->row = row;
 #define ROW_SET_COUNT(name) r->name = c->name;
 #define ROW_SET_REAL(name) r->name = c->name;
@@ -286,24 +341,44 @@ static char *get_string_attr(hid_t obj, const char *name)
     return out;
 }
 
-/* Creates a dataset of `rank` (at most 4) dims filled with `fill` (float or int),
- * chunked along the first axis so a row can be rewritten cheaply, and
- * gives it a description. Returns 0 or -1. */
+/* Runs per chunk of a per-run dataset: chunks of about CHUNK_BYTES, so that
+ * reading a whole table is a few large reads (a restart reads every row).
+ * Writing one row still writes only that row's bytes: the chunks are not
+ * filtered and the chunk cache is off (store_open), so HDF5 writes the
+ * selection in place (one pwrite per dataset, measured with strace). */
+#define CHUNK_BYTES 16384
+static hsize_t runs_per_chunk(size_t row_bytes, hsize_t R)
+{
+    hsize_t k = row_bytes >= CHUNK_BYTES ? 1 : CHUNK_BYTES / (row_bytes ? row_bytes : 1);
+    return k < R ? k : (R ? R : 1);
+}
+
+/* Creates a dataset of `rank` (at most 4) dims filled with `fill` (may be
+ * NULL), every byte allocated now. With per_run, chunked (runs_per_chunk)
+ * along an extendible first axis (rows can be added later without moving
+ * the others); else contiguous. Gives it a description. Returns 0 or -1. */
 static int make_dataset(hid_t loc, const char *name, hid_t type, int rank,
-                        const hsize_t *dims, const void *fill,
+                        const hsize_t *dims, int per_run, const void *fill,
                         const char *description, hid_t *out)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    hsize_t chunk[4];
+    hsize_t maxdims[4], chunk[4];
     int nonempty = 1;
+    size_t row_bytes = H5Tget_size(type);
     for (int i = 0; i < rank; i++) {
-        chunk[i] = i == 0 ? 1 : dims[i];
+        maxdims[i] = per_run && i == 0 ? H5S_UNLIMITED : dims[i];
+        chunk[i] = dims[i];
+        if (i > 0)
+            row_bytes *= (size_t)dims[i];
         if (dims[i] == 0)
             nonempty = 0;
     }
-    if (nonempty)
+    chunk[0] = runs_per_chunk(row_bytes, dims[0]);
+    int chunked = per_run && nonempty;
+    hid_t sp = H5Screate_simple(rank, dims, chunked ? maxdims : NULL);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (chunked)
         H5Pset_chunk(dcpl, rank, chunk);
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
     if (fill)
         H5Pset_fill_value(dcpl, type, fill);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_ALLOC);
@@ -333,7 +408,8 @@ static herr_t write_row(hid_t ds, hid_t memtype, hsize_t row, const void *buf)
     count[0] = 1;
     for (int i = 1; i < rank; i++)
         count[i] = dims[i];
-    herr_t rc = H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL);
+    herr_t rc = row < dims[0] ? H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL)
+                              : -1;
     hid_t msp = H5Screate_simple(rank, count, NULL);
     if (rc >= 0)
         rc = H5Dwrite(ds, memtype, msp, fsp, H5P_DEFAULT, buf);
@@ -342,146 +418,14 @@ static herr_t write_row(hid_t ds, hid_t memtype, hsize_t row, const void *buf)
     return rc;
 }
 
-/* ---- /selfcorrect ---------------------------------------------------------- */
-
-/* The closed loop's arrays (selfcorrect.h), in run_result_sc_arrays order,
- * each [R, Q, K0, rounds] or [R, Q, K0]. */
-static const struct {
-    const char *name; /* under /selfcorrect */
-    int rank;
-    const char *description;
-} sc_datasets[RUN_RESULT_N_SC] = {
-    {"err", 4, "closed-loop self-correction error [run, q, k0, round t = 1..R]: mean over "
-               "the evaluation contexts of 1 - cos(v_t, y*), v_t the model's prediction at "
-               "query position k0 + t - 1 after k0 given triplets (rewards seen at critic "
-               "noise q) and t - 1 of its own answers, each mapped onto r y* + (1 - r) e "
-               "with r its true reward and shown with the critic's reward (a fresh U(0,1) "
-               "with probability q); NaN for runs without a closed loop or not done"},
-    {"open_err", 4, "open-loop comparison [run, q, k0, t]: the ordinary evaluation error "
-                    "with k0 + t - 1 given responses, rewards seen at noise q, on the same "
-                    "contexts (equals /eval/tf_err where p = q)"},
-    {"critic_tau", 3, "critic accuracy [run, q, k0]: Kendall tau-b between the rewards the "
-                      "critic gave and the true rewards across the evaluation contexts, "
-                      "per round, averaged over the rounds"},
-};
-
-static int same_selfcorrect(const run_config *a, const run_config *b)
+static int write_whole(hid_t loc, const char *name, hid_t type, hsize_t n, const void *data,
+                       const char *description)
 {
-    if (a->sc_rounds != b->sc_rounds || a->n_sc_k0 != b->n_sc_k0 || a->n_sc_q != b->n_sc_q)
-        return 0;
-    for (int i = 0; i < a->n_sc_k0; i++)
-        if (a->sc_k0[i] != b->sc_k0[i])
-            return 0;
-    for (int i = 0; i < a->n_sc_q; i++)
-        if (a->sc_q[i] != b->sc_q[i])
-            return 0;
-    return 1;
-}
-
-/* /selfcorrect with its axes and NaN-filled arrays, when the runs have a
- * closed loop (all or none of them: layout_check). */
-static int write_selfcorrect_layout(hid_t f, const store_layout *l)
-{
-    const run_config *c0 = &l->runs[0];
-    if (c0->sc_rounds <= 0)
-        return 0;
-    const hsize_t R = (hsize_t)l->n_runs, Q = (hsize_t)c0->n_sc_q, K = (hsize_t)c0->n_sc_k0,
-                  T = (hsize_t)c0->sc_rounds;
-    const hsize_t dims[4] = {R, Q, K, T};
-    const float nanf_ = NAN;
-    int32_t k0[ICAS_MAX_SC_K0], rounds[c0->sc_rounds];
-    for (int i = 0; i < c0->n_sc_k0; i++)
-        k0[i] = c0->sc_k0[i];
-    for (int t = 0; t < c0->sc_rounds; t++)
-        rounds[t] = t + 1;
-    hid_t g = H5Gcreate2(f, "selfcorrect", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (g < 0)
-        return -1;
     hid_t ds = -1;
-    int ok = make_dataset(g, "q", H5T_NATIVE_DOUBLE, 1, &Q, NULL,
-                          "critic noise levels q of the closed loop [Q]: the probability "
-                          "that the critic returns a fresh U(0,1) instead of the true reward",
-                          &ds) == 0;
-    if (ok) {
-        ok = H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c0->sc_q) >= 0;
-        H5Dclose(ds);
-    }
-    ok = ok && make_dataset(g, "k0", H5T_NATIVE_INT32, 1, &K, NULL,
-                            "given triplets before the first round [K0]", &ds) == 0;
-    if (ok) {
-        ok = H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, k0) >= 0;
-        H5Dclose(ds);
-    }
-    ok = ok && make_dataset(g, "round", H5T_NATIVE_INT32, 1, &T, NULL,
-                            "round numbers t = 1..R, the last axis of err and open_err [R]",
-                            &ds) == 0;
-    if (ok) {
-        ok = H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, rounds) >= 0;
-        H5Dclose(ds);
-    }
-    for (int i = 0; ok && i < RUN_RESULT_N_SC; i++)
-        ok = make_dataset(g, sc_datasets[i].name, H5T_NATIVE_FLOAT, sc_datasets[i].rank, dims,
-                          &nanf_, sc_datasets[i].description, NULL) == 0;
-    H5Gclose(g);
-    return ok ? 0 : -1;
-}
-
-/* Row `row` of the closed loop's arrays of an open file into r (which
- * run_result_alloc sized); nothing when r has no closed loop. A file
- * without /selfcorrect leaves r's NaNs. */
-static int read_selfcorrect_row(hid_t f, int row, run_result *r)
-{
-    float *arrays[RUN_RESULT_N_SC];
-    int lengths[RUN_RESULT_N_SC];
-    int n = run_result_sc_arrays(r, arrays, lengths);
-    if (n == 0 || H5Lexists(f, "selfcorrect", H5P_DEFAULT) <= 0)
-        return 0;
-    int ok = 1;
-    for (int i = 0; ok && i < n; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "selfcorrect/%s", sc_datasets[i].name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        hid_t fsp = ds >= 0 ? H5Dget_space(ds) : -1;
-        int rank = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
-        hsize_t dims[4], start[4] = {(hsize_t)row, 0, 0, 0}, count[4];
-        ok = rank >= 1 && rank <= 4 && H5Sget_simple_extent_dims(fsp, dims, NULL) >= 0 &&
-             (hsize_t)row < dims[0];
-        hsize_t per_row = 1;
-        count[0] = 1;
-        for (int k = 1; ok && k < rank; k++) {
-            count[k] = dims[k];
-            per_row *= dims[k];
-        }
-        ok = ok && per_row == (hsize_t)lengths[i] &&
-             H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) >= 0;
-        if (ok) {
-            hid_t msp = H5Screate_simple(rank, count, NULL);
-            ok = H5Dread(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, arrays[i]) >= 0;
-            H5Sclose(msp);
-        }
-        if (fsp >= 0)
-            H5Sclose(fsp);
-        if (ds >= 0)
-            H5Dclose(ds);
-    }
-    return ok ? 0 : -1;
-}
-
-/* One run's closed-loop arrays into row `row`; nothing when it has none. */
-static int write_selfcorrect_row(hid_t f, int row, const run_result *r)
-{
-    float *arrays[RUN_RESULT_N_SC];
-    int lengths[RUN_RESULT_N_SC];
-    int n = run_result_sc_arrays((run_result *)r, arrays, lengths);
-    int ok = 1;
-    for (int i = 0; ok && i < n; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "selfcorrect/%s", sc_datasets[i].name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        ok = ds >= 0 && write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, arrays[i]) >= 0;
-        if (ds >= 0)
-            H5Dclose(ds);
-    }
+    if (make_dataset(loc, name, type, 1, &n, 0, NULL, description, &ds))
+        return -1;
+    int ok = n == 0 || H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+    H5Dclose(ds);
     return ok ? 0 : -1;
 }
 
@@ -502,7 +446,20 @@ void store_library_close(int after_io_error)
 
 /* ---- store_create -------------------------------------------------------- */
 
-static int layout_check(const store_layout *l, icas_err *err)
+static int same_selfcorrect(const run_config *a, const run_config *b)
+{
+    if (a->sc_rounds != b->sc_rounds || a->n_sc_k0 != b->n_sc_k0 || a->n_sc_q != b->n_sc_q)
+        return 0;
+    for (int i = 0; i < a->n_sc_k0; i++)
+        if (a->sc_k0[i] != b->sc_k0[i])
+            return 0;
+    for (int i = 0; i < a->n_sc_q; i++)
+        if (a->sc_q[i] != b->sc_q[i])
+            return 0;
+    return 1;
+}
+
+int store_layout_check(const store_layout *l, icas_err *err)
 {
     if (l->n_runs < 1)
         return icas_fail(err, "no runs to store");
@@ -521,6 +478,91 @@ static int layout_check(const store_layout *l, icas_err *err)
                                   "or q, which one file's /selfcorrect arrays share", i);
     }
     return 0;
+}
+
+/* /selfcorrect with its axes and NaN-filled arrays, when the runs have a
+ * closed loop (all or none of them: store_layout_check). */
+static int write_selfcorrect_layout(hid_t f, const store_layout *l)
+{
+    const run_config *c0 = &l->runs[0];
+    if (c0->sc_rounds <= 0)
+        return 0;
+    const hsize_t R = (hsize_t)l->n_runs, Q = (hsize_t)c0->n_sc_q, K = (hsize_t)c0->n_sc_k0,
+                  T = (hsize_t)c0->sc_rounds;
+    const hsize_t dims[4] = {R, Q, K, T};
+    const float nanf_ = NAN;
+    int32_t k0[ICAS_MAX_SC_K0], rounds[c0->sc_rounds];
+    for (int i = 0; i < c0->n_sc_k0; i++)
+        k0[i] = c0->sc_k0[i];
+    for (int t = 0; t < c0->sc_rounds; t++)
+        rounds[t] = t + 1;
+    hid_t g = H5Gcreate2(f, "selfcorrect", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    int ok = write_whole(g, "q", H5T_NATIVE_DOUBLE, Q, c0->sc_q,
+                         "critic noise levels q of the closed loop [Q]: the probability "
+                         "that the critic returns a fresh U(0,1) instead of the true reward") == 0 &&
+             write_whole(g, "k0", H5T_NATIVE_INT32, K, k0,
+                         "given triplets before the first round [K0]") == 0 &&
+             write_whole(g, "round", H5T_NATIVE_INT32, T, rounds,
+                         "round numbers t = 1..R, the last axis of err and open_err [R]") == 0;
+    /* [R, Q, K0, T] twice, then [R, Q, K0] */
+    for (int k = ROW_FIRST_SC; ok && k < N_ROW_DATASETS; k++)
+        ok = make_dataset(g, row_dataset_names[k] + strlen("selfcorrect/"), H5T_NATIVE_FLOAT,
+                          k < N_ROW_DATASETS - 1 ? 4 : 3, dims, 1, &nanf_,
+                          part_description(row_dataset_names[k]), NULL) == 0;
+    H5Gclose(g);
+    return ok ? 0 : -1;
+}
+
+/* The model of one run, laid out NaN-filled: /models/<run_id>/<view>... */
+static int write_model_layout(hid_t models, const run_config *c, const char *run_id)
+{
+    char id[ICAS_RUN_ID_LEN];
+    if (run_id)
+        memcpy(id, run_id, ICAS_RUN_ID_LEN);
+    else
+        config_run_id(c, id);
+    param_view *views = NULL;
+    int n_views = 0;
+    if (model_view_table(model_dims_of(c), &views, &n_views, NULL))
+        return -1;
+    const float nanf_ = NAN;
+    hid_t g = H5Gcreate2(models, id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = g >= 0;
+    for (int i = 0; ok && i < n_views; i++) {
+        hsize_t dims[2] = {(hsize_t)views[i].shape[0], (hsize_t)views[i].shape[1]};
+        ok = make_dataset(g, views[i].name, H5T_NATIVE_FLOAT, views[i].rank, dims, 0, &nanf_,
+                          "trained parameter, GPT-2 name and orientation (y = x W + b, W "
+                          "stored [in, out]); NaN until the run is done", NULL) == 0;
+    }
+    hsize_t B = (hsize_t)c->eval_batch, N = (hsize_t)c->points, d = (hsize_t)c->dims;
+    const struct {
+        const char *name;
+        int rank;
+        hsize_t dims[3];
+    } extra[3] = {{"eval_tokens", 3, {B, 3 * N, d}},
+                  {"eval_pred", 3, {B, N, d}},
+                  {"eval_target", 2, {B, d, 0}}};
+    for (int i = 0; ok && i < 3; i++)
+        ok = make_dataset(g, extra[i].name, H5T_NATIVE_FLOAT, extra[i].rank, extra[i].dims, 0,
+                          &nanf_, part_description(extra[i].name), NULL) == 0;
+    /* the order model_checksum hashes the datasets in */
+    const char **order = malloc(sizeof *order * (size_t)(n_views + 3));
+    ok = ok && order;
+    for (int i = 0; ok && i < n_views; i++)
+        order[i] = views[i].name;
+    if (ok) {
+        order[n_views] = "eval_tokens";
+        order[n_views + 1] = "eval_pred";
+        order[n_views + 2] = "eval_target";
+        ok = set_string_list_attr(g, "checksum_order", order, n_views + 3) == 0;
+    }
+    free(order);
+    if (g >= 0)
+        H5Gclose(g);
+    free(views);
+    return ok ? 0 : -1;
 }
 
 static int write_layout(hid_t f, const store_layout *l)
@@ -554,17 +596,28 @@ static int write_layout(hid_t f, const store_layout *l)
     hid_t ds = -1;
     int ok = rows != NULL;
     for (hsize_t i = 0; ok && i < R; i++)
-        row_from_config(&rows[i], (int)i, &l->runs[i]);
-    ok = ok && make_dataset(f, "runs", rt, 1, &R, NULL,
+        row_from_config(&rows[i], (int)i, &l->runs[i], l->run_ids ? l->run_ids[i] : NULL);
+    ok = ok && make_dataset(f, "runs", rt, 1, &R, 1, NULL,
                             "one row per run, in plan order: configuration, status "
                             "(pending, done, diverged, failed, interrupted), reason, "
                             "timings, final training loss, where it ran, checksum "
-                            "(FNV-1a 64 of the row's /eval curves tf, gd, blind, pick "
-                            "[P, N] then its /train/loss row [S], float32 bytes; 0 while "
-                            "pending)",
+                            "(FNV-1a 64 of the row's parts named by the attribute "
+                            "checksum_covers, in that order, as stored: float32 bytes of "
+                            "each array row, the loss row NaN-padded to S, then the "
+                            "model_checksum column's 8 bytes; 0 while pending), "
+                            "model_checksum (FNV-1a 64 of the run's /models group: each "
+                            "parameter in model order, then eval_tokens, eval_pred, "
+                            "eval_target; 0 without a saved model)",
                             &ds) == 0;
     ok = ok && H5Dwrite(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
     ok = ok && set_knob_attrs(ds) == 0;
+    const char *covers[N_ROW_DATASETS + 1];
+    int n_covers = 0;
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        if (i < ROW_FIRST_SC || c0->sc_rounds > 0)
+            covers[n_covers++] = row_dataset_names[i];
+    covers[n_covers++] = "model_checksum";
+    ok = ok && set_string_list_attr(ds, "checksum_covers", covers, n_covers) == 0;
     if (ds >= 0)
         H5Dclose(ds);
     free(rows);
@@ -576,30 +629,26 @@ static int write_layout(hid_t f, const store_layout *l)
     hid_t g_train = H5Gcreate2(f, "train", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     hid_t g_models = H5Gcreate2(f, "models", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     ok = g_eval >= 0 && g_train >= 0 && g_models >= 0;
-    hsize_t dims3[3] = {R, P, N}, dims2[2] = {R, (hsize_t)S}, dimS = (hsize_t)S;
-    ok = ok && make_dataset(g_eval, "noise", H5T_NATIVE_DOUBLE, 1, &P, NULL,
-                            "evaluation reward-noise levels p [P]", &ds) == 0;
-    if (ok) {
-        ok = H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c0->eval_noise) >= 0;
-        H5Dclose(ds);
+    hsize_t dims3[3] = {R, P, N}, dims2[2] = {R, (hsize_t)S};
+    ok = ok && write_whole(g_eval, "noise", H5T_NATIVE_DOUBLE, P, c0->eval_noise,
+                           "evaluation reward-noise levels p [P]") == 0;
+    static const char *const curves[] = {"tf_err", "gd_err", "blind_err", "pick_err"};
+    for (int i = 0; ok && i < 4; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "eval/%s", curves[i]);
+        ok = make_dataset(g_eval, curves[i], H5T_NATIVE_FLOAT, 3, dims3, 1, &nanf_,
+                          part_description(path), NULL) == 0;
     }
-    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++)
-        ok = make_dataset(g_eval, curve_datasets[i].name, H5T_NATIVE_FLOAT, 3, dims3,
-                          &nanf_, curve_datasets[i].description, NULL) == 0;
-    ok = ok && make_dataset(g_train, "step", H5T_NATIVE_INT32, 1, &dimS, NULL,
-                            "training step numbers 1..S [S]", &ds) == 0;
-    if (ok) {
-        int32_t *steps = malloc(sizeof(int32_t) * (size_t)(S ? S : 1));
-        for (int i = 0; ok && steps && i < S; i++)
-            steps[i] = i + 1;
-        ok = steps && H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, steps) >= 0;
-        free(steps);
-        H5Dclose(ds);
-    }
-    ok = ok && make_dataset(g_train, "loss", H5T_NATIVE_FLOAT, 2, dims2, &nanf_,
-                            "mean training loss of each step [run, step]; NaN past a run's "
-                            "steps or before it ran",
-                            NULL) == 0;
+    int32_t *steps = malloc(sizeof(int32_t) * (size_t)(S ? S : 1));
+    for (int i = 0; steps && i < S; i++)
+        steps[i] = i + 1;
+    ok = ok && steps && write_whole(g_train, "step", H5T_NATIVE_INT32, (hsize_t)S, steps,
+                                    "training step numbers 1..S [S]") == 0;
+    free(steps);
+    ok = ok && make_dataset(g_train, "loss", H5T_NATIVE_FLOAT, 2, dims2, 1, &nanf_,
+                            part_description("train/loss"), NULL) == 0;
+    for (int i = 0; ok && l->save_model && i < l->n_runs; i++)
+        ok = write_model_layout(g_models, &l->runs[i], l->run_ids ? l->run_ids[i] : NULL) == 0;
     if (g_eval >= 0) H5Gclose(g_eval);
     if (g_train >= 0) H5Gclose(g_train);
     if (g_models >= 0) H5Gclose(g_models);
@@ -611,7 +660,7 @@ int store_create(const char *path, const store_layout *layout, int force,
                  icas_err *err)
 {
     struct stat st;
-    if (layout_check(layout, err))
+    if (store_layout_check(layout, err))
         return icas_wrap(err, "%s: ", path);
     if (!force && stat(path, &st) == 0)
         return icas_fail(err, "%s exists (use --force to replace it)", path);
@@ -644,7 +693,12 @@ int store_create(const char *path, const store_layout *layout, int force,
     }
     fault_hdf5_end();
     hdf5_restore(q);
-    if (rc == 0 && fault_rename(tmp, path) != 0) {
+    /* durable before it takes the place of anything */
+    if (rc == 0 && store_sync_path(tmp, err) != 0) {
+        rc = -1;
+        e = err->sys_errno;
+    }
+    if (rc == 0 && (fault_rename(tmp, path) != 0 || fault_fsync_dir_of(path) != 0)) {
         rc = -1;
         e = errno;
     }
@@ -657,30 +711,97 @@ int store_create(const char *path, const store_layout *layout, int force,
     return 0;
 }
 
-/* ---- reading ------------------------------------------------------------- */
-
-/* Reads every row of /runs (malloc'd). */
-static int read_rows(hid_t f, const char *path, run_row **rows, int *n, icas_err *err)
+int store_sync_path(const char *path, icas_err *err)
 {
-    hid_t ds = H5Dopen2(f, "runs", H5P_DEFAULT);
-    if (ds < 0)
-        return icas_fail(err, "%s: no /runs table (not an icasweep result file?)", path);
-    hid_t sp = H5Dget_space(ds);
-    hssize_t count = H5Sget_simple_extent_npoints(sp);
-    H5Sclose(sp);
-    *rows = calloc((size_t)(count > 0 ? count : 1), sizeof **rows);
-    hid_t rt = row_type();
-    herr_t rc = *rows ? H5Dread(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) : -1;
-    H5Tclose(rt);
-    H5Dclose(ds);
-    if (rc < 0) {
-        free(*rows);
-        *rows = NULL;
-        return icas_fail(err, "%s: cannot read /runs", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 || fault_fsync(fd, "fsync result file") != 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return icas_fail_errno(err, e, "%s: %s", path, strerror(e));
     }
-    *n = (int)count;
+    close(fd);
     return 0;
 }
+
+/* ---- checksums --------------------------------------------------------- */
+
+/* FNV-1a 64 of a saved model as stored: each parameter view in model order,
+ * then eval_tokens, eval_pred, eval_target; never 0 (0 means "none"). */
+static uint64_t model_checksum(const run_result *r, const param_view *views, int n_views)
+{
+    uint64_t h = HASH_ICASWEEP_INIT;
+    for (int i = 0; i < n_views; i++)
+        h = hash_fnv1a64(r->params + views[i].offset,
+                         sizeof(float) * (size_t)views[i].shape[0] * (size_t)views[i].shape[1], h);
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int n = run_result_parts(r, parts);
+    for (int i = 0; i < n; i++)
+        if (parts[i].kind == RUN_PART_MODEL && strcmp(parts[i].name, "params") != 0)
+            h = hash_fnv1a64(parts[i].data, sizeof(float) * parts[i].n, h);
+    return h ? h : 1;
+}
+
+/* The checksum of a row's numbers: its arrays a[k] of n[k] floats, in
+ * row_dataset_names order as stored (the loss row NaN-padded to S), then
+ * the model_checksum value; without cover_all (an earlier icasweep's
+ * file) only the first five. The closed loop's are NULL without one.
+ * FNV-1a 64, never 0. */
+static uint64_t row_checksum(const float *const a[N_ROW_DATASETS], const size_t n[N_ROW_DATASETS],
+                             int cover_all, uint64_t model_sum)
+{
+    uint64_t h = HASH_ICASWEEP_INIT;
+    for (int k = 0; k < N_ROW_DATASETS; k++)
+        if (a[k] && (k < ROW_FIRST_SC || cover_all))
+            h = hash_fnv1a64(a[k], sizeof(float) * n[k], h);
+    if (cover_all)
+        h = hash_fnv1a64(&model_sum, sizeof model_sum, h);
+    return h ? h : 1;
+}
+
+/* The /runs row of a result recorded at finished_at. */
+static void row_from_result(run_row *out, int row, const run_result *r, const char *finished_at)
+{
+    row_from_config(out, row, &r->cfg, r->run_id);
+    copy_str(out->status, sizeof out->status, run_status_name(r->status));
+    copy_str(out->reason, sizeof out->reason, r->reason);
+    out->wall_seconds = r->wall_seconds;
+    out->train_seconds = r->train_seconds;
+    out->eval_seconds = r->eval_seconds;
+    out->final_loss = r->final_loss;
+    out->steps_done = r->steps_done;
+    copy_str(out->host, sizeof out->host, r->host);
+    out->rank = r->rank;
+    out->threads = r->threads;
+    copy_str(out->finished_at, sizeof out->finished_at, finished_at);
+}
+
+static int row_status(const run_row *r)
+{
+    for (int k = RUN_PENDING; k <= RUN_INTERRUPTED; k++)
+        if (strncmp(r->status, run_status_name((run_status)k), sizeof r->status) == 0)
+            return k;
+    return -1;
+}
+
+/* The result a row holds (the inverse of row_from_result). */
+static void row_to_outcome(const run_row *o, run_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    int st = row_status(o);
+    out->status = (run_status)(st < 0 ? RUN_PENDING : st);
+    snprintf(out->reason, sizeof out->reason, "%.*s", (int)sizeof o->reason, o->reason);
+    out->wall_seconds = o->wall_seconds;
+    out->train_seconds = o->train_seconds;
+    out->eval_seconds = o->eval_seconds;
+    out->final_loss = o->final_loss;
+    out->steps_done = o->steps_done;
+    snprintf(out->host, sizeof out->host, "%.*s", (int)sizeof out->host - 1, o->host);
+    out->rank = o->rank;
+    out->threads = o->threads;
+}
+
+/* ---- opening ------------------------------------------------------------- */
 
 static hid_t open_file(const char *path, unsigned mode, icas_err *err)
 {
@@ -688,6 +809,11 @@ static hid_t open_file(const char *path, unsigned mode, icas_err *err)
     if (stat(path, &st) != 0)
         return icas_fail(err, "%s: %s", path, strerror(errno));
     hid_t fapl = strong_fapl();
+    /* The writer takes no HDF5 file lock: readers must be able to open the
+     * file while a sweep keeps it open, and the sweep's own lock keeps a
+     * second writer out. */
+    if (mode == H5F_ACC_RDWR)
+        H5Pset_file_locking(fapl, 0, 1);
     errno = 0;
     hid_t f = H5Fopen(path, mode, fapl);
     /* opening for writing writes the superblock: a full disk shows here */
@@ -721,117 +847,80 @@ static int check_schema(hid_t f, const char *path, icas_err *err)
     return 0;
 }
 
-int store_read_status(const char *path, int *n_runs, int **status, icas_err *err)
+/* ---- writing in place ----------------------------------------------------- */
+
+struct store_file {
+    char path[4096];
+    hid_t f, runs, row_t;
+    hid_t ds[N_ROW_DATASETS]; /* -1 when the file has none (no closed loop) */
+    hsize_t S;                /* the loss rows' length */
+    int n_runs;
+    int cover_all;            /* checksum_covers present: the full checksum */
+    int has_sc;
+    int fd;                   /* the file's descriptor, for fsync */
+};
+
+int store_open(const char *path, store_file **out, icas_err *err)
 {
+    *out = NULL;
+    store_file *s = calloc(1, sizeof *s);
+    if (!s)
+        return icas_fail(err, "%s: out of memory", path);
+    snprintf(s->path, sizeof s->path, "%s", path);
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        s->ds[i] = -1;
+    s->runs = s->row_t = -1;
     quiet_state q = hdf5_quiet();
-    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
-    if (f < 0) {
+    fault_hdf5_begin();
+    s->f = fault_point("hdf5 open") ? -1 : open_file(path, H5F_ACC_RDWR, err);
+    if (s->f < 0) {
+        if (err->msg[0] == 0 || errno == ENOSPC || errno == EIO)
+            icas_fail_errno(err, errno, "%s: cannot open for writing: %s", path, strerror(errno));
+        fault_hdf5_end();
         hdf5_restore(q);
+        free(s);
         return -1;
     }
-    run_row *rows = NULL;
-    int n = 0, rc = read_rows(f, path, &rows, &n, err);
-    H5Fclose(f);
+    /* no chunk cache: every row write goes to the file at once, and a
+     * reader meets the bytes there */
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    H5Pset_chunk_cache(dapl, 0, 0, 1.0);
+    int ok = 1;
+    s->has_sc = H5Lexists(s->f, "selfcorrect", H5P_DEFAULT) > 0;
+    for (int i = 0; ok && i < N_ROW_DATASETS; i++) {
+        if (!s->has_sc && i >= ROW_FIRST_SC)
+            break;
+        s->ds[i] = H5Dopen2(s->f, row_dataset_names[i], dapl);
+        ok = s->ds[i] >= 0;
+    }
+    s->runs = ok ? H5Dopen2(s->f, "runs", dapl) : -1;
+    ok = ok && s->runs >= 0;
+    H5Pclose(dapl);
+    if (ok) {
+        hid_t sp = H5Dget_space(s->ds[ROW_LOSS]);
+        hsize_t d2[2] = {0, 0};
+        H5Sget_simple_extent_dims(sp, d2, NULL);
+        H5Sclose(sp);
+        s->S = d2[1];
+        sp = H5Dget_space(s->runs);
+        s->n_runs = (int)H5Sget_simple_extent_npoints(sp);
+        H5Sclose(sp);
+        s->cover_all = H5Aexists(s->runs, "checksum_covers") > 0;
+        s->row_t = row_type();
+        void *handle = NULL;
+        ok = H5Fget_vfd_handle(s->f, H5P_DEFAULT, &handle) >= 0 && handle;
+        s->fd = ok ? *(int *)handle : -1;
+    }
+    fault_hdf5_end();
     hdf5_restore(q);
-    if (rc)
-        return rc;
-    *status = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    for (int i = 0; i < n; i++) {
-        (*status)[i] = RUN_PENDING;
-        for (int s = RUN_PENDING; s <= RUN_INTERRUPTED; s++)
-            if (strncmp(rows[i].status, run_status_name((run_status)s),
-                        sizeof rows[i].status) == 0)
-                (*status)[i] = s;
+    if (!ok) {
+        icas_err ignore;
+        store_close(s, &ignore);
+        return icas_fail(err, "%s: not an icasweep result file (no /runs, /train/loss or "
+                              "/eval table)", path);
     }
-    *n_runs = n;
-    free(rows);
+    *out = s;
     return 0;
-}
-
-/* ---- writing a result ---------------------------------------------------- */
-
-static int write_model(hid_t f, const run_result *r)
-{
-    param_view *views = NULL;
-    int n_views = 0;
-    if (model_view_table(model_dims_of(&r->cfg), &views, &n_views, NULL))
-        return -1;
-    hid_t models = H5Gopen2(f, "models", H5P_DEFAULT);
-    if (models < 0) {
-        free(views);
-        return -1;
-    }
-    if (H5Lexists(models, r->run_id, H5P_DEFAULT) > 0)
-        H5Ldelete(models, r->run_id, H5P_DEFAULT);
-    hid_t g = H5Gcreate2(models, r->run_id, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = g >= 0;
-    for (int i = 0; ok && i < n_views; i++) {
-        const param_view *v = &views[i];
-        hsize_t dims[2] = {(hsize_t)v->shape[0], (hsize_t)v->shape[1]};
-        hid_t sp = H5Screate_simple(v->rank, dims, NULL);
-        hid_t ds = H5Dcreate2(g, v->name, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT,
-                              H5P_DEFAULT);
-        ok = ds >= 0 &&
-             H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                      r->params + v->offset) >= 0 &&
-             set_string_attr(ds, "description",
-                             "trained parameter, GPT-2 name and orientation "
-                             "(y = x W + b, W stored [in, out])") == 0;
-        if (ds >= 0)
-            H5Dclose(ds);
-        H5Sclose(sp);
-    }
-    const run_config *c = &r->cfg;
-    struct {
-        const char *name;
-        const float *data;
-        int rank;
-        hsize_t dims[3];
-        const char *description;
-    } extra[3] = {
-        {"eval_tokens", r->eval_tokens, 3,
-         {(hsize_t)c->eval_batch, 3 * (hsize_t)c->points, (hsize_t)c->dims},
-         "evaluation token sequences fed to the model at evaluation noise 0 [B, 3N, d]: "
-         "x, y_i, (r_i, 0, ..., 0) with the rewards the model sees"},
-        {"eval_pred", r->eval_pred, 3,
-         {(hsize_t)c->eval_batch, (hsize_t)c->points, (hsize_t)c->dims},
-         "the model's predictions at query tokens 3i for those sequences [B, N, d]"},
-        {"eval_target", r->eval_target, 2,
-         {(hsize_t)c->eval_batch, (hsize_t)c->dims, 0},
-         "each evaluation context's best response y* = x W* [B, d]: with eval_tokens, "
-         "every curve under /eval can be recomputed from the file"},
-    };
-    for (int i = 0; ok && i < 3; i++) {
-        if (!extra[i].data)
-            continue;
-        hid_t sp = H5Screate_simple(extra[i].rank, extra[i].dims, NULL);
-        hid_t ds = H5Dcreate2(g, extra[i].name, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT,
-                              H5P_DEFAULT, H5P_DEFAULT);
-        ok = ds >= 0 &&
-             H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, extra[i].data) >= 0 &&
-             set_string_attr(ds, "description", extra[i].description) == 0;
-        if (ds >= 0)
-            H5Dclose(ds);
-        H5Sclose(sp);
-    }
-    if (g >= 0)
-        H5Gclose(g);
-    H5Gclose(models);
-    free(views);
-    return ok ? 0 : -1;
-}
-
-/* The checksum of a row's numbers: its four [P, N] curves in
- * run_result_curves order, then its [S] loss row (NaN past the run's
- * steps), as float32 bytes, FNV-1a 64; never 0 (0 means "none"). */
-static uint64_t row_checksum(float *const curves[RUN_RESULT_N_CURVES], size_t PN,
-                             const float *loss, size_t S)
-{
-    uint64_t h = HASH_ICASWEEP_INIT;
-    for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
-        h = hash_fnv1a64(curves[k], sizeof(float) * PN, h);
-    h = hash_fnv1a64(loss, sizeof(float) * S, h);
-    return h ? h : 1;
 }
 
 /* A result's loss row padded with NaN to S (malloc'd; NULL when out of
@@ -844,110 +933,169 @@ static float *padded_loss(const run_result *r, size_t S)
     return buf;
 }
 
-/* The /runs row of a result recorded at finished_at. */
-static void row_from_result(run_row *out, int row, const run_result *r, const char *finished_at)
+/* Writes r's model into its (laid out) /models/<run_id> group. */
+static int write_model(hid_t f, const run_result *r, const param_view *views, int n_views)
 {
-    row_from_config(out, row, &r->cfg);
-    copy_str(out->status, sizeof out->status, run_status_name(r->status));
-    copy_str(out->reason, sizeof out->reason, r->reason);
-    out->wall_seconds = r->wall_seconds;
-    out->train_seconds = r->train_seconds;
-    out->eval_seconds = r->eval_seconds;
-    out->final_loss = r->final_loss;
-    out->steps_done = r->steps_done;
-    copy_str(out->host, sizeof out->host, r->host);
-    out->rank = r->rank;
-    out->threads = r->threads;
-    copy_str(out->finished_at, sizeof out->finished_at, finished_at);
-}
-
-/* Writes r into row `row` of the open file f: the curves, the loss row,
- * the model (with one), the /runs row last. Returns 0 or -1. */
-static int write_result_into(hid_t f, int row, const run_result *r, const char *finished_at)
-{
-    run_row out;
-    row_from_result(&out, row, r, finished_at);
-    hid_t rt = row_type();
-    hid_t ds_runs = H5Dopen2(f, "runs", H5P_DEFAULT);
-    hid_t ds_loss = H5Dopen2(f, "train/loss", H5P_DEFAULT);
-    int ok = ds_runs >= 0 && ds_loss >= 0;
-    float *curves[RUN_RESULT_N_CURVES];
-    run_result_curves((run_result *)r, curves);
-    float *buf = NULL;
-    if (ok) {
-        /* the loss row is S long; this run has cfg.steps of them */
-        hid_t fsp = H5Dget_space(ds_loss);
-        hsize_t dims[2] = {0, 0};
-        H5Sget_simple_extent_dims(fsp, dims, NULL);
-        H5Sclose(fsp);
-        buf = padded_loss(r, (size_t)dims[1]);
-        ok = buf != NULL;
-        if (ok)
-            out.checksum = row_checksum(curves, (size_t)r->P * r->N, buf, (size_t)dims[1]);
-    }
-    for (int i = 0; ok && i < RUN_RESULT_N_CURVES; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        ok = ds >= 0 && fault_point("hdf5 write curve") == 0 &&
-             write_row(ds, H5T_NATIVE_FLOAT, (hsize_t)row, curves[i]) >= 0;
+    char name[64];
+    snprintf(name, sizeof name, "models/%.*s", ICAS_RUN_ID_LEN, r->run_id);
+    hid_t g = H5Lexists(f, "models", H5P_DEFAULT) > 0 && H5Lexists(f, name, H5P_DEFAULT) > 0
+                  ? H5Gopen2(f, name, H5P_DEFAULT)
+                  : -1;
+    int ok = g >= 0;
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int n = run_result_parts(r, parts);
+    for (int i = 0; ok && i < n_views + n; i++) {
+        const char *ds_name;
+        const float *data;
+        if (i < n_views) {
+            ds_name = views[i].name;
+            data = r->params + views[i].offset;
+        } else if (parts[i - n_views].kind == RUN_PART_MODEL &&
+                   strcmp(parts[i - n_views].name, "params") != 0) {
+            ds_name = parts[i - n_views].name;
+            data = parts[i - n_views].data;
+        } else {
+            continue;
+        }
+        hid_t ds = H5Dopen2(g, ds_name, H5P_DEFAULT);
+        ok = ds >= 0 && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
         if (ds >= 0)
             H5Dclose(ds);
     }
-    ok = ok && fault_point("hdf5 write loss") == 0 &&
-         write_row(ds_loss, H5T_NATIVE_FLOAT, (hsize_t)row, buf) >= 0;
-    free(buf);
-    ok = ok && fault_point("hdf5 write selfcorrect") == 0 &&
-         write_selfcorrect_row(f, row, r) == 0;
-    if (ok && r->params && r->status == RUN_DONE)
-        ok = fault_point("hdf5 write model") == 0 && write_model(f, r) == 0;
-    ok = ok && fault_point("hdf5 write row") == 0 && write_row(ds_runs, rt, (hsize_t)row, &out) >= 0;
-    if (ds_runs >= 0) H5Dclose(ds_runs);
-    if (ds_loss >= 0) H5Dclose(ds_loss);
-    H5Tclose(rt);
-    ok = ok && fault_point("hdf5 flush") == 0 && H5Fflush(f, H5F_SCOPE_GLOBAL) >= 0;
+    if (g >= 0)
+        H5Gclose(g);
     return ok ? 0 : -1;
 }
 
-static int write_result_at(const char *path, int row, const run_result *r,
-                           const char *finished_at, icas_err *err)
+int store_write(store_file *s, int row, const run_result *r, const char *finished_at,
+                icas_err *err)
 {
-    quiet_state q = hdf5_quiet();
-    fault_hdf5_begin();
-    hid_t f = open_file(path, H5F_ACC_RDWR, err);
-    if (f < 0) {
-        fault_hdf5_end();
-        hdf5_restore(q);
-        return -1;
+    if (row < 0 || row >= s->n_runs)
+        return icas_fail(err, "%s: row %d out of range (%d runs)", s->path, row, s->n_runs);
+    char id[ICAS_RUN_ID_LEN];
+    config_run_id(&r->cfg, id);
+    if (strncmp(id, r->run_id, ICAS_RUN_ID_LEN) != 0)
+        return icas_fail(err, "%s: row %d: result of run %.20s under the id %.20s", s->path, row,
+                         id, r->run_id);
+    run_row out;
+    row_from_result(&out, row, r, finished_at);
+    float *loss = padded_loss(r, (size_t)s->S);
+    param_view *views = NULL;
+    int n_views = 0;
+    int has_model = run_result_has_model(r);
+    if (!loss || (has_model && model_view_table(model_dims_of(&r->cfg), &views, &n_views, err))) {
+        free(loss);
+        return icas_fail(err, "%s: out of memory writing row %d", s->path, row);
     }
-    int rc = 0;
-    run_row *rows = NULL;
-    int n = 0;
-    if (read_rows(f, path, &rows, &n, err)) {
-        rc = -1;
-    } else if (row < 0 || row >= n) {
-        rc = icas_fail(err, "%s: row %d out of range (%d runs)", path, row, n);
-    } else if (strncmp(rows[row].run_id, r->run_id, ICAS_RUN_ID_LEN) != 0) {
-        rc = icas_fail(err, "%s: row %d holds run %.20s, not %s", path, row, rows[row].run_id,
-                       r->run_id);
-    } else {
-        errno = 0;
-        if (write_result_into(f, row, r, finished_at)) {
-            int e = errno;
-            rc = icas_fail_errno(err, io_errno(), "%s: cannot write the result of row %d "
-                                 "(run %s): %s", path, row, r->run_id,
-                                 e ? strerror(e) : "HDF5 error");
+    /* the result's arrays, each into its dataset (the model's below) */
+    const float *a[N_ROW_DATASETS] = {0};
+    size_t n[N_ROW_DATASETS] = {0};
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int np = run_result_parts(r, parts), bad = 0;
+    for (int i = 0; i < np; i++) {
+        if (parts[i].kind == RUN_PART_MODEL)
+            continue;
+        int k = row_dataset_index(parts[i].name);
+        bad |= k < 0 || s->ds[k] < 0;
+        if (k >= 0) {
+            a[k] = k == ROW_LOSS ? loss : parts[i].data;
+            n[k] = k == ROW_LOSS ? (size_t)s->S : parts[i].n;
         }
     }
-    free(rows);
-    errno = 0;
-    if ((fault_point("hdf5 close") || H5Fclose(f) < 0) && rc == 0) {
-        int e = errno;
-        rc = icas_fail_errno(err, io_errno(), "%s: cannot close the file after writing row "
-                             "%d: %s", path, row, e ? strerror(e) : "HDF5 error");
+    for (int k = 0; k < N_ROW_DATASETS; k++)
+        bad |= s->ds[k] >= 0 && !a[k];
+    if (bad) {
+        free(loss);
+        free(views);
+        return icas_fail(err, "%s: row %d: the result's closed-loop arrays and the file's "
+                              "/selfcorrect do not match (one has them, the other not)",
+                         s->path, row);
     }
+    out.model_checksum = has_model ? model_checksum(r, views, n_views) : 0;
+    out.checksum = row_checksum(a, n, s->cover_all, out.model_checksum);
+
+    quiet_state q = hdf5_quiet();
+    fault_hdf5_begin();
+    errno = 0;
+    int ok = 1;
+    for (int k = 0; ok && k < N_ROW_DATASETS; k++) {
+        if (s->ds[k] < 0)
+            continue;
+        ok = fault_point(k < ROW_FIRST_SC ? "hdf5 write curve" : "hdf5 write selfcorrect") == 0 &&
+             write_row(s->ds[k], H5T_NATIVE_FLOAT, (hsize_t)row, a[k]) >= 0;
+    }
+    if (ok && has_model)
+        ok = fault_point("hdf5 write model") == 0 && write_model(s->f, r, views, n_views) == 0;
+    ok = ok && fault_point("hdf5 write row") == 0 &&
+         write_row(s->runs, s->row_t, (hsize_t)row, &out) >= 0;
+    int e = errno;
     fault_hdf5_end();
     hdf5_restore(q);
+    free(loss);
+    free(views);
+    if (!ok)
+        return icas_fail_errno(err, io_errno() ? io_errno() : (e == ENOSPC || e == EIO ? e : 0),
+                               "%s: cannot write the result of row %d (run %s): %s", s->path,
+                               row, r->run_id, e ? strerror(e) : "HDF5 error (no model group "
+                               "for a saved model?)");
+    return 0;
+}
+
+int store_write_pending(store_file *s, int row, const run_config *cfg, icas_err *err)
+{
+    run_result r;
+    if (run_result_alloc(&r, cfg, 0, err))
+        return -1;
+    r.status = RUN_PENDING;
+    r.rank = r.threads = -1;
+    r.wall_seconds = r.train_seconds = r.eval_seconds = NAN;
+    int rc = store_write(s, row, &r, "", err);
+    run_result_free(&r);
+    if (rc == 0) {
+        /* a pending row carries no checksum */
+        run_row out;
+        row_from_config(&out, row, cfg, NULL);
+        quiet_state q = hdf5_quiet();
+        fault_hdf5_begin();
+        errno = 0;
+        if (fault_point("hdf5 write row") || write_row(s->runs, s->row_t, (hsize_t)row, &out) < 0)
+            rc = icas_fail_errno(err, io_errno(), "%s: cannot write row %d: %s", s->path, row,
+                                 errno ? strerror(errno) : "HDF5 error");
+        fault_hdf5_end();
+        hdf5_restore(q);
+    }
+    return rc;
+}
+
+int store_sync(store_file *s, icas_err *err)
+{
+    if (fault_fsync(s->fd, "fsync result file") != 0)
+        return icas_fail_errno(err, errno, "%s: cannot make the file durable: %s", s->path,
+                               strerror(errno));
+    return 0;
+}
+
+int store_close(store_file *s, icas_err *err)
+{
+    if (!s)
+        return 0;
+    int rc = 0;
+    quiet_state q = hdf5_quiet();
+    fault_hdf5_begin();
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        if (s->ds[i] >= 0)
+            H5Dclose(s->ds[i]);
+    if (s->runs >= 0)
+        H5Dclose(s->runs);
+    if (s->row_t >= 0)
+        H5Tclose(s->row_t);
+    errno = 0;
+    if (s->f >= 0 && (fault_point("hdf5 close") || H5Fclose(s->f) < 0))
+        rc = icas_fail_errno(err, io_errno(), "%s: cannot close the file: %s", s->path,
+                             errno ? strerror(errno) : "HDF5 error");
+    fault_hdf5_end();
+    hdf5_restore(q);
+    free(s);
     return rc;
 }
 
@@ -955,54 +1103,80 @@ int store_write_result(const char *path, int row, const run_result *r, icas_err 
 {
     char finished_at[32];
     now_iso(finished_at, sizeof finished_at);
-    return write_result_at(path, row, r, finished_at, err);
-}
-
-int store_record(const char *path, const char *journal, int row, const run_result *r,
-                 icas_err *err)
-{
-    char finished_at[32];
-    now_iso(finished_at, sizeof finished_at);
-    if (journal_write(journal, row, r, finished_at, err))
+    store_file *s;
+    if (store_open(path, &s, err))
         return -1;
-    return write_result_at(path, row, r, finished_at, err);
+    int rc = store_write(s, row, r, finished_at, err);
+    if (rc == 0)
+        rc = store_sync(s, err);
+    icas_err close_err;
+    if (store_close(s, &close_err) && rc == 0) {
+        *err = close_err;
+        rc = -1;
+    }
+    return rc;
 }
 
-/* ---- verification and recovery ---------------------------------------- */
+/* ---- reading ------------------------------------------------------------- */
 
-/* Everything of a file needed to check it: rows and the numeric arrays. */
+/* Everything of a file needed to check it: rows and the per-run arrays. */
 typedef struct {
     run_row *rows;
     int n;
     hsize_t P, N, S;
-    float *curves[RUN_RESULT_N_CURVES]; /* [R, P, N] each */
-    float *loss;                        /* [R, S] */
+    float *arrays[N_ROW_DATASETS]; /* [R, per_row[i]] each; NULL for absent sc */
+    size_t per_row[N_ROW_DATASETS];
+    int has_sc, cover_all, has_models;
 } file_image;
 
 static void image_free(file_image *im)
 {
     free(im->rows);
-    for (int i = 0; i < RUN_RESULT_N_CURVES; i++)
-        free(im->curves[i]);
-    free(im->loss);
+    for (int i = 0; i < N_ROW_DATASETS; i++)
+        free(im->arrays[i]);
     memset(im, 0, sizeof *im);
 }
 
-/* Reads a whole 2- or 3-dimensional float dataset of R rows. */
-static float *read_all(hid_t f, const char *name, int rank, hsize_t R, hsize_t *dims)
+/* Reads every row of /runs (malloc'd). */
+static int read_rows(hid_t f, const char *path, run_row **rows, int *n, icas_err *err)
+{
+    hid_t ds = H5Dopen2(f, "runs", H5P_DEFAULT);
+    if (ds < 0)
+        return icas_fail(err, "%s: no /runs table (not an icasweep result file?)", path);
+    hid_t sp = H5Dget_space(ds);
+    hssize_t count = H5Sget_simple_extent_npoints(sp);
+    H5Sclose(sp);
+    *rows = calloc((size_t)(count > 0 ? count : 1), sizeof **rows);
+    hid_t rt = row_type();
+    herr_t rc = *rows ? H5Dread(ds, rt, H5S_ALL, H5S_ALL, H5P_DEFAULT, *rows) : -1;
+    H5Tclose(rt);
+    H5Dclose(ds);
+    if (rc < 0) {
+        free(*rows);
+        *rows = NULL;
+        return icas_fail(err, "%s: cannot read /runs", path);
+    }
+    *n = (int)count;
+    return 0;
+}
+
+/* Reads a whole float dataset of R rows; *per_row is its length per row. */
+static float *read_all(hid_t f, const char *name, hsize_t R, size_t *per_row, hsize_t *dims)
 {
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
     if (ds < 0)
         return NULL;
     hid_t sp = H5Dget_space(ds);
     float *buf = NULL;
-    if (H5Sget_simple_extent_ndims(sp) == rank) {
+    int rank = H5Sget_simple_extent_ndims(sp);
+    if (rank >= 1 && rank <= 4) {
         H5Sget_simple_extent_dims(sp, dims, NULL);
         size_t n = 1;
-        for (int i = 0; i < rank; i++)
+        for (int i = 1; i < rank; i++)
             n *= (size_t)dims[i];
+        *per_row = n;
         if (dims[0] == R)
-            buf = malloc(sizeof(float) * (n ? n : 1));
+            buf = malloc(sizeof(float) * (n * R > 0 ? n * R : 1));
         if (buf && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
             free(buf);
             buf = NULL;
@@ -1013,673 +1187,322 @@ static float *read_all(hid_t f, const char *name, int rank, hsize_t R, hsize_t *
     return buf;
 }
 
-/* 0 with the image read; -1 (err says why) when the file cannot be opened
- * or read whole: damaged. */
+/* 0 with the image read; -1 (err says why) when the file cannot be read
+ * whole: damaged. */
 static int read_image(hid_t f, const char *path, file_image *im, icas_err *err)
 {
     memset(im, 0, sizeof *im);
     if (read_rows(f, path, &im->rows, &im->n, err))
         return -1;
-    hsize_t d3[3], d2[2];
-    for (int i = 0; i < RUN_RESULT_N_CURVES; i++) {
-        char name[64];
-        snprintf(name, sizeof name, "eval/%s", curve_datasets[i].name);
-        im->curves[i] = read_all(f, name, 3, (hsize_t)im->n, d3);
-        if (!im->curves[i] || (i > 0 && (d3[1] != im->P || d3[2] != im->N))) {
+    im->has_sc = H5Lexists(f, "selfcorrect", H5P_DEFAULT) > 0;
+    im->has_models = H5Lexists(f, "models", H5P_DEFAULT) > 0;
+    hid_t runs = H5Dopen2(f, "runs", H5P_DEFAULT);
+    im->cover_all = runs >= 0 && H5Aexists(runs, "checksum_covers") > 0;
+    if (runs >= 0)
+        H5Dclose(runs);
+    for (int i = 0; i < N_ROW_DATASETS; i++) {
+        if (i >= ROW_FIRST_SC && !im->has_sc)
+            break;
+        hsize_t dims[4] = {0, 0, 0, 0};
+        im->arrays[i] = read_all(f, row_dataset_names[i], (hsize_t)im->n, &im->per_row[i], dims);
+        if (!im->arrays[i]) {
             image_free(im);
-            return icas_fail(err, "%s: cannot read /%s", path, name);
+            return icas_fail(err, "%s: cannot read /%s", path, row_dataset_names[i]);
         }
-        im->P = d3[1];
-        im->N = d3[2];
+        if (i == ROW_LOSS)
+            im->S = dims[1];
+        if (i == 0) {
+            im->P = dims[1];
+            im->N = dims[2];
+        }
+        if (i < ROW_LOSS && im->per_row[i] != (size_t)(im->P * im->N)) {
+            image_free(im);
+            return icas_fail(err, "%s: /%s and /eval/tf_err differ in shape", path,
+                             row_dataset_names[i]);
+        }
     }
-    im->loss = read_all(f, "train/loss", 2, (hsize_t)im->n, d2);
-    if (!im->loss) {
-        image_free(im);
-        return icas_fail(err, "%s: cannot read /train/loss", path);
-    }
-    im->S = d2[1];
     return 0;
 }
 
-static int row_status(const run_row *r)
+/* Reads row i's saved model from /models/<run_id> into r (allocated with
+ * a model for its configuration). Returns 0, or -1 when it is missing. */
+static int read_model(hid_t f, const char *run_id, run_result *r, const param_view *views,
+                      int n_views)
 {
-    for (int k = RUN_PENDING; k <= RUN_INTERRUPTED; k++)
-        if (strncmp(r->status, run_status_name((run_status)k), sizeof r->status) == 0)
-            return k;
-    return -1;
+    char name[64];
+    snprintf(name, sizeof name, "models/%.*s", ICAS_RUN_ID_LEN, run_id);
+    if (H5Lexists(f, "models", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    int ok = g >= 0;
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int n = run_result_parts(r, parts);
+    for (int i = 0; ok && i < n_views + n; i++) {
+        const char *ds_name;
+        float *data;
+        size_t count;
+        if (i < n_views) {
+            ds_name = views[i].name;
+            data = r->params + views[i].offset;
+            count = (size_t)views[i].shape[0] * (size_t)views[i].shape[1];
+        } else if (parts[i - n_views].kind == RUN_PART_MODEL &&
+                   strcmp(parts[i - n_views].name, "params") != 0) {
+            ds_name = parts[i - n_views].name;
+            data = parts[i - n_views].data;
+            count = parts[i - n_views].n;
+        } else {
+            continue;
+        }
+        hid_t ds = H5Lexists(g, ds_name, H5P_DEFAULT) > 0 ? H5Dopen2(g, ds_name, H5P_DEFAULT) : -1;
+        hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+        ok = sp >= 0 && (size_t)H5Sget_simple_extent_npoints(sp) == count &&
+             H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0;
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    if (g >= 0)
+        H5Gclose(g);
+    return ok ? 0 : -1;
+}
+
+/* Row i of the image as a result of configuration cfg (allocated with a
+ * model when with_model; the model is read from f). */
+static int image_result(hid_t f, const file_image *im, int i, const run_config *cfg,
+                        int with_model, run_result *r, char finished_at[32], icas_err *err)
+{
+    if (run_result_alloc(r, cfg, with_model, err))
+        return -1;
+    run_outcome o;
+    row_to_outcome(&im->rows[i], &o);
+    run_result_set_outcome(r, &o);
+    snprintf(finished_at, 32, "%.*s", (int)sizeof im->rows[i].finished_at - 1,
+             im->rows[i].finished_at);
+    run_part parts[RUN_RESULT_MAX_PARTS];
+    int np = run_result_parts(r, parts);
+    for (int p = 0; p < np; p++) {
+        int k = parts[p].kind == RUN_PART_MODEL ? -1 : row_dataset_index(parts[p].name);
+        if (k < 0 || !im->arrays[k])
+            continue;
+        size_t count = parts[p].n < im->per_row[k] ? parts[p].n : im->per_row[k];
+        memcpy(parts[p].data, im->arrays[k] + (size_t)i * im->per_row[k], sizeof(float) * count);
+    }
+    if (with_model) {
+        param_view *views = NULL;
+        int n_views = 0;
+        int rc = model_view_table(model_dims_of(cfg), &views, &n_views, err);
+        if (rc == 0 && read_model(f, im->rows[i].run_id, r, views, n_views) != 0)
+            rc = icas_fail(err, "row %d: its saved model cannot be read", i);
+        free(views);
+        if (rc) {
+            run_result_free(r);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* model_checksum of the model stored in /models/<run_id>, its datasets
+ * hashed in the order of the group's checksum_order attribute (written
+ * when the group was laid out). -1 when it is missing or unreadable. */
+static int model_checksum_in_file(hid_t f, const char *run_id, uint64_t *sum)
+{
+    char name[64];
+    snprintf(name, sizeof name, "models/%.*s", ICAS_RUN_ID_LEN, run_id);
+    if (H5Lexists(f, "models", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t g = H5Gopen2(f, name, H5P_DEFAULT);
+    if (g < 0)
+        return -1;
+    int ok = H5Aexists(g, "checksum_order") > 0;
+    hid_t a = ok ? H5Aopen(g, "checksum_order", H5P_DEFAULT) : -1;
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : -1;
+    size_t len = t >= 0 ? H5Tget_size(t) : 0;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : 0;
+    char *names = ok && len > 0 && n > 0 ? calloc((size_t)n, len + 1) : NULL;
+    ok = names != NULL;
+    if (ok) {
+        hid_t mt = string_type(len);
+        ok = H5Aread(a, mt, names) >= 0;
+        H5Tclose(mt);
+    }
+    uint64_t h = HASH_ICASWEEP_INIT;
+    float *buf = NULL;
+    size_t cap = 0;
+    for (hssize_t i = 0; ok && i < n; i++) {
+        char ds_name[256];
+        snprintf(ds_name, sizeof ds_name, "%.*s", (int)len, names + (size_t)i * len);
+        hid_t ds = H5Lexists(g, ds_name, H5P_DEFAULT) > 0 ? H5Dopen2(g, ds_name, H5P_DEFAULT) : -1;
+        hid_t dsp = ds >= 0 ? H5Dget_space(ds) : -1;
+        hssize_t count = dsp >= 0 ? H5Sget_simple_extent_npoints(dsp) : -1;
+        ok = count >= 0;
+        if (ok && (size_t)count > cap) {
+            free(buf);
+            cap = (size_t)count;
+            buf = malloc(sizeof(float) * (cap ? cap : 1));
+            ok = buf != NULL;
+        }
+        ok = ok && (count == 0 ||
+                    H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0);
+        if (ok)
+            h = hash_fnv1a64(buf, sizeof(float) * (size_t)count, h);
+        if (dsp >= 0)
+            H5Sclose(dsp);
+        if (ds >= 0)
+            H5Dclose(ds);
+    }
+    free(buf);
+    free(names);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Gclose(g);
+    *sum = h ? h : 1;
+    return ok ? 0 : -1;
 }
 
 /* A row is sound when its numbers match its checksum (rows written before
  * the checksum existed have 0 and skip that check) and, marked done, holds
  * them all: every transformer and GD error, the reference curves past
- * k = 0, and the loss of every step. */
-static int row_sound(const file_image *im, int i, int steps)
+ * k = 0, the loss of every step, and a saved model whose bytes match the
+ * row's model_checksum. */
+static int row_sound(hid_t f, const file_image *im, int i)
 {
-    size_t PN = (size_t)(im->P * im->N);
     const run_row *r = &im->rows[i];
-    if (r->checksum) {
-        float *curves[RUN_RESULT_N_CURVES];
-        for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
-            curves[k] = im->curves[k] + i * PN;
-        if (row_checksum(curves, PN, im->loss + (size_t)i * im->S, (size_t)im->S) != r->checksum)
-            return 0;
-    }
+    size_t PN = (size_t)(im->P * im->N);
+    const float *a[N_ROW_DATASETS];
+    for (int k = 0; k < N_ROW_DATASETS; k++)
+        a[k] = im->arrays[k] ? im->arrays[k] + (size_t)i * im->per_row[k] : NULL;
+    if (r->checksum && row_checksum(a, im->per_row, im->cover_all, r->model_checksum) != r->checksum)
+        return 0;
     if (row_status(r) != RUN_DONE)
         return 1;
     for (size_t j = 0; j < PN; j++) {
         size_t k = j % im->N;
-        if (!isfinite(im->curves[0][i * PN + j]) || !isfinite(im->curves[1][i * PN + j]))
+        if (!isfinite(a[0][j]) || !isfinite(a[1][j]))
             return 0;
-        if (k > 0 && (!isfinite(im->curves[2][i * PN + j]) || !isfinite(im->curves[3][i * PN + j])))
+        if (k > 0 && (!isfinite(a[2][j]) || !isfinite(a[3][j])))
             return 0;
     }
-    if (steps < 0 || (hsize_t)steps > im->S)
+    if (r->steps < 0 || (hsize_t)r->steps > im->S)
         return 0;
-    for (int s = 0; s < steps; s++)
-        if (!isfinite(im->loss[(size_t)i * im->S + s]))
+    for (int s = 0; s < r->steps; s++)
+        if (!isfinite(a[ROW_LOSS][s]))
             return 0;
+    if (im->cover_all && r->model_checksum) {
+        /* the model the checksum names must be there, byte for byte */
+        uint64_t sum = 0;
+        if (model_checksum_in_file(f, r->run_id, &sum) || sum != r->model_checksum)
+            return 0;
+    }
     return 1;
 }
 
-/* 1 when /models/<run_id> holds exactly r's saved model. */
-static int model_matches(hid_t f, const run_result *r)
-{
-    char name[64];
-    snprintf(name, sizeof name, "models/%s", r->run_id);
-    if (H5Lexists(f, "models", H5P_DEFAULT) <= 0 || H5Lexists(f, name, H5P_DEFAULT) <= 0)
-        return 0;
-    param_view *views = NULL;
-    int n_views = 0, ok = 1;
-    if (model_view_table(model_dims_of(&r->cfg), &views, &n_views, NULL))
-        return 0;
-    const run_config *c = &r->cfg;
-    size_t B = (size_t)c->eval_batch, d = (size_t)c->dims, N = (size_t)c->points;
-    struct {
-        const char *name;
-        const float *want;
-        size_t n;
-    } items[3] = {{"eval_tokens", r->eval_tokens, B * 3 * N * d},
-                  {"eval_pred", r->eval_pred, B * N * d},
-                  {"eval_target", r->eval_target, B * d}};
-    for (int i = 0; ok && i < n_views + 3; i++) {
-        char ds_name[256];
-        const float *want;
-        size_t n;
-        if (i < n_views) {
-            snprintf(ds_name, sizeof ds_name, "%s/%s", name, views[i].name);
-            want = r->params + views[i].offset;
-            n = (size_t)views[i].shape[0] * (size_t)views[i].shape[1];
-        } else {
-            snprintf(ds_name, sizeof ds_name, "%s/%s", name, items[i - n_views].name);
-            want = items[i - n_views].want;
-            n = items[i - n_views].n;
-        }
-        hid_t ds = H5Lexists(f, ds_name, H5P_DEFAULT) > 0 ? H5Dopen2(f, ds_name, H5P_DEFAULT)
-                                                           : -1;
-        float *got = malloc(sizeof(float) * (n ? n : 1));
-        ok = ds >= 0 && got && H5Sget_simple_extent_npoints(H5Dget_space(ds)) >= 0;
-        if (ok) {
-            hid_t sp = H5Dget_space(ds);
-            ok = (size_t)H5Sget_simple_extent_npoints(sp) == n &&
-                 H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, got) >= 0 &&
-                 memcmp(got, want, sizeof(float) * n) == 0;
-            H5Sclose(sp);
-        }
-        free(got);
-        if (ds >= 0)
-            H5Dclose(ds);
-    }
-    free(views);
-    return ok;
-}
-
-/* 1 when row i of the image holds exactly the journal's result r. */
-static int row_matches(hid_t f, const file_image *im, int i, const run_result *r,
-                       const char *finished_at)
-{
-    run_row want;
-    row_from_result(&want, i, r, finished_at);
-    size_t PN = (size_t)(im->P * im->N);
-    if ((size_t)(r->P * r->N) != PN || (hsize_t)r->cfg.steps > im->S)
-        return 0;
-    float *curves[RUN_RESULT_N_CURVES];
-    run_result_curves((run_result *)r, curves);
-    float *loss_row = padded_loss(r, (size_t)im->S);
-    if (!loss_row)
-        return 0;
-    want.checksum = row_checksum(curves, PN, loss_row, (size_t)im->S);
-    free(loss_row);
-    if (memcmp(&want, &im->rows[i], sizeof want) != 0)
-        return 0;
-    for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
-        if (memcmp(curves[k], im->curves[k] + i * PN, sizeof(float) * PN) != 0)
-            return 0;
-    const float *loss = im->loss + (size_t)i * im->S;
-    if (memcmp(loss, r->train_loss, sizeof(float) * (size_t)r->cfg.steps) != 0)
-        return 0;
-    for (hsize_t s = (hsize_t)r->cfg.steps; s < im->S; s++)
-        if (!isnan(loss[s]))
-            return 0;
-    if (r->params && r->status == RUN_DONE)
-        return model_matches(f, r);
-    return 1;
-}
-
-/* The row of the layout whose run id is `id`, or -1. */
-static int layout_row(const store_layout *l, const char *id)
-{
-    for (int i = 0; i < l->n_runs; i++) {
-        char x[ICAS_RUN_ID_LEN];
-        config_run_id(&l->runs[i], x);
-        if (strncmp(x, id, ICAS_RUN_ID_LEN) == 0)
-            return i;
-    }
-    return -1;
-}
-
-/* One usable journal entry per row ([R] of paths, "" when none); damaged
- * entries are reported to log and left out (their runs are redone). */
-static char (*journal_by_row(const char *journal, const store_layout *l, FILE *log,
-                             icas_err *err))[4096]
-{
-    journal_item *items = NULL;
-    int n = 0;
-    if (journal_list(journal, &items, &n, err))
-        return NULL;
-    char (*by_row)[4096] = calloc((size_t)l->n_runs, sizeof *by_row);
-    if (!by_row) {
-        free(items);
-        icas_fail(err, "out of memory");
-        return NULL;
-    }
-    for (int i = 0; i < n; i++) {
-        int row = items[i].row >= 0 ? layout_row(l, items[i].run_id) : -1;
-        if (row < 0 || row != items[i].row) {
-            if (log)
-                fprintf(log, "icasweep: warning: %s: not a result of this grid's runs "
-                             "(damaged or left from another sweep); ignored\n", items[i].path);
-            continue;
-        }
-        snprintf(by_row[row], sizeof by_row[row], "%s", items[i].path);
-    }
-    free(items);
-    return by_row;
-}
-
-/* Builds the result file anew under a temporary name from the layout, the
- * journal entries and the rows of the old file `im` that are sound (NULL
- * when it could not be read), then renames it over path. */
-static int rebuild(const char *path, const store_layout *l, char (*by_row)[4096],
-                   hid_t old_f, const file_image *im, FILE *log, int *n_from_journal,
-                   icas_err *err)
-{
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.rebuild", path);
-    if (store_create(tmp, l, 1, err))
-        return -1;
-    quiet_state q = hdf5_quiet();
-    fault_hdf5_begin();
-    hid_t f = open_file(tmp, H5F_ACC_RDWR, err);
-    int rc = f < 0 ? -1 : 0;
-    *n_from_journal = 0;
-    for (int i = 0; rc == 0 && i < l->n_runs; i++) {
-        run_result r;
-        char finished_at[JOURNAL_FINISHED_AT_LEN];
-        int row;
-        if (by_row[i][0]) {
-            icas_err jerr;
-            if (journal_read(by_row[i], &l->runs[i], &r, &row, finished_at, &jerr) == 0) {
-                errno = 0;
-                if (write_result_into(f, i, &r, finished_at))
-                    rc = icas_fail_errno(err, io_errno(), "%s: cannot write row %d: %s", tmp,
-                                         i, errno ? strerror(errno) : "HDF5 error");
-                run_result_free(&r);
-                (*n_from_journal)++;
-                continue;
-            }
-            if (log)
-                fprintf(log, "icasweep: warning: %s; run %d is redone\n", jerr.msg, i);
-        }
-        /* no usable journal entry: keep the old file's row if it is sound */
-        if (!im || i >= im->n)
-            continue;
-        int st = row_status(&im->rows[i]);
-        if (st <= RUN_PENDING || !row_sound(im, i, l->runs[i].steps))
-            continue;
-        if (run_result_alloc(&r, &l->runs[i], 0, err)) {
-            rc = -1;
-            break;
-        }
-        const run_row *o = &im->rows[i];
-        size_t PN = (size_t)(im->P * im->N);
-        float *curves[RUN_RESULT_N_CURVES];
-        run_result_curves(&r, curves);
-        for (int k = 0; k < RUN_RESULT_N_CURVES; k++)
-            memcpy(curves[k], im->curves[k] + i * PN, sizeof(float) * PN);
-        memcpy(r.train_loss, im->loss + (size_t)i * im->S, sizeof(float) * (size_t)r.cfg.steps);
-        r.status = (run_status)st;
-        snprintf(r.reason, sizeof r.reason, "%.*s", (int)sizeof o->reason, o->reason);
-        r.wall_seconds = o->wall_seconds;
-        r.train_seconds = o->train_seconds;
-        r.eval_seconds = o->eval_seconds;
-        r.final_loss = o->final_loss;
-        r.steps_done = o->steps_done;
-        snprintf(r.host, sizeof r.host, "%.*s", (int)sizeof o->host - 1, o->host);
-        r.rank = o->rank;
-        r.threads = o->threads;
-        snprintf(finished_at, sizeof finished_at, "%.*s", (int)sizeof o->finished_at - 1,
-                 o->finished_at);
-        errno = 0;
-        if (read_selfcorrect_row(old_f, i, &r))
-            rc = icas_fail(err, "%s: cannot read /selfcorrect of row %d", path, i);
-        else if (write_result_into(f, i, &r, finished_at))
-            rc = icas_fail_errno(err, io_errno(), "%s: cannot write row %d: %s", tmp, i,
-                                 errno ? strerror(errno) : "HDF5 error");
-        char name[64];
-        snprintf(name, sizeof name, "models/%s", r.run_id);
-        if (rc == 0 && st == RUN_DONE && H5Lexists(old_f, "models", H5P_DEFAULT) > 0 &&
-            H5Lexists(old_f, name, H5P_DEFAULT) > 0 &&
-            (fault_point("hdf5 copy model") ||
-             H5Ocopy(old_f, name, f, name, H5P_DEFAULT, H5P_DEFAULT) < 0))
-            rc = icas_fail_errno(err, io_errno(), "%s: cannot copy /%s", tmp, name);
-        run_result_free(&r);
-    }
-    if (f >= 0 && (fault_point("hdf5 close") || H5Fclose(f) < 0) && rc == 0)
-        rc = icas_fail_errno(err, io_errno(), "%s: cannot close: %s", tmp,
-                             errno ? strerror(errno) : "HDF5 error");
-    fault_hdf5_end();
-    hdf5_restore(q);
-    if (rc == 0) {
-        int fd = open(tmp, O_RDONLY);
-        if (fd < 0 || fault_fsync(fd, "fsync rebuilt file") != 0)
-            rc = icas_fail_errno(err, errno, "%s: %s", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-    }
-    if (rc == 0 && !im) {
-        /* the damaged file is kept beside the new one for inspection */
-        char kept[4200];
-        snprintf(kept, sizeof kept, "%s.damaged", path);
-        if (fault_rename(path, kept) == 0 && log)
-            fprintf(log, "icasweep: the damaged file is kept as %s\n", kept);
-    }
-    if (rc == 0 && (fault_rename(tmp, path) != 0 || fault_fsync_dir_of(path) != 0))
-        rc = icas_fail_errno(err, errno, "%s: %s", path, strerror(errno));
-    if (rc)
-        unlink(tmp);
-    return rc;
-}
-
-int store_recover(const char *path, const store_layout *layout, const char *journal,
-                  FILE *log, store_recovery *out, icas_err *err)
+int store_read(const char *path, store_contents *out, icas_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (layout_check(layout, err))
-        return icas_wrap(err, "%s: ", path);
-    char (*by_row)[4096] = journal_by_row(journal, layout, log, err);
-    if (!by_row)
-        return -1;
-    int n_journal = 0;
-    for (int i = 0; i < layout->n_runs; i++)
-        n_journal += by_row[i][0] != 0;
-    out->journal_entries = n_journal;
-    struct stat st;
-    int rc = 0;
-    if (stat(path, &st) != 0) {
-        if (n_journal == 0) {
-            rc = store_create(path, layout, 0, err);
-            out->created = rc == 0;
-        } else {
-            if (log)
-                fprintf(log, "icasweep: %s is missing; rebuilding it from %d results in the "
-                             "journal %s\n", path, n_journal, journal);
-            rc = rebuild(path, layout, by_row, -1, NULL, log, &out->from_journal, err);
-            out->rebuilt = rc == 0;
-        }
-        free(by_row);
-        return rc;
-    }
-
     quiet_state q = hdf5_quiet();
-    icas_err why;
-    file_image im;
-    int readable = 0, n_stale = 0, n_hollow = 0;
-    hid_t f = open_file(path, H5F_ACC_RDONLY, &why);
-    if (f >= 0 && check_schema(f, path, err)) {
-        H5Fclose(f);
+    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
+    if (f < 0) {
         hdf5_restore(q);
-        free(by_row);
-        out->refused = 1;
         return -1;
     }
-    if (f >= 0 && read_image(f, path, &im, &why) == 0) {
-        readable = 1;
-        /* same runs in the same rows and the same grid text, else refuse */
-        char *grid_text = get_string_attr(f, "grid");
-        const char *want = layout->grid_text ? layout->grid_text : "";
-        int first_diff = -1;
-        for (int i = 0; i < im.n && i < layout->n_runs; i++) {
-            char id[ICAS_RUN_ID_LEN];
-            config_run_id(&layout->runs[i], id);
-            if (strncmp(id, im.rows[i].run_id, ICAS_RUN_ID_LEN) != 0) {
-                first_diff = i;
-                break;
-            }
-        }
-        if (im.n != layout->n_runs || first_diff >= 0) {
-            char where[256] = "";
-            if (first_diff >= 0) {
-                char id[ICAS_RUN_ID_LEN];
-                config_run_id(&layout->runs[first_diff], id);
-                snprintf(where, sizeof where, "; row %d is %.20s in the file but %s in the grid",
-                         first_diff, im.rows[first_diff].run_id, id);
-            }
-            rc = icas_fail(err, "%s was made from a different grid: %d runs in the file, %d "
-                                "in the grid%s", path, im.n, layout->n_runs, where);
-        } else if (!grid_text || strcmp(grid_text, want) != 0) {
-            rc = icas_fail(err, "%s was made from a different grid file: the same runs, but "
-                                "the grid text stored in the file differs", path);
-        }
-        free(grid_text);
-        if (rc) {
-            image_free(&im);
-            H5Fclose(f);
-            hdf5_restore(q);
-            free(by_row);
-            out->refused = 1;
-            return rc;
-        }
-        for (int i = 0; i < im.n; i++) {
-            if (by_row[i][0]) {
-                run_result r;
-                char finished_at[JOURNAL_FINISHED_AT_LEN];
-                int row;
-                icas_err jerr;
-                if (journal_read(by_row[i], &layout->runs[i], &r, &row, finished_at, &jerr)) {
-                    if (log)
-                        fprintf(log, "icasweep: warning: %s; ignored\n", jerr.msg);
-                    by_row[i][0] = 0;
-                } else {
-                    if (!row_matches(f, &im, i, &r, finished_at))
-                        n_stale++;
-                    run_result_free(&r);
-                    continue;
-                }
-            }
-            if (row_status(&im.rows[i]) > RUN_PENDING && !row_sound(&im, i, layout->runs[i].steps))
-                n_hollow++;
-        }
-    }
-    hdf5_restore(q);
-    if (!readable) {
-        if (f >= 0)
-            H5Fclose(f);
-        if (n_journal == 0) {
-            free(by_row);
-            out->refused = 1;
-            return icas_fail(err, "%s is damaged (%s) and there is no result journal %s to "
-                                  "rebuild it from; move it aside to start over", path, why.msg,
-                             journal);
-        }
-        if (log)
-            fprintf(log, "icasweep: %s is damaged (%s); rebuilding it from %d results in the "
-                         "journal %s\n", path, why.msg, n_journal, journal);
-        rc = rebuild(path, layout, by_row, -1, NULL, log, &out->from_journal, err);
-        out->rebuilt = rc == 0;
-        out->damaged = 1;
-    } else if (n_stale || n_hollow) {
-        if (log)
-            fprintf(log, "icasweep: %s: %d result%s in the journal not (wholly) in the file, "
-                         "%d run%s marked done without %s numbers intact; rebuilding the "
-                         "file\n",
-                    path, n_stale, n_stale == 1 ? "" : "s", n_hollow, n_hollow == 1 ? "" : "s",
-                    n_hollow == 1 ? "its" : "their");
-        rc = rebuild(path, layout, by_row, f, &im, log, &out->from_journal, err);
-        out->rebuilt = rc == 0;
-        out->stale = n_stale;
-        out->hollow = n_hollow;
+    if (check_schema(f, path, err)) {
         H5Fclose(f);
-        image_free(&im);
-    } else {
-        H5Fclose(f);
-        image_free(&im);
+        hdf5_restore(q);
+        return -2;
     }
-    free(by_row);
-    return rc;
-}
-
-int store_finish(const char *path, const char *journal, icas_err *err)
-{
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fault_fsync(fd, "fsync result file") != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return icas_fail_errno(err, e, "%s: %s", path, strerror(e));
-    }
-    close(fd);
-    return journal_remove(journal, err);
-}
-
-/* ---- summary ------------------------------------------------------------- */
-
-/* ---- checkpoints and the writer's lock: file names ---------------------- */
-
-void store_checkpoint_dir(const char *path, const char *ckpt_dir, char *out, size_t n)
-{
-    if (ckpt_dir)
-        snprintf(out, n, "%s", ckpt_dir);
-    else
-        snprintf(out, n, "%s.ckpt", path);
-}
-
-void store_checkpoint_file(const char *dir, const char *run_id, char *out, size_t n)
-{
-    snprintf(out, n, "%s/%.*s.ckpt", dir, ICAS_RUN_ID_LEN, run_id);
-}
-
-static void lock_file(const char *path, char *out, size_t n)
-{
-    snprintf(out, n, "%s.lock", path);
-}
-
-/* The holder's note ("pid P on host H") from an open lock file. */
-static void read_lock_note(int d, char *holder, size_t n)
-{
-    ssize_t got = read(d, holder, n - 1);
-    holder[got > 0 ? got : 0] = 0;
-    holder[strcspn(holder, "\n")] = 0;
-}
-
-/* 1 when a sweep holds the lock of `path` (its note in holder), 0 when none
- * does. Takes the lock shared for an instant, so it never blocks a writer
- * and never creates the lock file. */
-static int lock_holder(const char *path, char *holder, size_t n)
-{
-    char lock[4096];
-    lock_file(path, lock, sizeof lock);
-    holder[0] = 0;
-    int d = open(lock, O_RDONLY);
-    if (d < 0)
-        return 0;
-    int held = flock(d, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    if (held)
-        read_lock_note(d, holder, n);
-    else
-        flock(d, LOCK_UN);
-    close(d);
-    return held;
-}
-
-int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err)
-{
-    char journal[4200];
-    journal_dir(path, journal, sizeof journal);
-    journal_item *items = NULL;
-    int n_items = 0;
-    icas_err jerr;
-    journal_list(journal, &items, &n_items, &jerr);
-    quiet_state q = hdf5_quiet();
-    icas_err why;
     file_image im;
-    memset(&im, 0, sizeof im);
-    hid_t f = -1;
-    int rc = 0;
-    char holder[256];
-    /* a sweep writing the file now can be caught between two of its
-     * writes: then try again a few times before calling the file damaged */
-    for (int attempt = 0; attempt < 20; attempt++) {
-        f = open_file(path, H5F_ACC_RDONLY, &why);
-        rc = f < 0 ? -1 : check_schema(f, path, err);
-        if (rc == 0 && read_image(f, path, &im, &why) != 0)
-            rc = -2;
-        if ((f >= 0 && rc != -2) || !lock_holder(path, holder, sizeof holder))
-            break;
-        if (f >= 0)
-            H5Fclose(f);
-        f = -1;
-        usleep(100000);
-    }
-    if (f < 0 && access(path, F_OK) != 0) {
+    if (read_image(f, path, &im, err)) {
+        H5Fclose(f);
         hdf5_restore(q);
-        free(items);
-        return icas_fail(err, "%s", why.msg);
+        return -1;
     }
-    if (f < 0 || rc == -2) {
-        if (f >= 0)
-            H5Fclose(f);
-        hdf5_restore(q);
-        fprintf(out, "%s: DAMAGED: %s\n", path, why.msg);
-        if (n_items > 0)
-            fprintf(out, "the result journal %s holds %d recorded result%s: the same `icasweep "
-                         "sweep` command rebuilds the file from them (keeping the damaged one "
-                         "as %s.damaged) and reruns the rest\n",
-                    journal, n_items, n_items == 1 ? "" : "s", path);
-        else
-            fprintf(out, "there is no result journal (%s) to rebuild it from: move it aside "
-                         "and run the sweep again\n", journal);
-        free(items);
-        return icas_fail(err, "%s is damaged (details above)", path);
+    out->n_runs = im.n;
+    out->rows = calloc((size_t)(im.n ? im.n : 1), sizeof *out->rows);
+    for (int i = 0; out->rows && i < im.n; i++) {
+        store_row_info *r = &out->rows[i];
+        memcpy(r->run_id, im.rows[i].run_id, ICAS_RUN_ID_LEN);
+        r->run_id[ICAS_RUN_ID_LEN - 1] = 0;
+        r->status = row_status(&im.rows[i]);
+        r->sound = row_sound(f, &im, i);
+        snprintf(r->reason, sizeof r->reason, "%.*s", (int)sizeof im.rows[i].reason,
+                 im.rows[i].reason);
+        r->wall_seconds = im.rows[i].wall_seconds;
     }
-    run_row *rows = im.rows;
-    int n = im.n;
-    char *version = rc == 0 ? get_string_attr(f, "program_version") : NULL;
-    char *revision = rc == 0 ? get_string_attr(f, "git_revision") : NULL;
+    out->in_place = im.cover_all;
+    char *g = get_string_attr(f, "grid");
+    out->grid_text = g ? g : strdup("");
+    out->program_version = get_string_attr(f, "program_version");
+    out->git_revision = get_string_attr(f, "git_revision");
+    image_free(&im);
     H5Fclose(f);
     hdf5_restore(q);
-    if (rc) {
-        free(version);
-        free(revision);
-        free(items);
-        image_free(&im);
-        return rc;
+    if (!out->rows || !out->grid_text) {
+        store_contents_free(out);
+        return icas_fail(err, "%s: out of memory", path);
     }
-    /* what the file says, checked: a run marked done without its numbers
-     * is counted pending (the next sweep reruns it) */
-    int *status = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    int hollow = 0, unapplied = 0;
-    for (int i = 0; status && i < n; i++) {
-        int s = row_status(&rows[i]);
-        status[i] = s < 0 ? RUN_PENDING : s;
-        if (s > RUN_PENDING && !row_sound(&im, i, rows[i].steps)) {
-            status[i] = RUN_PENDING;
-            hollow++;
+    return 0;
+}
+
+void store_contents_free(store_contents *c)
+{
+    free(c->rows);
+    free(c->grid_text);
+    free(c->program_version);
+    free(c->git_revision);
+    memset(c, 0, sizeof *c);
+}
+
+int store_copy_rows(const char *from, store_file *to, const store_layout *layout,
+                    const int *keep, int *n_copied, icas_err *err)
+{
+    *n_copied = 0;
+    quiet_state q = hdf5_quiet();
+    hid_t f = open_file(from, H5F_ACC_RDONLY, err);
+    file_image im;
+    if (f < 0 || read_image(f, from, &im, err)) {
+        if (f >= 0)
+            H5Fclose(f);
+        hdf5_restore(q);
+        return -1;
+    }
+    hdf5_restore(q);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < im.n && i < layout->n_runs; i++) {
+        int st = row_status(&im.rows[i]);
+        if (!keep[i] || st <= RUN_PENDING)
+            continue;
+        q = hdf5_quiet();
+        int sound = row_sound(f, &im, i);
+        char name[64];
+        snprintf(name, sizeof name, "models/%.*s", ICAS_RUN_ID_LEN, im.rows[i].run_id);
+        int with_model = st == RUN_DONE && layout->save_model && im.has_models &&
+                         H5Lexists(f, name, H5P_DEFAULT) > 0;
+        hdf5_restore(q);
+        if (!sound)
+            continue;
+        run_result r;
+        char finished_at[32];
+        q = hdf5_quiet();
+        int got = image_result(f, &im, i, &layout->runs[i], with_model, &r, finished_at, err);
+        hdf5_restore(q);
+        if (got) {
+            rc = icas_wrap(err, "%s: ", from);
+            break;
         }
+        rc = store_write(to, i, &r, finished_at, err);
+        run_result_free(&r);
+        *n_copied += rc == 0;
     }
-    for (int j = 0; status && j < n_items; j++) {
-        int i = items[j].row;
-        if (i >= 0 && i < n && strncmp(items[j].run_id, rows[i].run_id, ICAS_RUN_ID_LEN) == 0 &&
-            items[j].status != status[i])
-            unapplied++;
-    }
-    free(items);
-    /* Unfinished runs with a checkpoint continue mid-training when the
-     * sweep is run again; the others start from step 0. */
-    char dir[4096], file[4096 + ICAS_RUN_ID_LEN + 8];
-    store_checkpoint_dir(path, ckpt_dir, dir, sizeof dir);
-    int count[RUN_INTERRUPTED + 1] = {0}, with_ckpt = 0;
-    double wall = 0;
-    for (int i = 0; status && i < n; i++) {
-        int s = status[i];
-        count[s]++;
-        if (s == RUN_DONE)
-            wall += rows[i].wall_seconds;
-        if (s == RUN_PENDING || s == RUN_INTERRUPTED) {
-            store_checkpoint_file(dir, rows[i].run_id, file, sizeof file);
-            with_ckpt += access(file, R_OK) == 0;
-        }
-    }
-    int unfinished = count[RUN_PENDING] + count[RUN_INTERRUPTED];
-    fprintf(out, "%s: %d runs: %d done, %d diverged, %d failed, %d interrupted, %d pending\n",
-            path, n, count[RUN_DONE], count[RUN_DIVERGED], count[RUN_FAILED],
-            count[RUN_INTERRUPTED], count[RUN_PENDING]);
-    for (int i = 0; status && i < n; i++)
-        if (status[i] != RUN_DONE && status[i] != RUN_PENDING)
-            fprintf(out, "  row %d %.20s %.12s: %.128s\n", i, rows[i].run_id, rows[i].status,
-                    rows[i].reason);
-        else if (status[i] == RUN_PENDING && row_status(&rows[i]) > RUN_PENDING)
-            fprintf(out, "  row %d %.20s: marked done without its numbers intact (missing: a "
-                         "write was cut short; or not matching the row's checksum: damaged); "
-                         "counted pending\n", i, rows[i].run_id);
-    if (count[RUN_DONE])
-        fprintf(out, "done runs: %.1f s of training and evaluation in all, %.1f s on average\n",
-                wall, wall / count[RUN_DONE]);
-    if (unfinished)
-        fprintf(out, "unfinished runs: %d of %d have a checkpoint in %s and resume mid-training\n",
-                with_ckpt, unfinished, dir);
-    if (lock_holder(path, holder, sizeof holder))
-        fprintf(out, "a sweep is writing this file now (%s)\n", holder[0] ? holder : "holder unknown");
-    else if (unfinished)
-        fprintf(out, "no sweep is writing this file: run the same sweep command to finish it\n");
-    if (hollow)
-        fprintf(out, "%d run%s marked done without %s numbers: the next sweep rebuilds the "
-                     "file and reruns %s\n", hollow, hollow == 1 ? "" : "s",
-                hollow == 1 ? "its" : "their", hollow == 1 ? "it" : "them");
-    int writing = lock_holder(path, holder, sizeof holder);
-    if (unapplied && !writing)
-        fprintf(out, "%d recorded result%s in the journal %s %s not in the file yet (a write "
-                     "was cut short): the next sweep puts %s in\n", unapplied,
-                unapplied == 1 ? "" : "s", journal, unapplied == 1 ? "is" : "are",
-                unapplied == 1 ? "it" : "them");
-    fprintf(out, "written by icasweep %s (%s)\n", version ? version : "?",
-            revision ? revision : "?");
-    free(status);
     image_free(&im);
-    free(version);
-    free(revision);
-    return 0;
-}
-
-/* ---- the writer's lock ------------------------------------------------- */
-
-int store_lock(const char *path, int *fd, icas_err *err)
-{
-    char lock[4096];
-    lock_file(path, lock, sizeof lock);
-    int d = open(lock, O_RDWR | O_CREAT, 0644);
-    if (d < 0)
-        return icas_fail(err, "%s: cannot create lock file: %s", lock, strerror(errno));
-    if (flock(d, LOCK_EX | LOCK_NB) != 0) {
-        char holder[256];
-        read_lock_note(d, holder, sizeof holder);
-        close(d);
-        return icas_fail(err, "%s is being written by another sweep (%s); refusing a second "
-                              "writer", path, holder[0] ? holder : "holder unknown");
-    }
-    char me[256], host[128] = "";
-    gethostname(host, sizeof host - 1);
-    int len = snprintf(me, sizeof me, "pid %ld on host %s\n", (long)getpid(), host);
-    if (ftruncate(d, 0) != 0 || write(d, me, (size_t)len) != len) {
-        /* the lock holds without the note; the note only helps messages */
-    }
-    *fd = d;
-    return 0;
-}
-
-void store_unlock(const char *path, int fd)
-{
-    char lock[4096];
-    lock_file(path, lock, sizeof lock);
-    unlink(lock);
-    close(fd);
+    q = hdf5_quiet();
+    H5Fclose(f);
+    hdf5_restore(q);
+    return rc;
 }

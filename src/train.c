@@ -331,7 +331,7 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
     if (save_model)
         memcpy(out->params, t->m.params, sizeof(float) * t->m.n_params);
     out->wall_seconds = out->train_seconds + out->eval_seconds;
-    if (ckpt)
+    if (ckpt && !opt->keep_checkpoint)
         unlink(ckpt);
     trainer_free(t);
     return 0;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Disk full and I/O errors: the sweep stops at once with exit 4 and a
+# Disk full and I/O errors (a grid with saved models and a closed loop):
+# the sweep stops at once with exit 4 and a
 # message naming the file and the error, loses no run recorded before,
 # leaks no HDF5 handle (HDF5 would print "infinite loop closing library"),
 # and the same command finishes once the cause is gone.
@@ -28,6 +29,10 @@ eval_noise: [0, 1]
 seeds: [0, 1, 2, 3]
 checkpoint_every: 10
 save_model: true
+selfcorrect:
+  rounds: 2
+  k0: [1]
+  q: [0, 1]
 YAML
 "$BIN" sweep "$work/grid.yaml" -o "$work/ref.h5" -q --heartbeat 0 2>/dev/null || { bad "reference sweep"; finish; }
 ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/grid.yaml" -o "$work/count.h5" -q --heartbeat 0 \

@@ -15,24 +15,27 @@
  *     err        [R, Q, K0, T]  error of round t's own answer
  *     open_err   [R, Q, K0, T]  ordinary evaluation with k0 + t - 1 responses
  *     critic_tau [R, Q, K0]     critic's Kendall tau-b, mean over rounds
- *   /models/<run_id>/...      with save_model: GPT-2-named parameters,
+ *   /models/<run_id>/...      with save_model, one group per run, NaN until
+ *                             the run is done: GPT-2-named parameters,
  *                             eval_tokens [B, 3N, d], eval_pred [B, N, d],
  *                             eval_target [B, d]
  *   root attributes: schema_version, program_version, git_revision,
  *                    grid (the grid file's text), created
  *   every dataset has a `description` attribute.
  *
- * The file is created whole with every row "pending"; each finished run
- * then fills its row, and the file is closed after every write, so readers
- * can open it between writes. A sweep records each result first in its
- * journal (journal.h), so a kill inside a write, which can leave the file
- * unreadable, loses nothing: store_recover rebuilds the file. Each /runs
- * row carries a checksum of its numbers (added within schema version 2:
- * readers that do not know the column ignore it). */
+ * Every per-run dataset is chunked one run per chunk along an extendible
+ * first axis, and every byte of the file is allocated when it is created:
+ * writing a result afterwards changes only that run's bytes (raw data; the
+ * file's structure, HDF5's metadata, is never written again). So a kill in
+ * the middle of a write can tear only the row being written, never the
+ * rest of the file, and a reader can open the file at any time, even
+ * while a sweep holds it open for writing. Each /runs row carries a
+ * checksum of all its numbers, model included (row_checksum below; the
+ * /runs attribute checksum_covers names the parts), so a torn or damaged
+ * row is told from a sound one; the result journal (journal.h) holds every
+ * result until the file holding it is durable. */
 #ifndef ICASWEEP_STORE_H
 #define ICASWEEP_STORE_H
-
-#include <stdio.h>
 
 #include "icasweep/config.h"
 #include "icasweep/error.h"
@@ -45,6 +48,10 @@ typedef struct {
     int n_runs;             /* R */
     const run_config *runs; /* [R], in row order */
     const char *grid_text;  /* stored as the `grid` attribute; may be NULL */
+    int save_model;         /* 1: a /models/<run_id> group per run */
+    /* [R] each run's config_run_id, when the caller has them (a run id
+     * costs tens of microseconds); NULL: computed where needed */
+    const char (*run_ids)[ICAS_RUN_ID_LEN];
 } store_layout;
 
 /* Called first and last by the program: HDF5 is closed explicitly, so that
@@ -53,71 +60,78 @@ typedef struct {
 void store_library_init(void);
 void store_library_close(int after_io_error);
 
-/* Creates `path` with every row pending. Refuses an existing path unless
- * force (then it is replaced only once the new file is complete). */
+/* 0 when the runs can share one file (the same dims, points, eval_noise
+ * and closed-loop axes), else -1 naming the first run that differs. */
+int store_layout_check(const store_layout *layout, icas_err *err);
+
+/* Creates `path` with every row pending, built under "<path>.tmp" and
+ * renamed into place complete. Refuses an existing path unless force. */
 int store_create(const char *path, const store_layout *layout, int force,
                  icas_err *err);
 
-/* Writes a finished (or failed) run into row `row`, then flushes and
- * closes the file. The row's run_id must match. */
+/* ---- writing: a file kept open ------------------------------------------ */
+
+typedef struct store_file store_file;
+
+/* Opens a file made by store_create for writing in place (store_read says
+ * whether an existing file is of that layout: store_contents.in_place).
+ * HDF5's file lock is not taken, so readers can open the file meanwhile;
+ * writers of one file exclude each other with the sweep's lock. */
+int store_open(const char *path, store_file **out, icas_err *err);
+
+/* Writes a finished (or failed, or interrupted) run into row `row`: its
+ * arrays, its model (with one), then its /runs row with the checksum.
+ * The row's run_id must be r's. Durable only after store_sync. On
+ * failure err->sys_errno is the errno when a system call failed. */
+int store_write(store_file *f, int row, const run_result *r, const char *finished_at,
+                icas_err *err);
+
+/* Makes row `row` pending again (configuration of cfg, no numbers). */
+int store_write_pending(store_file *f, int row, const run_config *cfg, icas_err *err);
+
+/* fsync of the file: every row written before is durable. */
+int store_sync(store_file *f, icas_err *err);
+
+/* Closes (also after a failed write); returns the close's error. */
+int store_close(store_file *f, icas_err *err);
+
+/* For `icasweep train`: opens, writes row `row` now, syncs and closes. */
 int store_write_result(const char *path, int row, const run_result *r, icas_err *err);
 
-/* Records a finished (or failed, or interrupted) run: first as its entry
- * in the result journal `journal` (journal.h: written whole and renamed
- * into place, so it exists complete or not at all), then in row `row` of
- * the file. On failure err->sys_errno is the errno when a system call
- * failed (ENOSPC, EIO, ...), and the message names the file. */
-int store_record(const char *path, const char *journal, int row, const run_result *r,
-                 icas_err *err);
+/* fsync of a closed file at path. */
+int store_sync_path(const char *path, icas_err *err);
+
+/* ---- reading -------------------------------------------------------------- */
 
 typedef struct {
-    int created;         /* there was no file: a new one was made */
-    int journal_entries; /* usable journal entries of this grid's runs */
-    int stale;           /* journal results not (wholly) in the file */
-    int hollow;          /* rows marked done without their numbers (no entry) */
-    int damaged;         /* the file could not be opened or read */
-    int rebuilt;         /* the file was rebuilt from the journal */
-    int from_journal;    /* rows the rebuild took from the journal */
-    int refused;         /* another grid's file, or damaged with no journal */
-} store_recovery;
+    char run_id[ICAS_RUN_ID_LEN];
+    int status;      /* run_status as the row says; -1: a word this program does not know */
+    int sound;       /* its numbers are all there and match the row's checksum
+                      * (pending rows: 1) */
+    char reason[129];
+    double wall_seconds;
+} store_row_info;
 
-/* Makes `path` a sound file of `layout` before a sweep starts or resumes:
- * creates it when missing (rebuilding it from the journal when there is
- * one); otherwise reads it whole and checks it against the journal, and
- * when it cannot be read, or a journal result is not in it exactly, or a
- * row is marked done without its numbers, builds it anew under a temporary
- * name (journal results first, then the old file's sound rows; hollow rows
- * become pending) and renames it over the old one. A file from another
- * grid, or a damaged file without a journal, is refused (out->refused).
- * What was done goes to `log` (may be NULL) and *out. */
-int store_recover(const char *path, const store_layout *layout, const char *journal,
-                  FILE *log, store_recovery *out, icas_err *err);
+typedef struct {
+    int n_runs;
+    store_row_info *rows;   /* [n_runs] */
+    char *grid_text;        /* the `grid` attribute ("" when absent) */
+    char *program_version, *git_revision;
+    int in_place;           /* the layout store_create makes now, written in place;
+                             * 0: an earlier icasweep's file (rewritten whole,
+                             * store_copy_rows, before a sweep writes it) */
+} store_contents;
 
-/* After the last run: makes the file durable (fsync) and removes the
- * journal. */
-int store_finish(const char *path, const char *journal, icas_err *err);
+/* Reads every row of an existing file and checks each (row_sound). Returns
+ * 0; -1 when the file cannot be opened or read whole (damaged: err says
+ * why); -2 when it is readable but not a file this program writes
+ * (another schema version: err says which). */
+int store_read(const char *path, store_contents *out, icas_err *err);
+void store_contents_free(store_contents *c);
 
-/* Per-row status codes (run_status) of an existing file; *status is malloc'd
- * with *n_runs entries. */
-int store_read_status(const char *path, int *n_runs, int **status,
-                      icas_err *err);
-
-/* Prints a summary of a file (done, failed with reasons, missing, mean wall
- * time, how many unfinished runs have a checkpoint in ckpt_dir, NULL for
- * "<path>.ckpt", and whether a sweep is writing it now) to `out`; works
- * while a sweep writes it or after one died. */
-int store_print_summary(const char *path, const char *ckpt_dir, FILE *out, icas_err *err);
-
-/* Where a sweep writing `path` keeps its checkpoints: ckpt_dir when given,
- * else "<path>.ckpt"; and the checkpoint file of one run in that directory.
- * The sweep writes there and `icasweep status` looks there. */
-void store_checkpoint_dir(const char *path, const char *ckpt_dir, char *out, size_t n);
-void store_checkpoint_file(const char *dir, const char *run_id, char *out, size_t n);
-
-/* Takes an exclusive advisory lock (flock on "<path>.lock", created if
- * missing) so that a second sweep writing the same file is refused with a
- * message naming the holder (pid, host from the lock file). */
-int store_lock(const char *path, int *fd, icas_err *err);
-void store_unlock(const char *path, int fd);
+/* Copies the sound rows of `from` (an existing file, of any layout) that
+ * keep[row] selects into the open file `to` of the same runs. */
+int store_copy_rows(const char *from, store_file *to, const store_layout *layout,
+                    const int *keep, int *n_copied, icas_err *err);
 
 #endif

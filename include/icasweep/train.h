@@ -29,6 +29,9 @@ typedef struct {
     const char *checkpoint_path; /* NULL: no checkpoints */
     int checkpoint_every;        /* steps; 0: only when stopped */
     int save_model;
+    /* 1: a finished run leaves its checkpoint for the caller to remove
+     * once its result is durable; 0: it removes it itself */
+    int keep_checkpoint;
 } train_options;
 
 /* The training loop one step at a time, for the benchmark and the tests. */
