@@ -270,8 +270,36 @@ static void check_bf16_outputs(attention_kind attn)
     fixture_free(&lp);
 }
 
+/* The closed formula of config_param_count (which the cost estimate and
+ * FLOP counts use) and the size of the view table (what the model
+ * allocates) agree. */
+static void check_param_count(void)
+{
+    int checked = 0;
+    for (int L = 1; L <= 5; L += 2)
+        for (int E = 6; E <= 96; E += 45)
+            for (int d = 1; d <= 9; d += 4)
+                for (int points = 3; points <= 20; points += 17)
+                    for (int ffn = 0; ffn < 2; ffn++) {
+                        run_config c = config_default();
+                        c.layers = L;
+                        c.embd = E;
+                        c.heads = 3;
+                        c.dims = d;
+                        c.points = points;
+                        c.ffn = ffn;
+                        size_t table = model_count_params(model_dims_of(&c));
+                        CHECK((double)table == config_param_count(&c),
+                              "L=%d E=%d d=%d N=%d ffn=%d: table %zu, formula %.0f", L, E, d,
+                              points, ffn, table, config_param_count(&c));
+                        checked++;
+                    }
+    printf("parameter count: formula and table agree at %d configurations\n", checked);
+}
+
 int main(void)
 {
+    check_param_count();
     for (int a = 0; a < 2; a++)
         for (int ffn = 0; ffn < 2; ffn++) {
             for (int l = 0; l < 2; l++)
