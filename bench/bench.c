@@ -1,27 +1,34 @@
-/* icasweep-bench: how fast is a training step.
+/* icasweep-bench: how fast is a training step, against the core's peak.
  *
  * For each configuration ("paper": L=20 E=96 H=3 batch 256; "small": L=2
  * E=32 H=2 batch 64; both d=5 N=20 softmax, MLP on, Plackett-Luce) it times
  * whole training steps (data, forward, loss, backward, Adam) after a warm-up
- * through the public trainer API (train.h) and prints
+ * through the public trainer API (train.h), in the precision --precision
+ * names, and prints
  *   - seconds per step (median, min, max), tokens/s (batch * 3N per step);
  *   - model GFLOP/s, FLOPs per token = 6 * params + 6 * L * E * T
- *     (config_train_step_flops), as a fraction of an sgemm ceiling measured
- *     in the same process on this configuration's linear-layer shapes;
+ *     (config_train_step_flops), as a fraction of the FMA peak measured in
+ *     the same process right after, at the same thread count: independent
+ *     multiply-add chains at the widest vector width the CPU has (FP32), and
+ *     bf16 pair dot products (vdpbf16ps) where the CPU has them. A bf16 run
+ *     on a CPU without them is compared with the FP32 peak (its products are
+ *     widened to FP32, matmul.h);
  *   - peak resident memory of the configuration;
  *   - the trainer's per-phase profile (seconds per step and %);
  *   - for the paper configuration, one evaluation + GD baseline (eval.h, eval
  *     batch 256 at 5 noise levels) as % of a 3000-step training run.
- * Threads: OMP_NUM_THREADS (OpenMP regions and the OpenMP build of
- * OpenBLAS alike). Each configuration ends with one parseable line
- *   RESULT config=paper threads=1 s_per_step=... gflops=... rss_mb=...
- * (or a TSV table with --tsv). Exit status 0 on success, 1 on a failed run,
+ * Threads: OMP_NUM_THREADS. Each configuration ends with one parseable line
+ *   RESULT impl=icasweep config=paper precision=fp32 threads=1 s_per_step=...
+ * (or a TSV table with --tsv). --rate-file PATH appends, per configuration,
+ * a line "config=... precision=... threads=... gflops=..." that `icasweep
+ * plan --rate-file PATH` reads. Exit status 0 on success, 1 on a failed run,
  * 2 on bad arguments. */
-#include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -30,11 +37,9 @@
 #include "icasweep/config.h"
 #include "icasweep/error.h"
 #include "icasweep/eval.h"
+#include "icasweep/matmul.h"
 #include "icasweep/model.h"
 #include "icasweep/train.h"
-
-/* Present in OpenBLAS only; weak so that another BLAS still links. */
-extern char *openblas_get_config(void) __attribute__((weak));
 
 #define MAX_CONFIGS 2
 #define PAPER_STEPS 3000 /* the training run the evaluation is compared with */
@@ -54,7 +59,9 @@ typedef struct {
     int threads, steps, warmup;
     size_t n_params;
     stats step;          /* seconds per step */
-    double tokens_per_s, gflops, sgemm_gflops, rss_mb;
+    double tokens_per_s, gflops, rss_mb;
+    double peak_fp32, peak_bf16; /* GFLOP/s; peak_bf16 0: no bf16 instructions */
+    double peak;                 /* the one of this run's precision */
     double first_loss, last_loss;
     train_profile prof;  /* seconds per step */
     double eval_s;       /* < 0: not measured */
@@ -112,11 +119,13 @@ static void print_machine(void)
     time_t t = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
     const char *omp_env = getenv("OMP_NUM_THREADS");
+    char kernels[64];
+    train_blas_kernel(kernels, sizeof kernels);
     printf("MACHINE cpu=\"%s\" cores=%ld OMP_NUM_THREADS=%s omp_max_threads=%d "
-           "blas=\"%s\" date=%s\n",
+           "kernels=\"%s\" OPENBLAS_CORETYPE=%s date=%s\n",
            cpu, sysconf(_SC_NPROCESSORS_ONLN), omp_env ? omp_env : "(unset)",
-           omp_get_max_threads(),
-           openblas_get_config ? openblas_get_config() : "not OpenBLAS", date);
+           omp_get_max_threads(), kernels,
+           getenv("OPENBLAS_CORETYPE") ? getenv("OPENBLAS_CORETYPE") : "(unset)", date);
 }
 
 /* ---- peak memory -------------------------------------------------------- */
@@ -152,64 +161,98 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0;
 }
 
-/* ---- sgemm ceiling ------------------------------------------------------ */
+/* ---- FMA peak ------------------------------------------------------------ */
 
-/* GFLOP/s of C[M,N] = A[M,K] B[K,N] (row major, the orientation of the
- * model's linear layers): median of `reps` timed products after one
- * untimed. Returns < 0 when out of memory. */
-static double sgemm_gflops(int M, int K, int N, int reps)
+/* Independent multiply-add chains, enough of them to cover the latency of
+ * two FMA pipes; each thread runs its own. Returns GFLOP/s over all
+ * threads: the best of `tries` bursts of `iters` iterations (on a shared
+ * machine the best burst is the one least disturbed). */
+#define PEAK_CHAINS 16
+
+__attribute__((target("avx2,fma"))) static float chains_256(long iters)
 {
-    float *A = malloc(sizeof(float) * (size_t)M * K);
-    float *B = malloc(sizeof(float) * (size_t)K * N);
-    float *C = malloc(sizeof(float) * (size_t)M * N);
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    double g = -1;
-    if (A && B && C && t) {
-        for (size_t i = 0; i < (size_t)M * K; i++)
-            A[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
-        for (size_t i = 0; i < (size_t)K * N; i++)
-            B[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
-        for (int r = -1; r < reps; r++) {
-            double t0 = now();
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f,
-                        A, K, B, N, 0.0f, C, N);
-            if (r >= 0)
-                t[r] = now() - t0;
-        }
-        stats s = stats_of(t, reps);
-        g = 2.0 * M * K * N / s.med * 1e-9;
+    __m256 acc[PEAK_CHAINS];
+    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        acc[j] = _mm256_set1_ps((float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < PEAK_CHAINS; j++)
+            acc[j] = _mm256_fmadd_ps(acc[j], m, c);
+    float sum = 0, part[8];
+    for (int j = 0; j < PEAK_CHAINS; j++) {
+        _mm256_storeu_ps(part, acc[j]);
+        sum += part[0];
     }
-    free(A);
-    free(B);
-    free(C);
-    free(t);
-    return g;
+    return sum;
 }
 
-/* The four linear-layer shapes (K, N) of a block: c_attn E->3E, attn proj
- * E->E, c_fc E->4E, mlp proj 4E->E; at rows = batch * T (the whole batch as
- * one product, the ceiling) and at rows = GEMM_BLOCK_CONTEXTS * T (what the
- * trainer actually issues). Prints them and returns the ceiling: the best shape's
- * median at batch * T rows. */
-static double sgemm_ceiling(const run_config *c, const char *name)
+__attribute__((target("avx512f"))) static float chains_512(long iters)
 {
-    const int E = c->embd, T = 3 * c->points;
-    const int KN[4][2] = {{E, 3 * E}, {E, E}, {E, 4 * E}, {4 * E, E}};
-    const int rows[2] = {c->batch * T, GEMM_BLOCK_CONTEXTS * T};
-    double best = -1;
-    printf("  sgemm (%s shapes, %d threads, median of 7):", name,
-           omp_get_max_threads());
-    for (int r = 0; r < 2; r++) {
-        printf("%s M=%d:", r ? ";" : "", rows[r]);
-        for (int s = 0; s < 4; s++) {
-            double g = sgemm_gflops(rows[r], KN[s][0], KN[s][1], 7);
-            printf(" %dx%d %.1f", KN[s][0], KN[s][1], g);
-            if (r == 0 && g > best)
-                best = g;
+    __m512 acc[PEAK_CHAINS];
+    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        acc[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < PEAK_CHAINS; j++)
+            acc[j] = _mm512_fmadd_ps(acc[j], m, c);
+    float sum = 0;
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        sum += _mm512_reduce_add_ps(acc[j]);
+    return sum;
+}
+
+/* vdpbf16ps: per FP32 lane, acc += a0 b0 + a1 b1 (4 FLOPs) */
+__attribute__((target("avx512f,avx512bf16"))) static float chains_bf16(long iters)
+{
+    __m512 acc[PEAK_CHAINS];
+    const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+    const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(3e-3f), _mm512_set1_ps(1e-3f));
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        acc[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < PEAK_CHAINS; j++)
+            acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+    float sum = 0;
+    for (int j = 0; j < PEAK_CHAINS; j++)
+        sum += _mm512_reduce_add_ps(acc[j]);
+    return sum;
+}
+
+typedef enum { PEAK_256, PEAK_512, PEAK_BF16 } peak_kind;
+
+static double peak_gflops(peak_kind kind, long iters, int tries)
+{
+    const double flops_per_iter =
+        PEAK_CHAINS * (kind == PEAK_256 ? 16.0 : kind == PEAK_512 ? 32.0 : 64.0);
+    double best = 0;
+    volatile float sink = 0;
+    for (int r = 0; r < tries; r++) {
+        double t0 = now();
+        int threads = 1;
+#pragma omp parallel
+        {
+            float v = kind == PEAK_256 ? chains_256(iters)
+                      : kind == PEAK_512 ? chains_512(iters) : chains_bf16(iters);
+#pragma omp atomic
+            sink += v;
+#pragma omp single
+            threads = omp_get_num_threads();
         }
+        double g = flops_per_iter * iters * threads / (now() - t0) * 1e-9;
+        best = g > best ? g : best;
     }
-    printf(" GFLOP/s\n");
     return best;
+}
+
+/* The FP32 peak at the widest width, and the bf16 one (0 without the
+ * instructions), both at the current thread count. */
+static void measure_peaks(double *fp32, double *bf16_peak)
+{
+    const long iters = 2000000; /* ~0.1 s a burst at 1e11 FLOP/s */
+    __builtin_cpu_init();
+    *fp32 = __builtin_cpu_supports("avx512f") ? peak_gflops(PEAK_512, iters, 5)
+                                              : peak_gflops(PEAK_256, iters, 5);
+    *bf16_peak = __builtin_cpu_supports("avx512bf16") ? peak_gflops(PEAK_BF16, iters, 5) : 0;
 }
 
 /* ---- one configuration -------------------------------------------------- */
@@ -308,7 +351,9 @@ static int bench_one(const bench_config *bc, int with_eval, bench_result *out,
     if (rss_reset)
         fprintf(stderr, "bench: could not reset peak RSS; rss_mb is the "
                         "process peak so far\n");
-    out->sgemm_gflops = sgemm_ceiling(c, bc->name);
+    measure_peaks(&out->peak_fp32, &out->peak_bf16);
+    out->peak = c->precision == PRECISION_BF16 && out->peak_bf16 > 0 ? out->peak_bf16
+                                                                     : out->peak_fp32;
     rc = 0;
 done:
     free(dt);
@@ -325,9 +370,17 @@ static void print_result(const bench_result *r, const run_config *c)
            r->step.med, r->step.min, r->step.max, r->steps, r->warmup,
            r->first_loss, r->last_loss);
     printf("  throughput: %.0f tokens/s, %.2f GFLOP/s model (%.3g GFLOP/step), "
-           "%.1f%% of sgemm ceiling %.1f GFLOP/s\n",
+           "%.1f%% of the %s peak %.1f GFLOP/s\n",
            r->tokens_per_s, r->gflops, config_train_step_flops(c) * 1e-9,
-           100.0 * r->gflops / r->sgemm_gflops, r->sgemm_gflops);
+           100.0 * r->gflops / r->peak,
+           c->precision == PRECISION_BF16 && r->peak_bf16 > 0 ? "bf16" : "FP32", r->peak);
+    if (r->peak_bf16 > 0)
+        printf("  peaks (same process, %d threads): FP32 %.1f, bf16 %.1f GFLOP/s\n",
+               r->threads, r->peak_fp32, r->peak_bf16);
+    else
+        printf("  peaks (same process, %d threads): FP32 %.1f GFLOP/s; no bf16 "
+               "instructions (bf16 products widened to FP32)\n",
+               r->threads, r->peak_fp32);
     printf("  peak RSS: %.1f MB\n", r->rss_mb);
     print_profile(r);
     if (r->eval_s >= 0) {
@@ -339,14 +392,19 @@ static void print_result(const bench_result *r, const run_config *c)
     }
 }
 
-static void print_result_line(const bench_result *r)
+static const char *precision_word(const run_config *c)
 {
-    printf("RESULT impl=icasweep config=%s threads=%d steps=%d s_per_step=%.6f "
-           "s_min=%.6f s_max=%.6f tokens_per_s=%.1f gflops=%.3f sgemm_gflops=%.3f "
-           "frac_sgemm=%.4f rss_mb=%.1f params=%zu",
-           r->name, r->threads, r->steps, r->step.med, r->step.min, r->step.max,
-           r->tokens_per_s, r->gflops, r->sgemm_gflops, r->gflops / r->sgemm_gflops,
-           r->rss_mb, r->n_params);
+    return c->precision == PRECISION_BF16 ? "bf16" : "fp32";
+}
+
+static void print_result_line(const bench_result *r, const run_config *c)
+{
+    printf("RESULT impl=icasweep config=%s precision=%s threads=%d steps=%d s_per_step=%.6f "
+           "s_min=%.6f s_max=%.6f tokens_per_s=%.1f gflops=%.3f peak_fp32=%.3f "
+           "peak_bf16=%.3f frac_peak=%.4f rss_mb=%.1f params=%zu",
+           r->name, precision_word(c), r->threads, r->steps, r->step.med, r->step.min,
+           r->step.max, r->tokens_per_s, r->gflops, r->peak_fp32, r->peak_bf16,
+           r->gflops / r->peak, r->rss_mb, r->n_params);
     printf(" p_data=%.6f p_matmul=%.6f p_attention=%.6f p_elementwise=%.6f "
            "p_loss=%.6f p_optimizer=%.6f",
            r->prof.data, r->prof.matmul, r->prof.attention, r->prof.elementwise,
@@ -360,16 +418,33 @@ static void print_result_line(const bench_result *r)
 static void print_tsv(const bench_result *r, int n)
 {
     printf("config\tthreads\tsteps\ts_per_step\ts_min\ts_max\ttokens_per_s\tgflops\t"
-           "sgemm_gflops\tfrac_sgemm\trss_mb\tp_data\tp_matmul\tp_attention\t"
+           "peak_gflops\tfrac_peak\trss_mb\tp_data\tp_matmul\tp_attention\t"
            "p_elementwise\tp_loss\tp_optimizer\teval_s\n");
     for (int i = 0; i < n; i++)
         printf("%s\t%d\t%d\t%.6f\t%.6f\t%.6f\t%.1f\t%.3f\t%.3f\t%.4f\t%.1f\t%.6f\t"
                "%.6f\t%.6f\t%.6f\t%.6f\t%.6f\t%.3f\n",
                r[i].name, r[i].threads, r[i].steps, r[i].step.med, r[i].step.min,
-               r[i].step.max, r[i].tokens_per_s, r[i].gflops, r[i].sgemm_gflops,
-               r[i].gflops / r[i].sgemm_gflops, r[i].rss_mb, r[i].prof.data,
+               r[i].step.max, r[i].tokens_per_s, r[i].gflops, r[i].peak,
+               r[i].gflops / r[i].peak, r[i].rss_mb, r[i].prof.data,
                r[i].prof.matmul, r[i].prof.attention, r[i].prof.elementwise,
                r[i].prof.loss, r[i].prof.optimizer, r[i].eval_s);
+}
+
+/* One line of the rate file (icasweep plan --rate-file). */
+static int append_rate(const char *path, const bench_result *r, const run_config *c)
+{
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    char kernels[64];
+    train_blas_kernel(kernels, sizeof kernels);
+    for (char *k = kernels; *k; k++) /* one word: the line is space-separated */
+        *k = *k == ' ' ? '_' : *k;
+    fprintf(f, "config=%s precision=%s threads=%d gflops=%.3f layers=%d embd=%d heads=%d "
+               "points=%d batch=%d kernels=%s\n",
+            r->name, precision_word(c), r->threads, r->gflops, c->layers, c->embd, c->heads,
+            c->points, c->batch, kernels);
+    return fclose(f);
 }
 
 /* ---- command line ------------------------------------------------------- */
@@ -377,9 +452,9 @@ static void print_tsv(const bench_result *r, int n)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: icasweep-bench [--config paper|small|both] [--steps N] "
-            "[--warmup N]\n"
-            "                      [--eval | --no-eval] [--tsv] [--no-machine]\n"
+            "usage: icasweep-bench [--config paper|small|both] [--precision fp32|bf16]\n"
+            "                      [--steps N] [--warmup N] [--eval | --no-eval] [--tsv]\n"
+            "                      [--no-machine] [--rate-file PATH]\n"
             "Times whole training steps. Defaults: --config both; paper 5 steps "
             "after 1\n"
             "warm-up, small 50 after 5. Evaluation timing: paper only unless --eval"
@@ -403,6 +478,8 @@ int main(int argc, char **argv)
 {
     const char *which = "both";
     int steps = -1, warmup = -1, eval_mode = -1, tsv = 0, machine = 1;
+    int precision = PRECISION_FP32;
+    const char *rate_file = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--config") && v) {
@@ -420,6 +497,17 @@ int main(int argc, char **argv)
             eval_mode = 1;
         } else if (!strcmp(a, "--no-eval")) {
             eval_mode = 0;
+        } else if (!strcmp(a, "--precision") && v) {
+            if (strcmp(v, "fp32") && strcmp(v, "bf16")) {
+                fprintf(stderr, "icasweep-bench: --precision must be fp32 or bf16, got '%s'\n",
+                        v);
+                return 2;
+            }
+            precision = !strcmp(v, "bf16") ? PRECISION_BF16 : PRECISION_FP32;
+            i++;
+        } else if (!strcmp(a, "--rate-file") && v) {
+            rate_file = v;
+            i++;
         } else if (!strcmp(a, "--tsv")) {
             tsv = 1;
         } else if (!strcmp(a, "--no-machine")) {
@@ -462,6 +550,8 @@ int main(int argc, char **argv)
         n++;
     }
 
+    for (int i = 0; i < n; i++)
+        bc[i].cfg.precision = precision;
     if (machine)
         print_machine();
     bench_result res[MAX_CONFIGS];
@@ -473,8 +563,12 @@ int main(int argc, char **argv)
             return 1;
         }
         print_result(&res[i], &bc[i].cfg);
-        print_result_line(&res[i]);
+        print_result_line(&res[i], &bc[i].cfg);
         fflush(stdout);
+        if (rate_file && append_rate(rate_file, &res[i], &bc[i].cfg)) {
+            fprintf(stderr, "icasweep-bench: %s: %s\n", rate_file, strerror(errno));
+            return 1;
+        }
     }
     if (tsv)
         print_tsv(res, n);

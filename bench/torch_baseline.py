@@ -15,6 +15,11 @@ Prints a MACHINE line (unless --no-machine) and, per configuration, one line
   RESULT impl=torch config=paper threads=1 s_per_step=... gflops=... rss_mb=...
 with the FLOPs convention of bench/bench.c: per token 6 * params + 6 * L * E * T.
 
+--precision bf16 runs the model's forward under
+torch.autocast("cpu", dtype=torch.bfloat16) (its linear layers and matrix
+products take bf16 inputs; parameters, Adam and the loss stay FP32), the
+counterpart of icasweep's precision: bf16.
+
 Threads: --threads, else OMP_NUM_THREADS, else torch's default.
 Run with /usr/bin/python3 (Debian's python3-torch).
 
@@ -165,14 +170,19 @@ def make(c, seed=0):
     return model, opt, gen
 
 
-def train_step(model, opt, gen, c, prof=None):
+def train_step(model, opt, gen, c, prof=None, precision="fp32"):
     """One whole step; returns the loss. prof (dict) accumulates phase times."""
     N = c["N"]
     t0 = time.perf_counter()
     with torch.no_grad():
         tokens, resp, r_seen = sample_batch(c["batch"], c["d"], N, 0.0, gen)
     t1 = time.perf_counter()
-    out = model(tokens)
+    if precision == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(tokens)
+        out = out.float()
+    else:
+        out = model(tokens)
     loss = pl_loss(out[:, 0::3, :], resp, r_seen)   # query tokens 3n
     t2 = time.perf_counter()
     opt.zero_grad(set_to_none=True)
@@ -191,14 +201,14 @@ def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def bench(name, c, steps, warmup, threads):
+def bench(name, c, steps, warmup, threads, precision):
     model, opt, gen = make(c)
     rss0 = rss_mb()
-    losses = [train_step(model, opt, gen, c) for _ in range(warmup)]
+    losses = [train_step(model, opt, gen, c, None, precision) for _ in range(warmup)]
     prof, dt = {}, []
     for _ in range(steps):
         t0 = time.perf_counter()
-        losses.append(train_step(model, opt, gen, c, prof))
+        losses.append(train_step(model, opt, gen, c, prof, precision))
         dt.append(time.perf_counter() - t0)
         if not math.isfinite(losses[-1]):
             sys.exit(f"torch_baseline: {name}: loss {losses[-1]}")
@@ -215,7 +225,8 @@ def bench(name, c, steps, warmup, threads):
     # phases are means per step, so they are compared with the mean step
     print(f"  profile (s/step, % of mean step {mean:.4f} s): " + " ".join(
         f"{k} {v / steps:.4f} ({100 * v / steps / mean:.1f}%)" for k, v in prof.items()))
-    print(f"RESULT impl=torch config={name} threads={threads} steps={steps} "
+    print(f"RESULT impl=torch config={name} precision={precision} threads={threads} "
+          f"steps={steps} "
           f"s_per_step={med:.6f} s_min={min(dt):.6f} s_max={max(dt):.6f} "
           f"tokens_per_s={c['batch'] * T / med:.1f} gflops={gflops:.3f} "
           f"rss_mb={rss_mb():.1f} rss_base_mb={rss0:.1f} params={n_params(c)} " + " ".join(
@@ -275,6 +286,7 @@ def main():
     ap.add_argument("--threads", type=int, help="default: OMP_NUM_THREADS")
     ap.add_argument("--check", type=int, metavar="STEPS",
                     help="train the small config for STEPS steps and check the loss falls")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--no-machine", action="store_true")
     a = ap.parse_args()
     threads = a.threads or int(os.environ.get("OMP_NUM_THREADS", "0") or 0) \
@@ -291,7 +303,7 @@ def main():
     for name in (["paper", "small"] if a.config == "both" else [a.config]):
         c = CONFIGS[name]
         bench(name, c, a.steps or c["steps"],
-              c["warmup"] if a.warmup is None else a.warmup, threads)
+              c["warmup"] if a.warmup is None else a.warmup, threads, a.precision)
     return 0
 
 

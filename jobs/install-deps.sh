@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake git pkg-config
       libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
-      libopenblas-dev libopenblas-openmp-dev libyaml-dev librandom123-dev
+      libopenblas-dev libopenblas-openmp-dev libdnnl-dev libyaml-dev librandom123-dev
       python3 python3-h5py python3-numpy python3-matplotlib python3-pytest
       python3-pandas python3-xarray python3-scipy python3-statsmodels
       clang libclang-rt-14-dev)

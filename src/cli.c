@@ -15,6 +15,7 @@
 #include "icasweep/grid.h"
 #include "icasweep/journal.h"
 #include "icasweep/model.h"
+#include "icasweep/plan.h"
 #include "icasweep/progress.h"
 #include "icasweep/recovery.h"
 #include "icasweep/sched.h"
@@ -310,56 +311,7 @@ out:
 
 /* ---- icasweep plan / status ---------------------------------------------- */
 
-static int cmd_plan(int argc, char **argv)
-{
-    const char *path = NULL;
-    double gflops = 40.0;
-    icas_err err;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: icasweep plan GRID.yaml [--gflops G]\n"
-                   "Lists the runs of a grid with estimated FLOPs and core-hours\n"
-                   "(at G GFLOP/s per core, default 40; measure yours with icasweep-bench).\n");
-            return EXIT_ALL_DONE;
-        }
-        if (!strcmp(argv[i], "--gflops") && i + 1 < argc) {
-            if (parse_double("--gflops", argv[++i], &gflops, &err) || gflops <= 0) {
-                fprintf(stderr, "icasweep plan: --gflops %s: expected a positive number\n",
-                        argv[i]);
-                return EXIT_USAGE;
-            }
-        } else if (!path && argv[i][0] != '-') {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "icasweep plan: %s: unexpected argument\n", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "icasweep plan: a grid file is required\n");
-        return EXIT_USAGE;
-    }
-    grid g;
-    if (grid_load(path, &g, stderr, &err)) {
-        fprintf(stderr, "icasweep plan: %s\n", err.msg);
-        return EXIT_USAGE;
-    }
-    double total = 0;
-    printf("%5s  %-17s  %10s  %10s  %s\n", "row", "run_id", "TFLOP", "core-h", "configuration");
-    for (int i = 0; i < g.n_runs; i++) {
-        char id[ICAS_RUN_ID_LEN], desc[256];
-        config_run_id(&g.runs[i], id);
-        config_describe(&g.runs[i], desc, sizeof desc);
-        double f = config_run_flops(&g.runs[i]);
-        total += f;
-        printf("%5d  %-17s  %10.2f  %10.3f  %s\n", i, id, f / 1e12, f / (gflops * 1e9) / 3600,
-               desc);
-    }
-    printf("total: %d runs, %.1f TFLOP, %.2f core-hours at %.0f GFLOP/s per core\n", g.n_runs,
-           total / 1e12, total / (gflops * 1e9) / 3600, gflops);
-    grid_free(&g);
-    return EXIT_ALL_DONE;
-}
+static int cmd_plan(int argc, char **argv) { return plan_main(argc, argv); }
 
 /* Prints a summary of a result file (done, failed with reasons, missing,
  * mean wall time, how many unfinished runs have a checkpoint in ckpt_dir,

@@ -137,12 +137,12 @@ int eval_run(const run_config *cfg, const model *m, run_result *out,
              icas_err *err)
 {
     const int d = cfg->dims, N = cfg->points, T = 3 * N, B = cfg->eval_batch;
-    const int P = cfg->n_eval_noise, C = EVAL_CHUNK;
+    const int P = cfg->n_eval_noise, chunk = EVAL_CHUNK;
     const int keep = saved_level(cfg);
     float *eval_tokens = out->eval_tokens, *eval_pred = out->eval_pred;
     int rc = -1;
     task_context *ctx = NULL;
-    float *tokens = malloc(sizeof(float) * (size_t)C * T * d);
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * d);
     float *r_seen = malloc(sizeof(float) * (size_t)B * N);
     double *err_c = malloc(sizeof(double) * (size_t)B * N);
     model_acts acts;
@@ -151,7 +151,8 @@ int eval_run(const run_config *cfg, const model *m, run_result *out,
         icas_fail(err, "eval: out of memory for %d contexts", B);
         goto done;
     }
-    if (model_acts_create(&acts, m->dims, C, TASK_QUERY_STRIDE, err) ||
+    if (model_acts_create(&acts, m->dims, chunk, TASK_QUERY_STRIDE,
+                          PRECISION_FP32, err) ||
         eval_contexts_create(cfg, &ctx, err))
         goto done;
     if (out->eval_target)
@@ -163,8 +164,8 @@ int eval_run(const run_config *cfg, const model *m, run_result *out,
         for (int c = 0; c < B; c++)
             task_seen_rewards(&ctx[c], p, r_seen + (size_t)c * N);
         /* the transformer */
-        for (int c0 = 0; c0 < B; c0 += C) {
-            int M = B - c0 < C ? B - c0 : C;
+        for (int c0 = 0; c0 < B; c0 += chunk) {
+            int M = B - c0 < chunk ? B - c0 : chunk;
             for (int b = 0; b < M; b++)
                 task_tokens(&ctx[c0 + b], r_seen + (size_t)(c0 + b) * N,
                             tokens + (size_t)b * T * d);

@@ -1,6 +1,6 @@
 #include "icasweep/model.h"
 
-#include <cblas.h>
+#include <assert.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -9,12 +9,13 @@
 #include <string.h>
 
 #include "icasweep/rng.h"
+#include "icasweep/vmath.h"
 
 #define LN_EPS 1e-5f
 
 model_dims model_dims_of(const run_config *cfg)
 {
-    model_dims d = {
+    model_dims dims = {
         .d = cfg->dims,
         .T = 3 * cfg->points,
         .E = cfg->embd,
@@ -23,7 +24,7 @@ model_dims model_dims_of(const run_config *cfg)
         .attention = cfg->attention,
         .ffn = cfg->ffn,
     };
-    return d;
+    return dims;
 }
 
 /* ---- the parameter table -------------------------------------------- */
@@ -164,10 +165,34 @@ int model_create(model *m, model_dims dims, icas_err *err)
     return 0;
 }
 
+int model_enable_bf16(model *m, icas_err *err)
+{
+    if (!m->params_bf16) {
+        m->params_bf16 = malloc(sizeof(bf16) * m->n_params);
+        if (!m->params_bf16)
+            return icas_fail(err, "model: out of memory for %zu bf16 parameters",
+                             m->n_params);
+    }
+    model_params_changed(m);
+    return 0;
+}
+
+void model_params_changed(model *m)
+{
+    if (!m->params_bf16)
+        return;
+    const size_t n = m->n_params, part = 4096;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i += part)
+        bf16_from_f32(m->params_bf16 + i, m->params + i, n - i < part ? n - i : part);
+}
+
 void model_free(model *m)
 {
     free(m->params);
     free(m->grads);
+    free(m->params_bf16);
+    m->params_bf16 = NULL;
     free(m->p.h);
     free(m->g.h);
     free(m->views);
@@ -200,6 +225,7 @@ void model_init_params(model *m, uint64_t seed)
             }
         }
     }
+    model_params_changed(m);
 }
 
 const param_view *model_find_view(const model *m, const char *name)
@@ -217,15 +243,19 @@ void model_zero_grad(model *m)
 
 /* ---- activations ----------------------------------------------------- */
 
+static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
+
 int model_acts_create(model_acts *a, model_dims D, int M, int out_stride,
-                      icas_err *err)
+                      precision_kind precision, icas_err *err)
 {
     memset(a, 0, sizeof *a);
     if (out_stride < 1 || out_stride > D.T)
         return icas_fail(err, "model: output stride %d outside 1..%d", out_stride, D.T);
     a->M = M;
     a->out_stride = out_stride;
+    a->precision = precision;
     a->block_rows = GEMM_BLOCK_CONTEXTS * D.T;
+    a->n_threads = omp_get_max_threads();
     size_t BT = (size_t)M * D.T, E = (size_t)D.E, L = (size_t)D.L;
     size_t blocks = ((size_t)M + GEMM_BLOCK_CONTEXTS - 1) / GEMM_BLOCK_CONTEXTS;
     /* the largest weight: [E,4E] or [4E,E] with the MLP, [E,3E] without;
@@ -266,32 +296,87 @@ int model_acts_create(model_acts *a, model_dims D, int M, int out_stride,
         p += plan[i].n;
     }
     a->x_in = a->resid;
+
+    /* bf16 operands: a block's rows of a linear layer's input and output
+     * gradient (at most 4E wide), or an attention head's weights and their
+     * gradient ([T, T] each), per thread */
+    const size_t block_operand = (size_t)a->block_rows * (D.ffn ? 4 * E : 3 * E);
+    const size_t head_operand = (size_t)D.T * D.T;
+    const size_t max_operand = max_size(max_size(block_operand, head_operand), widest);
+    if (precision == PRECISION_BF16) {
+        a->lp_per_thread = 2 * max_size(block_operand, head_operand);
+        size_t n = BT * 4 * E + (size_t)a->n_threads * a->lp_per_thread;
+        a->lp_buf = malloc(n * sizeof(bf16));
+        if (!a->lp_buf) {
+            model_acts_free(a);
+            return icas_fail(err, "model: out of memory for bf16 operands (%.1f MiB)",
+                             n * 2.0 / (1 << 20));
+        }
+        a->lp_qkv = a->lp_buf;
+        a->lp_dout = a->lp_qkv + BT * 3 * E;
+        a->lp_thread = a->lp_dout + BT * E;
+    }
+    if (matmul_create(&a->mm, MATMUL_AUTO, precision == PRECISION_BF16 ? max_operand : 0,
+                      err)) {
+        model_acts_free(a);
+        return -1;
+    }
     return 0;
 }
 
 void model_acts_free(model_acts *a)
 {
     free(a->buf);
+    free(a->lp_buf);
+    matmul_free(a->mm);
     memset(a, 0, sizeof *a);
 }
 
 /* ---- layers ---------------------------------------------------------- */
 
+/* This thread's two bf16 operand buffers, each lp_per_thread / 2. */
+static bf16 *thread_lp(const model_acts *a, int which)
+{
+    const int i = omp_get_thread_num();
+    assert(i < a->n_threads);
+    return a->lp_thread + (size_t)i * a->lp_per_thread + (size_t)which * (a->lp_per_thread / 2);
+}
+
+/* The bf16 copy of weight tensor w (a pointer into m->params) when a
+ * computes in bf16, else NULL. */
+static const bf16 *lowp_weights(const model *m, const model_acts *a, const float *w)
+{
+    if (a->precision != PRECISION_BF16)
+        return NULL;
+    assert(m->params_bf16 && w >= m->params && w < m->params + m->n_params);
+    return m->params_bf16 + (w - m->params);
+}
+
 /* out [BT,OC] = inp [BT,IC] @ w [IC,OC] + b [OC], one product per block of
- * a->block_rows rows (GEMM_BLOCK_CONTEXTS). Inside the parallel loop
- * OpenBLAS's OpenMP build runs single-threaded. */
+ * a->block_rows rows (GEMM_BLOCK_CONTEXTS), each on one thread. w_lp: w in
+ * bf16, to compute with bf16 inputs (the block's rows of inp rounded
+ * here), or NULL for FP32. */
 static void linear_forward(const model_acts *a, float *out, const float *inp,
-                           const float *w, const float *b, int BT, int IC, int OC)
+                           const float *w, const bf16 *w_lp, const float *b, int BT,
+                           int IC, int OC)
 {
     const int R = a->block_rows, blocks = (BT + R - 1) / R;
 #pragma omp parallel for schedule(static)
     for (int k = 0; k < blocks; k++) {
         const int r0 = k * R, rows = BT - r0 < R ? BT - r0 : R;
+        const float *inp_k = inp + (size_t)r0 * IC;
         float *out_k = out + (size_t)r0 * OC;
         for (int r = 0; r < rows; r++)
             memcpy(out_k + (size_t)r * OC, b, sizeof(float) * (size_t)OC);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, OC, IC, 1.0f,
-                    inp + (size_t)r0 * IC, IC, w, OC, 1.0f, out_k, OC);
+        const matmul_shape s = {.M = rows, .N = OC, .K = IC, .lda = IC, .ldb = OC,
+                                .ldc = OC, .alpha = 1, .beta = 1};
+        if (w_lp) {
+            bf16 *inp_lp = thread_lp(a, 0);
+            bf16_from_f32(inp_lp, inp_k, (size_t)rows * IC);
+            matmul_bf16(a->mm, &s, inp_lp, w_lp, out_k);
+        } else {
+            matmul_f32(a->mm, &s, inp_k, w, out_k);
+        }
     }
 }
 
@@ -299,10 +384,10 @@ static void linear_forward(const model_acts *a, float *out, const float *inp,
  * dinp is NULL); dw += inp^T @ dout; db += column sums of dout. Each block's
  * share of dw lands in its own slot of a->dw_part and the shares are added
  * in block order: the same sums in the same order whichever thread
- * computed which block. */
+ * computed which block. w_lp as in linear_forward. */
 static void linear_backward(const model_acts *a, float *dinp, float *dw, float *db,
-                            const float *dout, const float *inp,
-                            const float *w, int BT, int IC, int OC)
+                            const float *dout, const float *inp, const float *w,
+                            const bf16 *w_lp, int BT, int IC, int OC)
 {
     const int R = a->block_rows, blocks = (BT + R - 1) / R;
     const size_t W = (size_t)IC * OC;
@@ -310,15 +395,23 @@ static void linear_backward(const model_acts *a, float *dinp, float *dw, float *
     for (int k = 0; k < blocks; k++) {
         const int r0 = k * R, rows = BT - r0 < R ? BT - r0 : R;
         const float *dout_k = dout + (size_t)r0 * OC, *inp_k = inp + (size_t)r0 * IC;
-        if (dinp)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, IC, OC, 1.0f,
-                        dout_k, OC, w, OC, 0.0f, dinp + (size_t)r0 * IC, IC);
-        /* zeroed and accumulated into (beta 1) rather than written (beta 0):
-         * OpenBLAS's beta-0 small kernel for this shape is the slower one */
         float *share = a->dw_part + (size_t)k * W;
-        memset(share, 0, sizeof(float) * W);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, rows, 1.0f, inp_k,
-                    IC, dout_k, OC, 1.0f, share, OC);
+        const matmul_shape s_dinp = {.tb = 1, .M = rows, .N = IC, .K = OC, .lda = OC,
+                                     .ldb = OC, .ldc = IC, .alpha = 1, .beta = 0};
+        const matmul_shape s_dw = {.ta = 1, .M = IC, .N = OC, .K = rows, .lda = IC,
+                                   .ldb = OC, .ldc = OC, .alpha = 1, .beta = 0};
+        if (w_lp) {
+            bf16 *dout_lp = thread_lp(a, 0), *inp_lp = thread_lp(a, 1);
+            bf16_from_f32(dout_lp, dout_k, (size_t)rows * OC);
+            bf16_from_f32(inp_lp, inp_k, (size_t)rows * IC);
+            if (dinp)
+                matmul_bf16(a->mm, &s_dinp, dout_lp, w_lp, dinp + (size_t)r0 * IC);
+            matmul_bf16(a->mm, &s_dw, inp_lp, dout_lp, share);
+        } else {
+            if (dinp)
+                matmul_f32(a->mm, &s_dinp, dout_k, w, dinp + (size_t)r0 * IC);
+            matmul_f32(a->mm, &s_dw, inp_k, dout_k, share);
+        }
     }
     for (int k = 0; k < blocks; k++) {
         const float *share = a->dw_part + (size_t)k * W;
@@ -329,6 +422,7 @@ static void linear_backward(const model_acts *a, float *dinp, float *dw, float *
     /* rows in order, whatever the thread count: the sum is reproducible */
     for (int r = 0; r < BT; r++) {
         const float *d_r = dout + (size_t)r * OC;
+#pragma omp simd
         for (int c = 0; c < OC; c++)
             db[c] += d_r[c];
     }
@@ -354,6 +448,7 @@ static void layernorm_forward(float *out, float *mean, float *rstd,
             var += (x[i] - mu) * (x[i] - mu);
         var /= E;
         float rs = 1.0f / sqrtf(var + LN_EPS);
+#pragma omp simd
         for (int i = 0; i < E; i++)
             y[i] = (x[i] - mu) * rs * w[i] + b[i];
         mean[r] = mu;
@@ -382,6 +477,7 @@ static void layernorm_backward(float *dinp, float *dw, float *db,
         }
         mean_dxhat /= E;
         mean_dxhat_xhat /= E;
+#pragma omp simd
         for (int i = 0; i < E; i++) {
             float xhat = (x[i] - mu) * rs;
             float dxhat = dy[i] * w[i];
@@ -391,6 +487,7 @@ static void layernorm_backward(float *dinp, float *dw, float *db,
     for (int r = 0; r < BT; r++) {
         const float *x = inp + (size_t)r * E, *dy = dout + (size_t)r * E;
         float mu = mean[r], rs = rstd[r];
+#pragma omp simd
         for (int i = 0; i < E; i++) {
             dw[i] += dy[i] * (x[i] - mu) * rs;
             db[i] += dy[i];
@@ -399,30 +496,6 @@ static void layernorm_backward(float *dinp, float *dw, float *db,
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
-
-/* tanh as a rational function (the form Eigen uses for float): within
- * 4e-7 of tanh everywhere, and unlike libm's tanhf it vectorises. The same
- * arithmetic runs in the vector body and the scalar remainder (no FMA
- * contraction in ISO C mode), so results never depend on how OpenMP splits
- * the loop. */
-static inline float tanh_rational(float x)
-{
-    const float clamp = 7.90531110763549805f;
-    x = x > clamp ? clamp : (x < -clamp ? -clamp : x);
-    float x2 = x * x;
-    float p = -2.76076847742355e-16f;
-    p = p * x2 + 2.00018790482477e-13f;
-    p = p * x2 + -8.60467152213735e-11f;
-    p = p * x2 + 5.12229709037114e-08f;
-    p = p * x2 + 1.48572235717979e-05f;
-    p = p * x2 + 6.37261928875436e-04f;
-    p = p * x2 + 4.89352455891786e-03f;
-    float q = 1.19825839466702e-06f;
-    q = q * x2 + 1.18534705686654e-04f;
-    q = q * x2 + 2.26843463243900e-03f;
-    q = q * x2 + 4.89352518554385e-03f;
-    return x * p / q;
-}
 
 /* out = GELU(x) for x = fc; fc is then overwritten with GELU'(x), all the
  * backward pass needs of it. Computing the derivative here, where tanh is
@@ -433,7 +506,7 @@ static void gelu_forward(float *out, float *fc, size_t n)
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) {
         float x = fc[i];
-        float t = tanh_rational(GELU_K * (x + 0.044715f * x * x * x));
+        float t = vmath_tanh(GELU_K * (x + 0.044715f * x * x * x));
         float dt = GELU_K * (1.0f + 3.0f * 0.044715f * x * x);
         out[i] = 0.5f * x * (1.0f + t);
         fc[i] = 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * dt;
@@ -448,51 +521,46 @@ static void gelu_backward(float *d, const float *gelu_grad, size_t n)
         d[i] *= gelu_grad[i];
 }
 
-/* exp for the attention softmax: Cody-Waite reduction x = n ln2 + r and a
- * degree-7 Taylor polynomial for exp(r), |r| <= ln2/2: within 1e-7
- * (relative) of exp for x in [-87, 0], the only range softmax feeds it
- * (below -87 it returns exp(-87) ~ 2e-38 instead of a denormal or 0, which
- * no sum notices). Unlike libm's expf it vectorises, which made the softmax
- * 2.5x faster at T = 60; like tanh_rational it runs the same
- * arithmetic in vector body and scalar remainder. */
-static inline float exp_softmax(float x)
+/* sum_s a[s] * (b ? b[s] : 1) over s < len in sixteen interleaved partial
+ * sums (one 512-bit vector) combined pairwise: a fixed order (so the same
+ * bits on any thread), and vectorisable, where one running sum is a chain
+ * of dependent adds. */
+#define SUM_LANES 16
+static inline float sum_lanes(const float *a, const float *b, int len)
 {
-    /* NaN (a diverging run) fails both comparisons and becomes -87, so the
-     * integer conversion below stays defined; it is handed back at the end
-     * so that divergence still shows in the loss. */
-    float xc = x > -87.0f ? x : -87.0f;
-    xc = xc < 88.0f ? xc : 88.0f;
-    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
-    float n = (xc * 1.44269504088896341f + shifter) - shifter;
-    float r = xc - n * 0.693145751953125f; /* ln2 split in two for an exact n * hi */
-    r = r - n * 1.42860682030941723212e-6f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* n in [-126, 127] */
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x == x ? p * scale : x;
-}
-
-/* sum_s a[s] * (b ? b[s] : 1) over s < len in eight interleaved partial
- * sums combined pairwise: a fixed order (so the same bits on any thread),
- * and vectorisable, where one running sum is a chain of dependent adds. */
-static inline float sum8(const float *a, const float *b, int len)
-{
-    float part[8] = {0};
+    float part[SUM_LANES] = {0};
     int s = 0;
-    for (; s + 8 <= len; s += 8)
-        for (int j = 0; j < 8; j++)
+    for (; s + SUM_LANES <= len; s += SUM_LANES)
+#pragma omp simd
+        for (int j = 0; j < SUM_LANES; j++)
             part[j] += b ? a[s + j] * b[s + j] : a[s + j];
     for (int j = 0; s < len; s++, j++)
         part[j] += b ? a[s] * b[s] : a[s];
-    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    for (int w = SUM_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            part[j] = part[j] + part[j + w];
+    return part[0];
+}
+
+/* qkv [M*T, 3E] rounded to bf16 into a->lp_qkv (bf16 activations only). */
+static void round_qkv(const model_acts *a, const float *qkv, int M, int T, int E)
+{
+    if (a->precision != PRECISION_BF16)
+        return;
+#pragma omp parallel for schedule(static)
+    for (int r = 0; r < M * T; r++)
+        bf16_from_f32(a->lp_qkv + (size_t)r * 3 * E, qkv + (size_t)r * 3 * E, (size_t)3 * E);
+}
+
+/* C = op(A) op(B) for attention: FP32 operands, or with bf16 activations
+ * their bf16 copies (A_lp, B_lp) */
+static void attention_product(const model_acts *a, const matmul_shape *s, const float *A,
+                              const bf16 *A_lp, const float *B, const bf16 *B_lp, float *C)
+{
+    if (a->precision == PRECISION_BF16)
+        matmul_bf16(a->mm, s, A_lp, B_lp, C);
+    else
+        matmul_f32(a->mm, s, A, B, C);
 }
 
 /* Causal attention for M contexts and H heads, queried at every qs-th token.
@@ -504,69 +572,104 @@ static inline float sum8(const float *a, const float *b, int len)
  * att [M,H,Tq,T] receives the weights (row k uses columns 0..t_k, the rest
  * 0); out [M*Tq, E]. softmax: att = softmax(q k^T / sqrt(hs)) over s <= t_k;
  * linear: att = q k^T / sqrt(hs) for s <= t_k, no normalisation.
- * The products go through BLAS on the full rectangle (the masked part is
- * zeroed after): at T = 60 that is faster than skipping it by hand.
- * Inside this parallel loop OpenBLAS's OpenMP build runs single-threaded. */
-static void attention_forward(float *out, float *att, const float *qkv,
-                              int M, int T, int qs, int E, int H,
+ * The products run on the full rectangle (the masked part is zeroed
+ * after): at T = 60 that is faster than skipping it by hand. In bf16 the
+ * products read q, k, v and the weights rounded; the scores, the softmax
+ * and the stored weights are FP32. */
+static void attention_forward(const model_acts *a, float *out, float *att,
+                              const float *qkv, int M, int T, int qs, int E, int H,
                               attention_kind kind)
 {
     const int hs = E / H, ld = 3 * E, Tq = (T + qs - 1) / qs;
     const float scale = 1.0f / sqrtf((float)hs);
+    const int lowp = a->precision == PRECISION_BF16;
+    round_qkv(a, qkv, M, T, E);
+    /* scores = scale * q k^T; out = att v */
+    const matmul_shape s_scores = {.tb = 1, .M = Tq, .N = T, .K = hs, .lda = qs * ld,
+                                   .ldb = ld, .ldc = T, .alpha = scale, .beta = 0};
+    const matmul_shape s_out = {.M = Tq, .N = hs, .K = T, .lda = T, .ldb = ld, .ldc = E,
+                                .alpha = 1, .beta = 0};
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < M * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *q_bh = qkv + (size_t)b * T * ld + h * hs;
-        const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
+        const size_t at_q = (size_t)b * T * ld + h * hs;
+        const float *q_bh = qkv + at_q, *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
+        const bf16 *q_lp = lowp ? a->lp_qkv + at_q : NULL;
+        const bf16 *k_lp = lowp ? q_lp + E : NULL, *v_lp = lowp ? q_lp + 2 * E : NULL;
         float *att_bh = att + (size_t)bh * Tq * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hs, scale, q_bh,
-                    qs * ld, k_bh, ld, 0.0f, att_bh, T);
+        attention_product(a, &s_scores, q_bh, q_lp, k_bh, k_lp, att_bh);
         for (int k = 0; k < Tq; k++) {
             const int t = k * qs;
             float *a_t = att_bh + (size_t)k * T;
             if (kind == ATTN_SOFTMAX) {
                 float maxv = a_t[0];
+#pragma omp simd reduction(max : maxv)
                 for (int s = 1; s <= t; s++)
                     maxv = a_t[s] > maxv ? a_t[s] : maxv;
 #pragma omp simd
                 for (int s = 0; s <= t; s++)
-                    a_t[s] = exp_softmax(a_t[s] - maxv);
-                float inv = 1.0f / sum8(a_t, NULL, t + 1);
+                    a_t[s] = vmath_exp(a_t[s] - maxv);
+                float inv = 1.0f / sum_lanes(a_t, NULL, t + 1);
+#pragma omp simd
                 for (int s = 0; s <= t; s++)
                     a_t[s] *= inv;
             }
             for (int s = t + 1; s < T; s++)
                 a_t[s] = 0;
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, T, 1.0f, att_bh, T,
-                    v_bh, ld, 0.0f, out + (size_t)b * Tq * E + h * hs, E);
+        bf16 *att_lp = NULL;
+        if (lowp) {
+            att_lp = thread_lp(a, 0);
+            bf16_from_f32(att_lp, att_bh, (size_t)Tq * T);
+        }
+        attention_product(a, &s_out, att_bh, att_lp, v_bh, v_lp,
+                          out + (size_t)b * Tq * E + h * hs);
     }
 }
 
 /* Backward of attention_forward: dqkv [M*T, 3E] (overwritten; the q part of
  * rows that were not queried is 0) from dout [M*Tq, E]. datt is scratch
  * [M,H,Tq,T]. */
-static void attention_backward(float *dqkv, float *datt, const float *dout,
-                               const float *att, const float *qkv, int M,
-                               int T, int qs, int E, int H, attention_kind kind)
+static void attention_backward(const model_acts *a, float *dqkv, float *datt,
+                               const float *dout, const float *att, const float *qkv,
+                               int M, int T, int qs, int E, int H, attention_kind kind)
 {
     const int hs = E / H, ld = 3 * E, Tq = (T + qs - 1) / qs;
     const float scale = 1.0f / sqrtf((float)hs);
+    const int lowp = a->precision == PRECISION_BF16;
+    round_qkv(a, qkv, M, T, E);
+    if (lowp) {
+#pragma omp parallel for schedule(static)
+        for (int r = 0; r < M * Tq; r++)
+            bf16_from_f32(a->lp_dout + (size_t)r * E, dout + (size_t)r * E, (size_t)E);
+    }
+    /* out = att @ v: datt = dout v^T, dv = att^T dout */
+    const matmul_shape s_datt = {.tb = 1, .M = Tq, .N = T, .K = hs, .lda = E, .ldb = ld,
+                                 .ldc = T, .alpha = 1, .beta = 0};
+    const matmul_shape s_dv = {.ta = 1, .M = T, .N = hs, .K = Tq, .lda = T, .ldb = E,
+                               .ldc = ld, .alpha = 1, .beta = 0};
+    /* z = scale * q @ k^T: dq = scale dz k, dk = scale dz^T q */
+    const matmul_shape s_dq = {.M = Tq, .N = hs, .K = T, .lda = T, .ldb = ld,
+                               .ldc = qs * ld, .alpha = scale, .beta = 0};
+    const matmul_shape s_dk = {.ta = 1, .M = T, .N = hs, .K = Tq, .lda = T,
+                               .ldb = qs * ld, .ldc = ld, .alpha = scale, .beta = 0};
 #pragma omp parallel for schedule(static)
     for (int bh = 0; bh < M * H; bh++) {
         int b = bh / H, h = bh % H;
-        const float *q_bh = qkv + (size_t)b * T * ld + h * hs;
-        const float *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
-        float *dq_bh = dqkv + (size_t)b * T * ld + h * hs;
-        float *dk_bh = dq_bh + E, *dv_bh = dq_bh + 2 * E;
+        const size_t at_q = (size_t)b * T * ld + h * hs, at_out = (size_t)b * Tq * E + h * hs;
+        const float *q_bh = qkv + at_q, *k_bh = q_bh + E, *v_bh = q_bh + 2 * E;
+        const bf16 *q_lp = lowp ? a->lp_qkv + at_q : NULL;
+        const bf16 *k_lp = lowp ? q_lp + E : NULL, *v_lp = lowp ? q_lp + 2 * E : NULL;
+        const bf16 *do_lp = lowp ? a->lp_dout + at_out : NULL;
+        bf16 *att_lp = lowp ? thread_lp(a, 0) : NULL, *datt_lp = lowp ? thread_lp(a, 1) : NULL;
+        float *dq_bh = dqkv + at_q, *dk_bh = dq_bh + E, *dv_bh = dq_bh + 2 * E;
         const float *att_bh = att + (size_t)bh * Tq * T;
-        const float *do_bh = dout + (size_t)b * Tq * E + h * hs;
+        const float *do_bh = dout + at_out;
         float *datt_bh = datt + (size_t)bh * Tq * T;
-        /* out = att @ v */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Tq, T, hs, 1.0f, do_bh, E,
-                    v_bh, ld, 0.0f, datt_bh, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, Tq, 1.0f, att_bh, T,
-                    do_bh, E, 0.0f, dv_bh, ld);
+        if (lowp)
+            bf16_from_f32(att_lp, att_bh, (size_t)Tq * T);
+        attention_product(a, &s_datt, do_bh, do_lp, v_bh, v_lp, datt_bh);
+        attention_product(a, &s_dv, att_bh, att_lp, do_bh, do_lp, dv_bh);
         /* att = softmax(z): dz_ts = a_ts (da_ts - sum_s' a_ts' da_ts');
          * linear: dz = da. Masked entries get no gradient. */
         for (int k = 0; k < Tq; k++) {
@@ -574,22 +677,22 @@ static void attention_backward(float *dqkv, float *datt, const float *dout,
             const float *a_t = att_bh + (size_t)k * T;
             float *da_t = datt_bh + (size_t)k * T;
             if (kind == ATTN_SOFTMAX) {
-                float dot = sum8(a_t, da_t, t + 1);
+                float dot = sum_lanes(a_t, da_t, t + 1);
+#pragma omp simd
                 for (int s = 0; s <= t; s++)
                     da_t[s] = a_t[s] * (da_t[s] - dot);
             }
             for (int s = t + 1; s < T; s++)
                 da_t[s] = 0;
         }
-        /* z = scale * q @ k^T */
         if (qs > 1)
             for (int t = 0; t < T; t++)
                 if (t % qs)
                     memset(dq_bh + (size_t)t * ld, 0, sizeof(float) * (size_t)hs);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Tq, hs, T, scale, datt_bh, T,
-                    k_bh, ld, 0.0f, dq_bh, qs * ld);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, Tq, scale, datt_bh, T,
-                    q_bh, qs * ld, 0.0f, dk_bh, ld);
+        if (lowp)
+            bf16_from_f32(datt_lp, datt_bh, (size_t)Tq * T);
+        attention_product(a, &s_dq, datt_bh, datt_lp, k_bh, k_lp, dq_bh);
+        attention_product(a, &s_dk, datt_bh, datt_lp, q_bh, q_lp, dk_bh);
     }
 }
 
@@ -603,6 +706,7 @@ static void add_queried_rows(float *dst, const float *src, int M, int T, int qs,
     for (int r = 0; r < M * Tq; r++) {
         const float *s_r = src + ((size_t)(r / Tq) * T + (size_t)(r % Tq) * qs) * E;
         float *d_r = dst + (size_t)r * E;
+#pragma omp simd
         for (int i = 0; i < E; i++)
             d_r[i] = d_r[i] + s_r[i];
     }
@@ -625,16 +729,56 @@ static void spread_queried_rows(float *g, int M, int T, int qs, int E)
     }
 }
 
-static void add_into(float *dst, const float *a, const float *b, size_t n)
+/* x [BT,E] += wpe [T,E] at each row's token position */
+static void add_positions(float *x, const float *wpe, int BT, int T, int E)
 {
 #pragma omp parallel for schedule(static)
+    for (int r = 0; r < BT; r++) {
+        const float *wpe_t = wpe + (size_t)(r % T) * E;
+        float *x_r = x + (size_t)r * E;
+#pragma omp simd
+        for (int i = 0; i < E; i++)
+            x_r[i] += wpe_t[i];
+    }
+}
+
+/* dwpe [T,E] += dx [BT,E] summed over the rows of each token position, rows
+ * in order (a reproducible sum) */
+static void add_positions_backward(float *dwpe, const float *dx, int BT, int T, int E)
+{
+    for (int r = 0; r < BT; r++) {
+        float *dwpe_t = dwpe + (size_t)(r % T) * E;
+        const float *dx_r = dx + (size_t)r * E;
+#pragma omp simd
+        for (int i = 0; i < E; i++)
+            dwpe_t[i] += dx_r[i];
+    }
+}
+
+static void add_into(float *dst, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++)
         dst[i] = a[i] + b[i];
 }
 
 /* ---- the model ------------------------------------------------------- */
 
-#define LAYER(ptr, l, per_row) ((ptr) + (size_t)(l) * (size_t)BTcap * (per_row))
+/* Layer l's part of an activation array that holds, per layer, `rows` rows
+ * (the capacity a->M * T) of `per_row` floats. */
+static float *layer_part(float *base, int l, int rows, int per_row)
+{
+    return base + (size_t)l * (size_t)rows * (size_t)per_row;
+}
+
+/* Runs the statement(s) and adds the seconds they took to the phase timer
+ * acts->t_<phase> (matmul, attention or elementwise). */
+#define TIMED(acts, phase, ...)                                                        \
+    do {                                                                               \
+        double t0_ = omp_get_wtime();                                                  \
+        __VA_ARGS__;                                                                   \
+        (acts)->t_##phase += omp_get_wtime() - t0_;                                    \
+    } while (0)
 
 /* Token stride of the rows a layer carries past its attention: every row
  * but in the last layer, whose only rows that reach the output are the
@@ -647,180 +791,144 @@ static int query_stride(const model_acts *a, const model_dims *D, int l)
 void model_forward(const model *m, model_acts *a, const float *tokens, int M)
 {
     const model_dims D = m->dims;
-    const int T = D.T, E = D.E, d = D.d, BT = M * T, BTcap = a->M * T;
+    const int T = D.T, E = D.E, d = D.d, BT = M * T, cap = a->M * T;
     const size_t TT = (size_t)a->M * D.H * T * T;
     const param_ptrs *p = &m->p;
-    double t0;
 
-    t0 = omp_get_wtime();
-    linear_forward(a, a->resid, tokens, p->read_in_w, p->read_in_b, BT, d, E);
-    a->t_matmul += omp_get_wtime() - t0;
-    t0 = omp_get_wtime();
-#pragma omp parallel for schedule(static)
-    for (int r = 0; r < BT; r++) {
-        const float *wpe_t = p->wpe + (size_t)(r % T) * E;
-        float *x = a->resid + (size_t)r * E;
-        for (int i = 0; i < E; i++)
-            x[i] += wpe_t[i];
-    }
-    a->t_elementwise += omp_get_wtime() - t0;
+    /* read-in and read-out stay FP32 in every precision: they carry the
+     * task's numbers in and the predictions out, at 2d/(12E) of the work */
+    TIMED(a, matmul, linear_forward(a, a->resid, tokens, p->read_in_w, NULL, p->read_in_b,
+                                    BT, d, E));
+    TIMED(a, elementwise, add_positions(a->resid, p->wpe, BT, T, E));
 
     int BQ = BT; /* rows after the attention of the layer, see query_stride */
     for (int l = 0; l < D.L; l++) {
         const layer_params *w = &p->h[l];
         const int qs = query_stride(a, &D, l);
         BQ = M * ((T + qs - 1) / qs);
-        float *resid = LAYER(a->resid, l, E), *resid_next = LAYER(a->resid, l + 1, E);
-        float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
-        float *atty = LAYER(a->atty, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
+        float *resid = layer_part(a->resid, l, cap, E);
+        float *resid_next = layer_part(a->resid, l + 1, cap, E);
+        float *ln1 = layer_part(a->ln1, l, cap, E), *qkv = layer_part(a->qkv, l, cap, 3 * E);
+        float *atty = layer_part(a->atty, l, cap, E);
+        float *resid_mid = layer_part(a->resid_mid, l, cap, E);
         float *att = a->att + (size_t)l * TT;
 
-        t0 = omp_get_wtime();
-        layernorm_forward(ln1, LAYER(a->ln1_mean, l, 1), LAYER(a->ln1_rstd, l, 1),
-                          resid, w->ln_1_w, w->ln_1_b, BT, E);
-        a->t_elementwise += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        linear_forward(a, qkv, ln1, w->c_attn_w, w->c_attn_b, BT, E, 3 * E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        attention_forward(atty, att, qkv, M, T, qs, E, D.H, D.attention);
-        a->t_attention += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
+        TIMED(a, elementwise,
+              layernorm_forward(ln1, layer_part(a->ln1_mean, l, cap, 1),
+                                layer_part(a->ln1_rstd, l, cap, 1), resid, w->ln_1_w,
+                                w->ln_1_b, BT, E));
+        TIMED(a, matmul, linear_forward(a, qkv, ln1, w->c_attn_w,
+                                        lowp_weights(m, a, w->c_attn_w), w->c_attn_b, BT, E,
+                                        3 * E));
+        TIMED(a, attention, attention_forward(a, atty, att, qkv, M, T, qs, E, D.H,
+                                              D.attention));
         /* resid_mid = resid + atty @ W_proj + b (the projection lands in
          * resid_mid first, then the residual is added) */
-        linear_forward(a, resid_mid, atty, w->attn_proj_w, w->attn_proj_b, BQ, E, E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        add_queried_rows(resid_mid, resid, M, T, qs, E);
-        a->t_elementwise += omp_get_wtime() - t0;
+        TIMED(a, matmul, linear_forward(a, resid_mid, atty, w->attn_proj_w,
+                                        lowp_weights(m, a, w->attn_proj_w), w->attn_proj_b,
+                                        BQ, E, E));
+        TIMED(a, elementwise, add_queried_rows(resid_mid, resid, M, T, qs, E));
 
         if (!D.ffn) {
             memcpy(resid_next, resid_mid, sizeof(float) * (size_t)BQ * E);
             continue;
         }
         /* fc holds the pre-activation until gelu_forward turns it into GELU' */
-        float *ln2 = LAYER(a->ln2, l, E), *fc = LAYER(a->gelu_grad, l, 4 * E);
-        float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
-        t0 = omp_get_wtime();
-        layernorm_forward(ln2, LAYER(a->ln2_mean, l, 1), LAYER(a->ln2_rstd, l, 1),
-                          resid_mid, w->ln_2_w, w->ln_2_b, BQ, E);
-        a->t_elementwise += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        linear_forward(a, fc, ln2, w->c_fc_w, w->c_fc_b, BQ, E, 4 * E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        gelu_forward(fc_gelu, fc, (size_t)BQ * 4 * E);
-        a->t_elementwise += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        linear_forward(a, resid_next, fc_gelu, w->mlp_proj_w, w->mlp_proj_b, BQ,
-                       4 * E, E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        add_into(resid_next, resid_next, resid_mid, (size_t)BQ * E);
-        a->t_elementwise += omp_get_wtime() - t0;
+        float *ln2 = layer_part(a->ln2, l, cap, E), *fc = layer_part(a->gelu_grad, l, cap, 4 * E);
+        float *fc_gelu = layer_part(a->fc_gelu, l, cap, 4 * E);
+        TIMED(a, elementwise,
+              layernorm_forward(ln2, layer_part(a->ln2_mean, l, cap, 1),
+                                layer_part(a->ln2_rstd, l, cap, 1), resid_mid, w->ln_2_w,
+                                w->ln_2_b, BQ, E));
+        TIMED(a, matmul, linear_forward(a, fc, ln2, w->c_fc_w, lowp_weights(m, a, w->c_fc_w),
+                                        w->c_fc_b, BQ, E, 4 * E));
+        TIMED(a, elementwise, gelu_forward(fc_gelu, fc, (size_t)BQ * 4 * E));
+        TIMED(a, matmul, linear_forward(a, resid_next, fc_gelu, w->mlp_proj_w,
+                                        lowp_weights(m, a, w->mlp_proj_w), w->mlp_proj_b, BQ,
+                                        4 * E, E));
+        TIMED(a, elementwise, add_into(resid_next, resid_next, resid_mid, (size_t)BQ * E));
     }
 
-    t0 = omp_get_wtime();
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, LAYER(a->resid, D.L, E),
-                      p->ln_f_w, p->ln_f_b, BQ, E);
-    a->t_elementwise += omp_get_wtime() - t0;
-    t0 = omp_get_wtime();
-    linear_forward(a, a->out, a->lnf, p->read_out_w, p->read_out_b, BQ, E, d);
-    a->t_matmul += omp_get_wtime() - t0;
+    TIMED(a, elementwise,
+          layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, layer_part(a->resid, D.L, cap, E),
+                            p->ln_f_w, p->ln_f_b, BQ, E));
+    TIMED(a, matmul, linear_forward(a, a->out, a->lnf, p->read_out_w, NULL, p->read_out_b, BQ,
+                                    E, d));
 }
 
 void model_backward(model *m, model_acts *a, const float *tokens,
                     const float *dout, int M)
 {
     const model_dims D = m->dims;
-    const int T = D.T, E = D.E, d = D.d, BT = M * T, BTcap = a->M * T;
+    const int T = D.T, E = D.E, d = D.d, BT = M * T, cap = a->M * T;
     const size_t TT = (size_t)a->M * D.H * T * T;
     const param_ptrs *p = &m->p, *g = &m->g;
     float *d_resid = a->d_resid, *d_tmp = a->d_tmp;
     const int qs_last = query_stride(a, &D, D.L - 1);
     const int BQ_last = M * ((T + qs_last - 1) / qs_last);
-    double t0;
 
     /* out = lnf @ W_out + b */
-    t0 = omp_get_wtime();
-    linear_backward(a, d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
-                    p->read_out_w, BQ_last, E, d);
-    a->t_matmul += omp_get_wtime() - t0;
+    TIMED(a, matmul, linear_backward(a, d_tmp, g->read_out_w, g->read_out_b, dout, a->lnf,
+                                     p->read_out_w, NULL, BQ_last, E, d));
     /* lnf = LN_f(resid[L]) */
-    t0 = omp_get_wtime();
-    memset(d_resid, 0, sizeof(float) * (size_t)BQ_last * E);
-    layernorm_backward(d_resid, g->ln_f_w, g->ln_f_b, d_tmp,
-                       LAYER(a->resid, D.L, E), p->ln_f_w, a->lnf_mean,
-                       a->lnf_rstd, BQ_last, E);
-    a->t_elementwise += omp_get_wtime() - t0;
+    TIMED(a, elementwise, {
+        memset(d_resid, 0, sizeof(float) * (size_t)BQ_last * E);
+        layernorm_backward(d_resid, g->ln_f_w, g->ln_f_b, d_tmp,
+                           layer_part(a->resid, D.L, cap, E), p->ln_f_w, a->lnf_mean,
+                           a->lnf_rstd, BQ_last, E);
+    });
 
     for (int l = D.L - 1; l >= 0; l--) {
         const layer_params *w = &p->h[l];
         const layer_params *gw = &g->h[l];
         const int qs = query_stride(a, &D, l), BQ = M * ((T + qs - 1) / qs);
-        float *resid = LAYER(a->resid, l, E), *resid_mid = LAYER(a->resid_mid, l, E);
-        float *ln1 = LAYER(a->ln1, l, E), *qkv = LAYER(a->qkv, l, 3 * E);
-        float *atty = LAYER(a->atty, l, E);
+        float *resid = layer_part(a->resid, l, cap, E);
+        float *resid_mid = layer_part(a->resid_mid, l, cap, E);
+        float *ln1 = layer_part(a->ln1, l, cap, E), *qkv = layer_part(a->qkv, l, cap, 3 * E);
+        float *atty = layer_part(a->atty, l, cap, E);
         float *att = a->att + (size_t)l * TT;
 
         /* d_resid holds BQ rows: the gradient at resid_next */
         if (D.ffn) {
-            float *ln2 = LAYER(a->ln2, l, E), *gelu_grad = LAYER(a->gelu_grad, l, 4 * E);
-            float *fc_gelu = LAYER(a->fc_gelu, l, 4 * E);
+            float *ln2 = layer_part(a->ln2, l, cap, E);
+            float *gelu_grad = layer_part(a->gelu_grad, l, cap, 4 * E);
+            float *fc_gelu = layer_part(a->fc_gelu, l, cap, 4 * E);
             /* resid_next = resid_mid + fc_gelu @ W_mproj + b: d_resid passes
              * through to resid_mid unchanged, plus the MLP branch below */
-            t0 = omp_get_wtime();
-            linear_backward(a, a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b, d_resid,
-                            fc_gelu, w->mlp_proj_w, BQ, 4 * E, E);
-            a->t_matmul += omp_get_wtime() - t0;
-            t0 = omp_get_wtime();
-            gelu_backward(a->d_fc, gelu_grad, (size_t)BQ * 4 * E);
-            a->t_elementwise += omp_get_wtime() - t0;
-            t0 = omp_get_wtime();
-            linear_backward(a, d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
-                            w->c_fc_w, BQ, E, 4 * E);
-            a->t_matmul += omp_get_wtime() - t0;
-            t0 = omp_get_wtime();
-            layernorm_backward(d_resid, gw->ln_2_w, gw->ln_2_b, d_tmp, resid_mid,
-                               w->ln_2_w, LAYER(a->ln2_mean, l, 1),
-                               LAYER(a->ln2_rstd, l, 1), BQ, E);
-            a->t_elementwise += omp_get_wtime() - t0;
+            TIMED(a, matmul, linear_backward(a, a->d_fc, gw->mlp_proj_w, gw->mlp_proj_b,
+                                             d_resid, fc_gelu, w->mlp_proj_w,
+                                             lowp_weights(m, a, w->mlp_proj_w), BQ, 4 * E, E));
+            TIMED(a, elementwise, gelu_backward(a->d_fc, gelu_grad, (size_t)BQ * 4 * E));
+            TIMED(a, matmul, linear_backward(a, d_tmp, gw->c_fc_w, gw->c_fc_b, a->d_fc, ln2,
+                                             w->c_fc_w, lowp_weights(m, a, w->c_fc_w), BQ, E,
+                                             4 * E));
+            TIMED(a, elementwise,
+                  layernorm_backward(d_resid, gw->ln_2_w, gw->ln_2_b, d_tmp, resid_mid,
+                                     w->ln_2_w, layer_part(a->ln2_mean, l, cap, 1),
+                                     layer_part(a->ln2_rstd, l, cap, 1), BQ, E));
         }
         /* resid_mid = resid + atty @ W_proj + b */
-        t0 = omp_get_wtime();
-        linear_backward(a, d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid, atty,
-                        w->attn_proj_w, BQ, E, E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        attention_backward(a->d_qkv, a->d_att, d_tmp, att, qkv, M, T, qs, E, D.H,
-                           D.attention);
-        a->t_attention += omp_get_wtime() - t0;
+        TIMED(a, matmul, linear_backward(a, d_tmp, gw->attn_proj_w, gw->attn_proj_b, d_resid,
+                                         atty, w->attn_proj_w,
+                                         lowp_weights(m, a, w->attn_proj_w), BQ, E, E));
+        TIMED(a, attention, attention_backward(a, a->d_qkv, a->d_att, d_tmp, att, qkv, M, T,
+                                               qs, E, D.H, D.attention));
         /* qkv = ln1 @ W_attn + b */
-        t0 = omp_get_wtime();
-        linear_backward(a, d_tmp, gw->c_attn_w, gw->c_attn_b, a->d_qkv, ln1,
-                        w->c_attn_w, BT, E, 3 * E);
-        a->t_matmul += omp_get_wtime() - t0;
-        t0 = omp_get_wtime();
-        /* the residual path carries d_resid to the queried rows of resid */
-        if (qs > 1)
-            spread_queried_rows(d_resid, M, T, qs, E);
-        layernorm_backward(d_resid, gw->ln_1_w, gw->ln_1_b, d_tmp, resid,
-                           w->ln_1_w, LAYER(a->ln1_mean, l, 1),
-                           LAYER(a->ln1_rstd, l, 1), BT, E);
-        a->t_elementwise += omp_get_wtime() - t0;
+        TIMED(a, matmul, linear_backward(a, d_tmp, gw->c_attn_w, gw->c_attn_b, a->d_qkv, ln1,
+                                         w->c_attn_w, lowp_weights(m, a, w->c_attn_w), BT, E,
+                                         3 * E));
+        TIMED(a, elementwise, {
+            /* the residual path carries d_resid to the queried rows of resid */
+            if (qs > 1)
+                spread_queried_rows(d_resid, M, T, qs, E);
+            layernorm_backward(d_resid, gw->ln_1_w, gw->ln_1_b, d_tmp, resid, w->ln_1_w,
+                               layer_part(a->ln1_mean, l, cap, 1),
+                               layer_part(a->ln1_rstd, l, cap, 1), BT, E);
+        });
     }
 
     /* resid[0] = tokens @ W_in + b + wpe[t] */
-    t0 = omp_get_wtime();
-    linear_backward(a, NULL, g->read_in_w, g->read_in_b, d_resid, tokens,
-                    p->read_in_w, BT, d, E);
-    a->t_matmul += omp_get_wtime() - t0;
-    t0 = omp_get_wtime();
-    for (int r = 0; r < BT; r++) {
-        float *dwpe_t = g->wpe + (size_t)(r % T) * E;
-        const float *dx = d_resid + (size_t)r * E;
-        for (int i = 0; i < E; i++)
-            dwpe_t[i] += dx[i];
-    }
-    a->t_elementwise += omp_get_wtime() - t0;
+    TIMED(a, matmul, linear_backward(a, NULL, g->read_in_w, g->read_in_b, d_resid, tokens,
+                                     p->read_in_w, NULL, BT, d, E));
+    TIMED(a, elementwise, add_positions_backward(g->wpe, d_resid, BT, T, E));
 }

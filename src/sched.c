@@ -958,8 +958,9 @@ typedef struct {
     char blas[32]; /* train_blas_kernel */
 } rank_info;
 
-/* Ranks that train with different BLAS kernels (nodes of different CPU
- * types, or OPENBLAS_CORETYPE set on some nodes only) give results that
+/* Ranks that train with different matrix-product kernels (nodes of
+ * different CPU types, or OPENBLAS_CORETYPE or DNNL_MAX_CPU_ISA set on some
+ * nodes only) give results that
  * depend on which rank ran a run: say so before any work starts. */
 static void warn_mixed_blas(const rank_info *info, int size)
 {
@@ -973,7 +974,8 @@ static void warn_mixed_blas(const rank_info *info, int size)
     for (int r = first; r < size; r++)
         fprintf(stderr, " rank %d on %s: %s;", r, info[r].host, info[r].blas);
     fprintf(stderr, " a run's numbers will depend on the rank that ran it (set OPENBLAS_CORETYPE "
-                    "to one kernel on every node; mpirun passes it on with -x)\n");
+                    "or DNNL_MAX_CPU_ISA to one kernel on every node; mpirun passes it on "
+                    "with -x)\n");
 }
 
 /* abandon_job's exit status, for its alarm handler */

@@ -81,15 +81,15 @@ static float mean_column(const double *v, int B, int stride, int col)
 int selfcorrect_loop(const run_config *cfg, const task_context *ctx, int B,
                      const sc_predictor *pred, run_result *out, icas_err *err)
 {
-    const int d = cfg->dims, N = cfg->points, T = 3 * N, C = SELFCORRECT_CHUNK;
+    const int d = cfg->dims, N = cfg->points, T = 3 * N, chunk = SELFCORRECT_CHUNK;
     const int Q = cfg->n_sc_q, K = cfg->n_sc_k0, R = cfg->sc_rounds;
     if (R <= 0)
         return 0;
     if (!out->sc_err || out->SQ != Q || out->SK != K || out->SR != R)
         return icas_fail(err, "selfcorrect: result arrays not allocated for this configuration");
     int rc = -1;
-    float *tokens = malloc(sizeof(float) * (size_t)C * T * d);
-    float *pout = malloc(sizeof(float) * (size_t)C * N * d);
+    float *tokens = malloc(sizeof(float) * (size_t)chunk * T * d);
+    float *pout = malloc(sizeof(float) * (size_t)chunk * N * d);
     float *r_seen = malloc(sizeof(float) * (size_t)N);
     double *err_c = malloc(sizeof(double) * (size_t)B * (N > R ? N : R));
     float *r_true = malloc(sizeof(float) * (size_t)R * B); /* [R, B] */
@@ -102,8 +102,8 @@ int selfcorrect_loop(const run_config *cfg, const task_context *ctx, int B,
     for (int qi = 0; qi < Q; qi++) {
         const double q = cfg->sc_q[qi];
         /* the open loop: ordinary evaluation at noise q, all positions */
-        for (int c0 = 0; c0 < B; c0 += C) {
-            int M = B - c0 < C ? B - c0 : C;
+        for (int c0 = 0; c0 < B; c0 += chunk) {
+            int M = B - c0 < chunk ? B - c0 : chunk;
             for (int m = 0; m < M; m++) {
                 task_seen_rewards(&ctx[c0 + m], q, r_seen);
                 task_tokens(&ctx[c0 + m], r_seen, tokens + (size_t)m * T * d);
@@ -122,8 +122,8 @@ int selfcorrect_loop(const run_config *cfg, const task_context *ctx, int B,
         /* the closed loop */
         for (int ki = 0; ki < K; ki++) {
             const int k0 = cfg->sc_k0[ki];
-            for (int c0 = 0; c0 < B; c0 += C) {
-                int M = B - c0 < C ? B - c0 : C;
+            for (int c0 = 0; c0 < B; c0 += chunk) {
+                int M = B - c0 < chunk ? B - c0 : chunk;
                 memset(tokens, 0, sizeof(float) * (size_t)M * T * d);
                 for (int m = 0; m < M; m++) {
                     const task_context *cx = &ctx[c0 + m];
@@ -208,7 +208,8 @@ int selfcorrect_run(const run_config *cfg, const model *m, run_result *out, icas
     model_acts acts;
     memset(&acts, 0, sizeof acts);
     task_context *ctx = NULL;
-    if (model_acts_create(&acts, m->dims, SELFCORRECT_CHUNK, TASK_QUERY_STRIDE, err) ||
+    if (model_acts_create(&acts, m->dims, SELFCORRECT_CHUNK, TASK_QUERY_STRIDE,
+                          PRECISION_FP32, err) ||
         eval_contexts_create(cfg, &ctx, err))
         goto done;
     model_predictor mp = {.m = m, .acts = &acts, .N = N, .d = d};

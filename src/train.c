@@ -13,8 +13,6 @@
 #include "icasweep/hash.h"
 #include "icasweep/loss.h"
 
-/* Present in OpenBLAS only; weak so that another BLAS still links. */
-extern char *openblas_get_corename(void) __attribute__((weak));
 #include "icasweep/optim.h"
 #include "icasweep/rng.h"
 #include "icasweep/selfcorrect.h"
@@ -43,22 +41,24 @@ int trainer_create(trainer **out, const run_config *cfg, icas_err *err)
     trainer *t = calloc(1, sizeof *t);
     if (!t)
         return icas_fail(err, "trainer: out of memory");
-    const int C = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
+    const int chunk = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
     t->cfg = *cfg;
     if (model_create(&t->m, model_dims_of(cfg), err) ||
-        model_acts_create(&t->acts, t->m.dims, C, TASK_QUERY_STRIDE, err) ||
+        model_acts_create(&t->acts, t->m.dims, chunk, TASK_QUERY_STRIDE,
+                          (precision_kind)cfg->precision, err) ||
+        (cfg->precision == PRECISION_BF16 && model_enable_bf16(&t->m, err)) ||
         adam_init(&t->opt, t->m.n_params, cfg->lr, err))
         goto fail;
     model_init_params(&t->m, cfg->seed);
-    t->ctx = calloc(C, sizeof *t->ctx);
-    t->tokens = malloc(sizeof(float) * (size_t)C * T * d);
-    t->r_seen = malloc(sizeof(float) * (size_t)C * N);
-    t->loss_c = malloc(sizeof(double) * C);
+    t->ctx = calloc(chunk, sizeof *t->ctx);
+    t->tokens = malloc(sizeof(float) * (size_t)chunk * T * d);
+    t->r_seen = malloc(sizeof(float) * (size_t)chunk * N);
+    t->loss_c = malloc(sizeof(double) * chunk);
     if (!t->ctx || !t->tokens || !t->r_seen || !t->loss_c) {
         icas_fail(err, "trainer: out of memory");
         goto fail;
     }
-    for (int b = 0; b < C; b++)
+    for (int b = 0; b < chunk; b++)
         if (task_context_alloc(&t->ctx[b], d, N)) {
             icas_fail(err, "trainer: out of memory");
             goto fail;
@@ -107,13 +107,13 @@ void trainer_reset_profile(trainer *t)
 float trainer_step(trainer *t, int step)
 {
     const run_config *cfg = &t->cfg;
-    const int C = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
+    const int chunk = TRAIN_CHUNK, d = cfg->dims, N = cfg->points, T = 3 * N;
     const int B = cfg->batch;
     double loss_sum = 0, t0;
 
     model_zero_grad(&t->m);
-    for (int c0 = 0; c0 < B; c0 += C) {
-        const int M = B - c0 < C ? B - c0 : C;
+    for (int c0 = 0; c0 < B; c0 += chunk) {
+        const int M = B - c0 < chunk ? B - c0 : chunk;
         t0 = omp_get_wtime();
 #pragma omp parallel for schedule(static)
         for (int b = 0; b < M; b++) {
@@ -146,6 +146,7 @@ float trainer_step(trainer *t, int step)
     }
     t0 = omp_get_wtime();
     adam_step(&t->opt, t->m.params, t->m.grads);
+    model_params_changed(&t->m);
     t->prof.optimizer += omp_get_wtime() - t0;
     return (float)(loss_sum / B);
 }
@@ -241,6 +242,7 @@ static int checkpoint_load(const char *path, trainer *t, int *next_step,
             icas_fail(err, "%s: checkpoint checksum mismatch (damaged)", path);
         } else {
             memcpy(t->m.params, buf, sizeof(float) * n);
+            model_params_changed(&t->m);
             memcpy(t->opt.m, buf + n, sizeof(float) * n);
             memcpy(t->opt.v, buf + 2 * n, sizeof(float) * n);
             memcpy(train_loss, buf + 3 * n, sizeof(float) * steps);
@@ -339,5 +341,5 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
 
 void train_blas_kernel(char *out, size_t n)
 {
-    snprintf(out, n, "%s", openblas_get_corename ? openblas_get_corename() : "unknown");
+    matmul_backend_kernel_name(MATMUL_AUTO, out, n);
 }

@@ -10,7 +10,7 @@ edges=$(for f in src/*.c include/icasweep/*.h; do
   m=$(basename "$f"); m=${m%.*}
   [ "$m" = main ] && continue
   grep -o '#include "icasweep/[a-z_]*\.h"' "$f" | sed 's/.*icasweep\/\([a-z_]*\)\.h"/\1/' |
-    while read -r dep; do [ "$dep" != "$m" ] && echo "$m $dep"; done
+    while read -r dep; do [ "$dep" != "$m" ] && echo "$m $dep"; done || true # a file without includes
 done | sort -u)
 echo "module dependencies (module: what it includes):"
 echo "$edges" | awk '{d[$1]=d[$1] " " $2} END {for (m in d) print "  " m ":" d[m]}' | sort

@@ -106,7 +106,7 @@ static void check_group(const char *group, int out_stride)
 
     model m;
     model_acts acts;
-    if (model_create(&m, model_dims_of(&cfg), &err) || model_acts_create(&acts, m.dims, B, out_stride, &err)) {
+    if (model_create(&m, model_dims_of(&cfg), &err) || model_acts_create(&acts, m.dims, B, out_stride, PRECISION_FP32, &err)) {
         CHECK(0, "%s: %s", group, err.msg);
         return;
     }

@@ -1,7 +1,8 @@
 /* Training end to end: a small model learns (loss falls, the p = 0 error at
  * the last position falls below its untrained value), results are bitwise
  * identical at 1 and 2 threads, a checkpointed run resumes to the same
- * numbers, and a run whose loss becomes non-finite is marked diverged. */
+ * numbers (FP32 and bf16 each), and a run whose loss becomes non-finite is
+ * marked diverged. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -30,9 +31,10 @@ static run_config small_config(void)
     return c;
 }
 
-static void test_learns(void)
+static void test_learns(precision_kind prec)
 {
     run_config c = small_config();
+    c.precision = prec;
     icas_err err;
     trainer *t;
     REQUIRE(trainer_create(&t, &c, &err) == 0, "%s", err.msg);
@@ -50,8 +52,8 @@ static void test_learns(void)
     }
     REQUIRE(eval_run(&c, trainer_model(t), &after, &err) == 0, "%s", err.msg);
     const float *tf1 = after.tf_err, *gd1 = after.gd_err;
-    printf("smoke: loss %.4f -> %.4f; err[%d] at p=0 %.4f -> %.4f (GD %.4f)\n", first, last,
-           N - 1, tf0[N - 1], tf1[N - 1], gd1[N - 1]);
+    printf("smoke %s: loss %.4f -> %.4f; err[%d] at p=0 %.4f -> %.4f (GD %.4f)\n",
+           prec == PRECISION_BF16 ? "bf16" : "fp32", first, last, N - 1, tf0[N - 1], tf1[N - 1], gd1[N - 1]);
     CHECK(last < first - 0.02, "training loss did not fall: %.4f -> %.4f", first, last);
     CHECK(tf1[N - 1] < tf0[N - 1] - 0.05, "p=0 error at the last position did not fall: "
           "%.4f -> %.4f", tf0[N - 1], tf1[N - 1]);
@@ -120,6 +122,9 @@ static void test_thread_determinism(void)
     c.batch = 42;
     c.eval_batch = 50;
     check_threads_agree(c, "E=32");
+    c.precision = PRECISION_BF16;
+    check_threads_agree(c, "E=32 bf16");
+    c.precision = PRECISION_FP32;
     /* the paper's width and head count: with 3 heads per context, the
      * threads' shares of (context, head) pairs end mid-context */
     c.embd = 96;
@@ -141,9 +146,10 @@ static void stop_after(void *user, int step, int steps, float loss)
         s->stop = 1;
 }
 
-static void test_checkpoint_resume(void)
+static void test_checkpoint_resume(precision_kind prec)
 {
     run_config c = small_config();
+    c.precision = prec;
     c.steps = 20;
     icas_err err;
     char path[] = "/tmp/icas_ckpt_XXXXXX";
@@ -211,9 +217,13 @@ static void test_divergence(void)
 
 int main(void)
 {
-    test_learns();
+    test_learns(PRECISION_FP32);
+    test_learns(PRECISION_BF16);
     test_thread_determinism();
-    test_checkpoint_resume();
+    test_checkpoint_resume(PRECISION_FP32);
+    /* bf16 weights are derived from the parameters: a resumed run must
+     * refresh them from the checkpoint's */
+    test_checkpoint_resume(PRECISION_BF16);
     test_divergence();
     return test_finish("test_train");
 }

@@ -24,6 +24,8 @@
 
 typedef enum { ATTN_SOFTMAX = 0, ATTN_LINEAR = 1 } attention_kind;
 typedef enum { LOSS_PL = 0, LOSS_BT = 1 } loss_kind;
+/* the inputs of training's matrix products (matmul.h); sums are FP32 */
+typedef enum { PRECISION_FP32 = 0, PRECISION_BF16 = 1 } precision_kind;
 
 /* The C type of each knob type of knobs.def. */
 #define CONFIG_CTYPE_COUNT int

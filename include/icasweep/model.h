@@ -5,8 +5,13 @@
  * float block split by a table of named views whose names and orientation
  * are GPT-2's (y = x W + b, W stored [in, out]). Activations are processed
  * for a chunk of M contexts at a time: rows are (context, token) pairs,
- * BT = M * T of them, so a linear layer is a BLAS product per block of
- * rows (GEMM_BLOCK_CONTEXTS). */
+ * BT = M * T of them, so a linear layer is a matrix product (matmul.h)
+ * per block of rows (GEMM_BLOCK_CONTEXTS).
+ *
+ * Precision: FP32, or (PRECISION_BF16) every matrix product takes bf16
+ * inputs and sums in FP32; parameters, gradients, layer norms, softmax and
+ * everything element-wise stay FP32. The bf16 weights are a copy of the
+ * parameters that model_params_changed refreshes. */
 #ifndef ICASWEEP_MODEL_H
 #define ICASWEEP_MODEL_H
 
@@ -14,6 +19,7 @@
 
 #include "icasweep/config.h"
 #include "icasweep/error.h"
+#include "icasweep/matmul.h"
 
 #define ICAS_VIEW_NAME 48
 
@@ -60,26 +66,34 @@ typedef struct {
     param_view *views; /* [n_views] */
     float *params; /* [n_params] */
     float *grads;  /* [n_params] */
+    bf16 *params_bf16; /* [n_params] rounded copy, or NULL (model_enable_bf16) */
     param_ptrs p, g;
 } model;
 
-/* Linear layers run as one BLAS product per block of this many contexts
+/* Linear layers run as one matrix product per block of this many contexts
  * (at most; the last block of a chunk may be smaller), the blocks spread
- * over the OpenMP threads. At the small sizes of an ablation (E = 32,
- * 4 x 60 rows) each product then stays in OpenBLAS's small-matrix kernels,
- * which skip the packing copies of its general path: one thread trains the
- * L=2, E=32 model 8% faster than with one product per 16-context chunk.
- * A fixed count, not one derived from the thread count, so that
+ * over the OpenMP threads, each product on one thread. Blocks of 240 rows
+ * keep a block's activations in cache and need no packing copies in
+ * OpenBLAS's small-matrix kernels: one thread trains the L=2, E=32 model
+ * 8% faster than with one product per 16-context chunk. A fixed count, not one derived from the thread count, so that
  * every thread count computes the same sums in the same order. */
 #define GEMM_BLOCK_CONTEXTS 4
 
 /* Activations for up to M contexts (forward cache and backward scratch). */
 typedef struct {
     int M;    /* capacity in contexts */
+    precision_kind precision;
+    matmul_ctx *mm;  /* the kernels, per-thread state for n_threads */
+    int n_threads;   /* omp_get_max_threads() at creation */
+    bf16 *lp_qkv;    /* bf16: [M*T, 3E] q, k, v as attention's products read them */
+    bf16 *lp_dout;   /* bf16: [M*T, E] the gradient at attention's output */
+    bf16 *lp_thread; /* bf16: [n_threads][lp_per_thread] operand scratch */
+    size_t lp_per_thread;
     int out_stride;  /* outputs at tokens 0, s, 2s, ... of each context */
     int block_rows;  /* rows per linear-layer product: GEMM_BLOCK_CONTEXTS * T */
     float *dw_part;  /* [blocks][largest IC*OC]: each block's share of a dW */
     float *buf;
+    bf16 *lp_buf;
     size_t n_floats;
     /* per layer l, [M*T, ...] */
     float *x_in;     /* read-in output (residual stream at layer 0) [BT,E] */
@@ -109,8 +123,15 @@ typedef struct {
 model_dims model_dims_of(const run_config *cfg);
 /* Allocates parameters and gradients and builds the view table. */
 int model_create(model *m, model_dims dims, icas_err *err);
+/* Allocates and fills m->params_bf16, which activations of PRECISION_BF16
+ * read. */
+int model_enable_bf16(model *m, icas_err *err);
+/* To be called whenever m->params changed (an optimiser step, loading,
+ * perturbing): refreshes the bf16 copy, if any. */
+void model_params_changed(model *m);
 void model_free(model *m);
-/* The initialisation of docs/science.md, drawn from the run's seed (stream RNG_INIT). */
+/* The initialisation of docs/science.md, drawn from the run's seed (stream
+ * RNG_INIT); calls model_params_changed. */
 void model_init_params(model *m, uint64_t seed);
 /* Binds named pointers to a block laid out like m->params. */
 void model_bind(const model *m, float *block, param_ptrs *out);
@@ -129,10 +150,11 @@ int model_view_table(model_dims dims, param_view **views, int *n_views,
  * through: with s = 3 (the task's query tokens) and L = 2 that is about a
  * quarter of the work of a training step. */
 int model_acts_create(model_acts *a, model_dims dims, int M, int out_stride,
-                      icas_err *err);
+                      precision_kind precision, icas_err *err);
 void model_acts_free(model_acts *a);
 
-/* tokens [M, T, d] -> acts->out [M, ceil(T/out_stride), d]. */
+/* tokens [M, T, d] -> acts->out [M, ceil(T/out_stride), d]. With
+ * PRECISION_BF16 acts, m must have its bf16 copy (model_enable_bf16). */
 void model_forward(const model *m, model_acts *a, const float *tokens, int M);
 /* Given dout = dloss/dout (laid out as acts->out), accumulates (+=)
  * parameter gradients into m->grads. Must follow model_forward on the same
