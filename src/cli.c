@@ -35,17 +35,6 @@ static int parse_int(const char *flag, const char *s, int *out, icas_err *err)
     return 0;
 }
 
-static int parse_double(const char *flag, const char *s, double *out, icas_err *err)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v))
-        return icas_fail(err, "%s %s: expected a number", flag, s);
-    *out = v;
-    return 0;
-}
-
 /* A list flag's values as given, "0,0.5,1", split at its commas; an empty
  * part ("0,,1") is a value the list parser refuses. */
 #define CLI_MAX_LIST_VALUES 64
