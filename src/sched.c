@@ -892,8 +892,10 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
     recovery_report rec = {0};
     int *status = NULL;
     if (a->force) {
-        /* a new file replaces the old one only once it is complete */
-        if (store_create(a->output, &layout, 1, &err)) {
+        /* the old journal first, so that none of its records can go into
+         * the new file; a new file replaces the old one only once it is
+         * complete */
+        if (journal_remove(m->journal_path, &err) || store_create(a->output, &layout, 1, &err)) {
             fprintf(stderr, "icasweep sweep: -o %s: %s\n", a->output, err.msg);
             return err.sys_errno ? EXIT_IO : EXIT_USAGE;
         }

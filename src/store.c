@@ -271,6 +271,8 @@ static int set_string_attr(hid_t obj, const char *name, const char *value)
 /* A 1-D attribute of n fixed-length strings, as long as the longest. */
 static int set_string_list_attr(hid_t obj, const char *name, const char *const *values, int n)
 {
+    if (n < 1)
+        return -1;
     size_t longest = 1;
     for (int i = 0; i < n; i++)
         longest = strlen(values[i]) + 1 > longest ? strlen(values[i]) + 1 : longest;

@@ -23,8 +23,9 @@
  *                    grid (the grid file's text), created
  *   every dataset has a `description` attribute.
  *
- * Every per-run dataset is chunked one run per chunk along an extendible
- * first axis, and every byte of the file is allocated when it is created:
+ * Every per-run dataset is chunked (about 16 KiB of runs a chunk) along an
+ * extendible first axis, so rows can be appended by extending that axis,
+ * and every byte of the file is allocated when it is created:
  * writing a result afterwards changes only that run's bytes (raw data; the
  * file's structure, HDF5's metadata, is never written again). So a kill in
  * the middle of a write can tear only the row being written, never the
