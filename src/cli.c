@@ -11,9 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "icasweep/blasthreads.h"
 #include "icasweep/grid.h"
 #include "icasweep/model.h"
 #include "icasweep/progress.h"
+#include "icasweep/provenance.h"
 #include "icasweep/sched.h"
 #include "icasweep/store.h"
 #include "icasweep/train.h"
@@ -506,6 +508,9 @@ int cli_main(int argc, char **argv)
                                    : !strcmp(cmd, "knobs")  ? cmd_knobs
                                                             : NULL;
     if (command) {
+        char why[512];
+        if ((command == cmd_train || command == sched_main) && blas_threads_single(why, sizeof why))
+            fprintf(stderr, "icasweep %s: warning: %s\n", cmd, why);
         store_library_init();
         int status = command(argc - 1, argv + 1);
         store_library_close(status == EXIT_IO);
@@ -516,7 +521,7 @@ int cli_main(int argc, char **argv)
         return EXIT_ALL_DONE;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("icasweep %s (%s)\n", ICAS_VERSION, ICAS_GIT_REVISION);
+        provenance_print(stdout);
         return EXIT_ALL_DONE;
     }
     fprintf(stderr, "icasweep: unknown command '%s'\n", cmd);

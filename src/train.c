@@ -13,8 +13,6 @@
 #include "icasweep/hash.h"
 #include "icasweep/loss.h"
 
-/* Present in OpenBLAS only; weak so that another BLAS still links. */
-extern char *openblas_get_corename(void) __attribute__((weak));
 #include "icasweep/optim.h"
 #include "icasweep/rng.h"
 #include "icasweep/selfcorrect.h"
@@ -335,9 +333,4 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
         unlink(ckpt);
     trainer_free(t);
     return 0;
-}
-
-void train_blas_kernel(char *out, size_t n)
-{
-    snprintf(out, n, "%s", openblas_get_corename ? openblas_get_corename() : "unknown");
 }
