@@ -93,9 +93,18 @@ static void describe_blis(blas_info *b)
                                                   : "unknown");
     long omp = bli_info_get_enable_openmp ? bli_info_get_enable_openmp() : 0;
     long pth = bli_info_get_enable_pthreads ? bli_info_get_enable_pthreads() : 0;
-    snprintf(b->config, sizeof b->config, "%s build, %ld thread%s", omp ? "OpenMP" : pth ? "pthreads" : "sequential",
-             bli_thread_get_num_threads ? bli_thread_get_num_threads() : -1L,
-             bli_thread_get_num_threads && bli_thread_get_num_threads() == 1 ? "" : "s");
+    /* -1: not set, BLIS then reads BLIS_NUM_THREADS or OMP_NUM_THREADS */
+    long threads = bli_thread_get_num_threads ? bli_thread_get_num_threads() : -1L;
+    char count[64];
+    if (threads < 1)
+        snprintf(count, sizeof count, "thread count from BLIS_NUM_THREADS or OMP_NUM_THREADS");
+    else
+        snprintf(count, sizeof count, "%ld thread%s", threads, threads == 1 ? "" : "s");
+    snprintf(b->config, sizeof b->config, "%s build, %s",
+             omp   ? "OpenMP"
+             : pth ? "pthreads"
+                   : "sequential",
+             count);
 }
 
 static void describe_mkl(blas_info *b)
