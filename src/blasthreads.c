@@ -1,5 +1,7 @@
+#define _GNU_SOURCE /* dladdr, RTLD_DEFAULT */
 #include "icasweep/blasthreads.h"
 
+#include <dlfcn.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -133,6 +135,18 @@ static void describe_flexiblas(blas_info *b)
              flexiblas_get_num_threads && flexiblas_get_num_threads() == 1 ? "" : "s");
 }
 
+/* The file cblas_sgemm was loaded from: which library the dynamic linker
+ * chose (a RUNPATH, LD_LIBRARY_PATH or Debian's alternatives decide it). */
+static void blas_library_file(char *out, size_t n)
+{
+    Dl_info where;
+    void *sgemm = dlsym(RTLD_DEFAULT, "cblas_sgemm");
+    if (sgemm && dladdr(sgemm, &where) && where.dli_fname && where.dli_fname[0])
+        snprintf(out, n, "%s", where.dli_fname);
+    else
+        snprintf(out, n, "unknown");
+}
+
 void blas_describe(blas_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -155,6 +169,11 @@ void blas_describe(blas_info *out)
         snprintf(out->kernel, sizeof out->kernel, "unknown");
         break;
     }
+    char file[256];
+    blas_library_file(file, sizeof file);
+    size_t used = strlen(out->config);
+    snprintf(out->config + used, sizeof out->config - used, "%scblas_sgemm from %s",
+             used ? "; " : "", file);
 }
 
 void blas_identity(char *out, size_t n)

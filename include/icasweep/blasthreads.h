@@ -22,7 +22,7 @@ typedef struct {
     blas_vendor vendor;
     char name[128];   /* vendor and version: "OpenBLAS 0.3.21", "BLIS 0.9.0" */
     char kernel[64];  /* the code path chosen for this CPU: "Haswell", "zen3"; FlexiBLAS: its backend */
-    char config[512]; /* what else the library reports: threading, build options */
+    char config[512]; /* what else the library reports: threading, build options; its file */
 } blas_info;
 
 /* What the linked BLAS says about itself on this process's CPU. The kernel
