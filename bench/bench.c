@@ -120,7 +120,7 @@ static void print_machine(void)
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
     const char *omp_env = getenv("OMP_NUM_THREADS");
     char kernels[64];
-    train_blas_kernel(kernels, sizeof kernels);
+    matmul_backend_kernel_name(MATMUL_AUTO, kernels, sizeof kernels);
     printf("MACHINE cpu=\"%s\" cores=%ld OMP_NUM_THREADS=%s omp_max_threads=%d "
            "kernels=\"%s\" OPENBLAS_CORETYPE=%s date=%s\n",
            cpu, sysconf(_SC_NPROCESSORS_ONLN), omp_env ? omp_env : "(unset)",
@@ -437,7 +437,7 @@ static int append_rate(const char *path, const bench_result *r, const run_config
     if (!f)
         return -1;
     char kernels[64];
-    train_blas_kernel(kernels, sizeof kernels);
+    matmul_backend_kernel_name(MATMUL_AUTO, kernels, sizeof kernels);
     for (char *k = kernels; *k; k++) /* one word: the line is space-separated */
         *k = *k == ' ' ? '_' : *k;
     fprintf(f, "config=%s precision=%s threads=%d gflops=%.3f layers=%d embd=%d heads=%d "

@@ -12,11 +12,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "icasweep/blasthreads.h"
 #include "icasweep/grid.h"
 #include "icasweep/journal.h"
 #include "icasweep/model.h"
 #include "icasweep/plan.h"
 #include "icasweep/progress.h"
+#include "icasweep/provenance.h"
 #include "icasweep/recovery.h"
 #include "icasweep/sched.h"
 #include "icasweep/store.h"
@@ -608,6 +610,9 @@ int cli_main(int argc, char **argv)
                                    : !strcmp(cmd, "knobs")  ? cmd_knobs
                                                             : NULL;
     if (command) {
+        char why[512];
+        if ((command == cmd_train || command == sched_main) && blas_threads_single(why, sizeof why))
+            fprintf(stderr, "icasweep %s: warning: %s\n", cmd, why);
         store_library_init();
         int status = command(argc - 1, argv + 1);
         store_library_close(status == EXIT_IO);
@@ -618,7 +623,7 @@ int cli_main(int argc, char **argv)
         return EXIT_ALL_DONE;
     }
     if (!strcmp(cmd, "--version")) {
-        printf("icasweep %s (%s)\n", ICAS_VERSION, ICAS_GIT_REVISION);
+        provenance_print(stdout);
         return EXIT_ALL_DONE;
     }
     fprintf(stderr, "icasweep: unknown command '%s'\n", cmd);

@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "icasweep/blasthreads.h"
 #include "icasweep/grid.h"
 #include "icasweep/journal.h"
+#include "icasweep/matmul.h"
 #include "icasweep/progress.h"
 #include "icasweep/recovery.h"
 #include "icasweep/store.h"
@@ -957,12 +959,13 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
 
 typedef struct {
     char host[HOST_LEN];
-    char blas[32]; /* train_blas_kernel */
+    char blas[256]; /* blas_identity, then the products' kernel */
 } rank_info;
 
-/* Ranks that train with different matrix-product kernels (nodes of
- * different CPU types, or OPENBLAS_CORETYPE or DNNL_MAX_CPU_ISA set on some
- * nodes only) give results that
+/* Ranks that train with different BLAS or matrix-product kernels (nodes of
+ * different CPU types, OPENBLAS_CORETYPE or DNNL_MAX_CPU_ISA set on some
+ * nodes only, or different BLAS libraries on the nodes' library paths) give
+ * results that
  * depend on which rank ran a run: say so before any work starts. */
 static void warn_mixed_blas(const rank_info *info, int size)
 {
@@ -975,9 +978,9 @@ static void warn_mixed_blas(const rank_info *info, int size)
     fprintf(stderr, "icasweep sweep: warning: the ranks compute with different BLAS kernels:");
     for (int r = first; r < size; r++)
         fprintf(stderr, " rank %d on %s: %s;", r, info[r].host, info[r].blas);
-    fprintf(stderr, " a run's numbers will depend on the rank that ran it (set OPENBLAS_CORETYPE "
-                    "or DNNL_MAX_CPU_ISA to one kernel on every node; mpirun passes it on "
-                    "with -x)\n");
+    fprintf(stderr, " a run's numbers will depend on the rank that ran it (one BLAS build on every "
+                    "node, and one kernel: OPENBLAS_CORETYPE, BLIS_ARCH_TYPE or DNNL_MAX_CPU_ISA; mpirun passes "
+                    "it on with -x)\n");
 }
 
 /* abandon_job's exit status, for its alarm handler */
@@ -1043,7 +1046,11 @@ int sched_main(int argc, char **argv)
     rank_info me;
     memset(&me, 0, sizeof me);
     gethostname(me.host, sizeof me.host - 1);
-    train_blas_kernel(me.blas, sizeof me.blas);
+    blas_identity(me.blas, sizeof me.blas);
+    size_t used = strlen(me.blas);
+    snprintf(me.blas + used, sizeof me.blas - used, "; products ");
+    used = strlen(me.blas);
+    matmul_backend_kernel_name(MATMUL_AUTO, me.blas + used, sizeof me.blas - used);
     rank_info *info = rank == 0 ? calloc((size_t)size, sizeof *info) : NULL;
     MPI_Gather(&me, sizeof me, MPI_BYTE, info, sizeof me, MPI_BYTE, 0, MPI_COMM_WORLD);
     char(*hosts)[HOST_LEN] = NULL;

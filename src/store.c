@@ -3,6 +3,7 @@
 #include "icasweep/fault.h"
 #include "icasweep/hash.h"
 #include "icasweep/model.h"
+#include "icasweep/provenance.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -591,6 +592,11 @@ static int write_layout(hid_t f, const store_layout *l)
         set_string_attr(f, "grid", l->grid_text ? l->grid_text : "") ||
         set_string_attr(f, "created", created))
         return -1;
+    provenance_item stack[PROVENANCE_ITEMS];
+    provenance_collect(stack);
+    for (int i = 0; i < PROVENANCE_ITEMS; i++)
+        if (set_string_attr(f, stack[i].name, stack[i].value))
+            return -1;
 
     /* /runs, every row pending */
     hid_t rt = row_type();

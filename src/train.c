@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 #include "icasweep/atomicfile.h"
+#include "icasweep/blasthreads.h"
 #include "icasweep/eval.h"
 #include "icasweep/hash.h"
 #include "icasweep/loss.h"
-
 #include "icasweep/optim.h"
 #include "icasweep/rng.h"
 #include "icasweep/selfcorrect.h"
@@ -38,6 +38,10 @@ int trainer_create(trainer **out, const run_config *cfg, icas_err *err)
 {
     if (config_validate(cfg, err))
         return -1;
+    /* the model calls BLAS inside its OpenMP loops; the commands warn when
+     * the BLAS is one that cannot be told */
+    char blas_why[512];
+    (void)blas_threads_single(blas_why, sizeof blas_why);
     trainer *t = calloc(1, sizeof *t);
     if (!t)
         return icas_fail(err, "trainer: out of memory");
@@ -337,9 +341,4 @@ int train_and_evaluate(const run_config *cfg, const train_options *opt,
         unlink(ckpt);
     trainer_free(t);
     return 0;
-}
-
-void train_blas_kernel(char *out, size_t n)
-{
-    matmul_backend_kernel_name(MATMUL_AUTO, out, n);
 }

@@ -16,9 +16,11 @@ ctest --test-dir build --output-on-failure
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DICAS_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
 # Not rerun here: test_fuzz builds its targets with ASan and UBSan itself;
+# test_cluster_user builds the program twice more, as a user, and tests the
+# install, not the code;
 # test_crash and test_enospc start hundreds of processes (minutes under ASan)
 # and test the process-level promise, which test_damaged checks under ASan.
 # Leak checking is off: Open MPI and libgomp keep process-lifetime
 # allocations that LeakSanitizer reports as leaks.
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_multinode|test_analysis|test_crash|test_enospc|test_fuzz'
+  ctest --test-dir build-asan --output-on-failure -E 'test_sweep|test_slurm|test_multinode|test_analysis|test_crash|test_enospc|test_fuzz|test_cluster_user'

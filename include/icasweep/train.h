@@ -58,14 +58,6 @@ void trainer_reset_profile(trainer *t);
 /* The model being trained (parameters readable, e.g. for evaluation). */
 model *trainer_model(trainer *t);
 
-/* The matrix-product kernels this process computes with (matmul.h), e.g.
- * "oneDNN avx512_core_bf16" (the ISA oneDNN JIT-compiles for, which
- * DNNL_MAX_CPU_ISA can lower) or "OpenBLAS Haswell" (OpenBLAS's core name,
- * which OPENBLAS_CORETYPE sets). Two processes with different kernels order
- * float additions differently, so their runs differ in the last bits and,
- * after training, by more. */
-void train_blas_kernel(char *out, size_t n);
-
 /* Trains and evaluates one configuration. Returns 0 when a result was
  * produced (status DONE, DIVERGED or INTERRUPTED: see out->status), non-zero
  * with err set when the run could not be carried out (allocation, I/O).
