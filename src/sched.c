@@ -931,9 +931,9 @@ static int match_file_rows(master_state *m)
         fprintf(stderr, "icasweep sweep: %s: %s\n", a->output, err.msg);
         rc = EXIT_USAGE;
     } else if (cmp.relation == GRID_DIFFERS) {
-        fprintf(stderr, "icasweep sweep: %s was made from a grid whose runs this one does not "
-                        "keep: %s (a grid may only add runs to a file; use --force to start "
-                        "over)\n", a->output, cmp.text);
+        fprintf(stderr, "icasweep sweep: %s was made from a different grid: %s (a grid may "
+                        "keep every run of the file and add runs; use --force to start over)\n",
+                a->output, cmp.text);
         rc = EXIT_USAGE;
     } else if (cmp.relation == GRID_EXTENDS) {
         /* the file's runs in their rows, then the added ones */
