@@ -170,10 +170,8 @@ static int grow(const char *path, const store_contents *c, const store_layout *l
     grown.history = c->history;
     grown.n_history = c->n_history;
     if (log)
-        fprintf(log, "icasweep: growing %s from %d to %d rows: the grid keeps the file's "
-                     "runs in their rows and adds %d; the grid history holds %d grid%s after\n",
-                path, c->n_runs, l->n_runs, l->n_runs - c->n_runs, c->n_history + 1,
-                c->n_history ? "s" : "");
+        fprintf(log, "icasweep: growing %s from %d to %d rows (its grid history: %d grid%s)\n",
+                path, c->n_runs, l->n_runs, c->n_history + 1, c->n_history ? "s" : "");
     int rc = rebuild(path, &grown, path, journal_file, out, err);
     if (rc == 0) {
         out->grown = 1;

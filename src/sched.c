@@ -946,8 +946,9 @@ static int match_file_rows(master_state *m)
         memcpy(m->g.runs, runs, sizeof *runs * (size_t)n);
         memcpy(m->ids, ids, sizeof *ids * (size_t)n);
         if (cmp.n_added)
-            fprintf(stderr, "icasweep sweep: %s: the grid %s: rows %d to %d\n", a->output,
-                    cmp.text, n_old, n - 1);
+            fprintf(stderr, "icasweep sweep: %s: the grid keeps the file's %d runs in their rows "
+                            "and adds %d, rows %d to %d\n", a->output, n_old, cmp.n_added, n_old,
+                    n - 1);
     }
     free(ids);
     free(runs);

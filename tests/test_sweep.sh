@@ -40,7 +40,8 @@ grep -q "^seeds: \[0, 1, 2\]$" "$work/smoke3.yaml" || bad "smoke.yaml's seeds li
 cp "$work/np2.h5" "$work/grown.h5"
 "$BIN" sweep "$work/smoke3.yaml" -o "$work/grown.h5" --heartbeat 0 2>"$work/grow.log"
 rc=$?
-[ $rc -eq 0 ] && grep -q "grown.h5: the grid keeps the 8 runs (.*) and adds 4: rows 8 to 11" "$work/grow.log" \
+[ $rc -eq 0 ] && grep -q "grown.h5: the grid keeps the file's 8 runs in their rows and adds 4, rows 8 to 11" "$work/grow.log" \
+  && grep -q "growing .*grown.h5 from 8 to 12 rows (its grid history: 2 grids)" "$work/grow.log" \
   && grep -q ": 12 runs, 8 already finished, 4 to run on" "$work/grow.log" \
   && ok "grown by a seed: 8 runs kept, 4 added and run" || bad "grow: exit $rc, $(cat "$work/grow.log")"
 "$BIN" sweep "$work/seed2.yaml" -o "$work/seed2.h5" -q --heartbeat 0 2>/dev/null || bad "sweep of seed 2 alone"
