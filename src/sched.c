@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "icasweep/grid.h"
+#include "icasweep/growth.h"
 #include "icasweep/journal.h"
 #include "icasweep/progress.h"
 #include "icasweep/recovery.h"
@@ -864,101 +865,33 @@ static void remove_finished_checkpoints(const master_state *m, const int *status
     free(ids);
 }
 
-/* The runs of the file's grid, in the file's rows (old_runs[n_old]), for
- * naming them: from the grid text stored in the file, each matched to its
- * row by run id. NULL when the text does not give every row's run. */
-static run_config *runs_of_file(const char *text, const char (*old_ids)[ICAS_RUN_ID_LEN],
-                                int n_old)
-{
-    grid og;
-    icas_err ignore;
-    FILE *quiet = fopen("/dev/null", "w");
-    int bad = !quiet || grid_parse("file's grid", text, strlen(text), &og, quiet, &ignore);
-    if (quiet)
-        fclose(quiet);
-    if (bad)
-        return NULL;
-    run_config *runs = calloc((size_t)(n_old ? n_old : 1), sizeof *runs);
-    int found = 0;
-    for (int i = 0; runs && i < og.n_runs; i++) {
-        char id[ICAS_RUN_ID_LEN];
-        config_run_id(&og.runs[i], id);
-        for (int r = 0; r < n_old; r++)
-            if (!strncmp(id, old_ids[r], ICAS_RUN_ID_LEN)) {
-                runs[r] = og.runs[i];
-                found++;
-                break;
-            }
-    }
-    grid_free(&og);
-    if (found != n_old) {
-        free(runs);
-        return NULL;
-    }
-    return runs;
-}
-
-/* Puts the grid's runs in the rows of the existing result file: a grid
- * that keeps every run of the file (grid_compare: EXTENDS) runs them in
- * their rows, and its added runs after them in its own order (the rows a
- * grown file appends, recovery.h). A grid that drops or changes a run of
- * the file is refused, naming the first, unless --force (start over).
- * Returns an exit status; EXIT_ALL_DONE means "go on". */
+/* Puts the grid's runs in the rows of the existing result file when the
+ * grid grows it (growth.h); a grid that drops or changes a run of the file
+ * is refused, naming the first, unless --force (start over). Returns an
+ * exit status; EXIT_ALL_DONE means "go on". */
 static int match_file_rows(master_state *m)
 {
     const sweep_args *a = m->args;
-    struct stat st;
-    if (a->force || stat(a->output, &st) != 0)
+    if (a->force)
         return EXIT_ALL_DONE;
-    char(*old_ids)[ICAS_RUN_ID_LEN] = NULL;
-    char *text = NULL;
-    int n_old = 0;
-    icas_err err;
-    /* an unreadable file is recovery's to judge (rebuilt from the journal) */
-    if (store_read_run_ids(a->output, &old_ids, &n_old, &text, &err))
-        return EXIT_ALL_DONE;
-    int n = m->g.n_runs;
-    run_config *old_runs = runs_of_file(text, (const char (*)[ICAS_RUN_ID_LEN])old_ids, n_old);
-    int *new_to_old = malloc(sizeof(int) * (size_t)(n ? n : 1));
-    run_config *runs = malloc(sizeof *runs * (size_t)(n ? n : 1));
-    char(*ids)[ICAS_RUN_ID_LEN] = malloc(sizeof *ids * (size_t)(n ? n : 1));
     grid_comparison cmp;
-    int rc = EXIT_ALL_DONE;
-    if (!new_to_old || !runs || !ids) {
-        fprintf(stderr, "icasweep sweep: out of memory\n");
-        rc = EXIT_IO;
-    } else if (grid_compare((const char (*)[ICAS_RUN_ID_LEN])old_ids, old_runs, n_old,
-                            (const char (*)[ICAS_RUN_ID_LEN])m->ids, m->g.runs, n, &cmp,
-                            new_to_old, &err)) {
-        fprintf(stderr, "icasweep sweep: %s: %s\n", a->output, err.msg);
-        rc = EXIT_USAGE;
-    } else if (cmp.relation == GRID_DIFFERS) {
+    int n_file;
+    icas_err err;
+    if (growth_match_rows(a->output, &m->g, m->ids, &cmp, &n_file, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (n_file >= 0 && cmp.relation == GRID_DIFFERS) {
         fprintf(stderr, "icasweep sweep: %s was made from a different grid: %s (a grid may "
                         "keep every run of the file and add runs; use --force to start over)\n",
                 a->output, cmp.text);
-        rc = EXIT_USAGE;
-    } else if (cmp.relation == GRID_EXTENDS) {
-        /* the file's runs in their rows, then the added ones */
-        int added = n_old;
-        for (int i = 0; i < n; i++) {
-            int row = new_to_old[i] >= 0 ? new_to_old[i] : added++;
-            runs[row] = m->g.runs[i];
-            memcpy(ids[row], m->ids[i], ICAS_RUN_ID_LEN);
-        }
-        memcpy(m->g.runs, runs, sizeof *runs * (size_t)n);
-        memcpy(m->ids, ids, sizeof *ids * (size_t)n);
-        if (cmp.n_added)
-            fprintf(stderr, "icasweep sweep: %s: the grid keeps the file's %d runs in their rows "
-                            "and adds %d, rows %d to %d\n", a->output, n_old, cmp.n_added, n_old,
-                    n - 1);
+        return EXIT_USAGE;
     }
-    free(ids);
-    free(runs);
-    free(new_to_old);
-    free(old_runs);
-    free(old_ids);
-    free(text);
-    return rc;
+    if (n_file >= 0 && cmp.n_added)
+        fprintf(stderr, "icasweep sweep: %s: the grid keeps the file's %d runs in their rows "
+                        "and adds %d, rows %d to %d\n", a->output, n_file, cmp.n_added, n_file,
+                m->g.n_runs - 1);
+    return EXIT_ALL_DONE;
 }
 
 /* Loads the grid, locks and prepares the file, and lists what remains.

@@ -96,6 +96,10 @@ sys.exit(1 if problems else 0)
 PYEOF
 [ $? -eq 0 ] && ok "grown file: $(tail -1 "$work/grown.out"); $(head -1 "$work/grown.out")" \
   || bad "grown file: $(cat "$work/grown.out")"
+# repair reads the grown file's rows in their order, not its grid's
+cp "$work/grown.h5" "$work/grown.copy"
+"$BIN" repair "$work/grown.h5" >"$work/repair_grown" 2>&1 && compare_results "$work/grown.copy" "$work/grown.h5" >/dev/null \
+  && ok "repair of the grown file: nothing to do" || bad "repair of the grown file: $(cat "$work/repair_grown")"
 # a grid that drops a run of the file: refused, naming it, the file untouched
 cp "$work/grown.h5" "$work/grown.copy"
 sed 's/^seeds: \[0, 1\]$/seeds: [1, 2]/' "$smoke" >"$work/drop0.yaml"
