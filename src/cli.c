@@ -462,6 +462,14 @@ static int print_status(const char *path, const char *ckpt_dir, FILE *out, icas_
                 hollow == 1 ? "it" : "them", hollow == 1 ? "it" : "them");
     fprintf(out, "written by icasweep %s (%s)\n", c.program_version ? c.program_version : "?",
             c.git_revision ? c.git_revision : "?");
+    /* a grown file: which rows came with which grid (/grid_history) */
+    if (c.n_history > 1) {
+        fprintf(out, "grown: %d grids applied:", c.n_history);
+        for (int i = 0; i < c.n_history; i++)
+            fprintf(out, "%s %s (%d rows)", i ? ";" : "", c.history[i].applied_at,
+                    c.history[i].n_runs);
+        fprintf(out, "\n");
+    }
     store_contents_free(&c);
     return 0;
 }
