@@ -14,6 +14,7 @@
 
 #include "icasweep/blasthreads.h"
 #include "icasweep/grid.h"
+#include "icasweep/growth.h"
 #include "icasweep/journal.h"
 #include "icasweep/model.h"
 #include "icasweep/plan.h"
@@ -404,6 +405,14 @@ static int print_status(const char *path, const char *ckpt_dir, FILE *out, icas_
                 hollow == 1 ? "it" : "them", hollow == 1 ? "it" : "them");
     fprintf(out, "written by icasweep %s (%s)\n", c.program_version ? c.program_version : "?",
             c.git_revision ? c.git_revision : "?");
+    /* a grown file: which rows came with which grid (/grid_history) */
+    if (c.n_history > 1) {
+        fprintf(out, "grown: %d grids applied:", c.n_history);
+        for (int i = 0; i < c.n_history; i++)
+            fprintf(out, "%s %s (%d rows)", i ? ";" : "", c.history[i].applied_at,
+                    c.history[i].n_runs);
+        fprintf(out, "\n");
+    }
     store_contents_free(&c);
     return 0;
 }
@@ -501,8 +510,23 @@ static int cmd_repair(int argc, char **argv)
         sched_unlock(path, lock_fd);
         return EXIT_USAGE;
     }
+    /* a grown file's rows are not its grid's order: the grid's runs in them */
+    char(*ids)[ICAS_RUN_ID_LEN] = malloc(sizeof *ids * (size_t)(g.n_runs ? g.n_runs : 1));
+    grid_comparison cmp;
+    int n_file;
+    if (ids)
+        grid_run_ids(&g, ids);
+    if (!ids || growth_match_rows(path, &g, ids, &cmp, &n_file, &err)) {
+        fprintf(stderr, "icasweep repair: %s\n", ids ? err.msg : "out of memory");
+        free(ids);
+        free(text);
+        grid_free(&g);
+        sched_unlock(path, lock_fd);
+        return EXIT_IO;
+    }
     store_layout layout = {.n_runs = g.n_runs, .runs = g.runs, .grid_text = g.text,
-                           .save_model = g.save_model};
+                           .save_model = g.save_model,
+                           .run_ids = (const char (*)[ICAS_RUN_ID_LEN])ids};
     recovery_report rec;
     journal *j = NULL;
     int *row_status = NULL;
@@ -526,6 +550,7 @@ static int cmd_repair(int argc, char **argv)
             fprintf(stderr, "icasweep repair: %s\n", err.msg);
     }
     free(row_status);
+    free(ids);
     free(text);
     grid_free(&g);
     sched_unlock(path, lock_fd);

@@ -140,6 +140,46 @@ static int same_grid(const char *path, const store_contents *c, const store_layo
     return 0;
 }
 
+/* 1 when `l` grows the file of contents c: the file's rows are l's first
+ * rows, in order, and l adds rows or another grid text. */
+static int grows_file(const store_contents *c, const store_layout *l)
+{
+    if (c->n_runs > l->n_runs)
+        return 0;
+    for (int i = 0; i < c->n_runs; i++) {
+        char id[ICAS_RUN_ID_LEN];
+        if (l->run_ids)
+            memcpy(id, l->run_ids[i], ICAS_RUN_ID_LEN);
+        else
+            config_run_id(&l->runs[i], id);
+        if (strncmp(id, c->rows[i].run_id, ICAS_RUN_ID_LEN) != 0)
+            return 0;
+    }
+    return c->n_runs < l->n_runs || strcmp(c->grid_text, l->grid_text ? l->grid_text : "") != 0;
+}
+
+/* Grows the file of contents c to `l`: a rebuild that keeps every row
+ * (copied into the same row: its numbers, and its checksum while the loss
+ * rows keep their length) and adds l's further rows pending, with the
+ * file's grid history and l's grid after it. The journal's records are of
+ * the file's rows, which keep their numbers: they are applied as ever. */
+static int grow(const char *path, const store_contents *c, const store_layout *l,
+                const char *journal_file, FILE *log, recovery_report *out, icas_err *err)
+{
+    store_layout grown = *l;
+    grown.history = c->history;
+    grown.n_history = c->n_history;
+    if (log)
+        fprintf(log, "icasweep: growing %s from %d to %d rows (its grid history: %d grid%s)\n",
+                path, c->n_runs, l->n_runs, c->n_history + 1, c->n_history ? "s" : "");
+    int rc = rebuild(path, &grown, path, journal_file, out, err);
+    if (rc == 0) {
+        out->grown = 1;
+        out->added = l->n_runs - c->n_runs;
+    }
+    return rc;
+}
+
 static int prepare(const char *path, const store_layout *layout, const char *journal_file,
                    FILE *log, recovery_report *out, int **status, icas_err *err);
 
@@ -215,6 +255,11 @@ static int prepare(const char *path, const store_layout *layout, const char *jou
         rc = rebuild(path, layout, NULL, journal_file, out, err);
         if (rc == 0 && log)
             fprintf(log, "icasweep: the damaged file is kept as %s.damaged\n", path);
+        return rc;
+    }
+    if (grows_file(&c, layout)) {
+        rc = grow(path, &c, layout, journal_file, log, out, err);
+        store_contents_free(&c);
         return rc;
     }
     if (same_grid(path, &c, layout, err)) {

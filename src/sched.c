@@ -19,6 +19,7 @@
 
 #include "icasweep/blasthreads.h"
 #include "icasweep/grid.h"
+#include "icasweep/growth.h"
 #include "icasweep/journal.h"
 #include "icasweep/matmul.h"
 #include "icasweep/progress.h"
@@ -776,7 +777,9 @@ static int parse_args(int argc, char **argv, sweep_args *a)
             printf("usage: mpirun -np N icasweep sweep GRID.yaml -o RESULTS.h5 [options]\n"
                    "Runs every run of a grid; rank 0 is the master and writes RESULTS.h5.\n"
                    "Re-running the same command resumes: only missing runs are run, and\n"
-                   "interrupted runs continue from their checkpoints.\n\n"
+                   "interrupted runs continue from their checkpoints. A grid that keeps\n"
+                   "every run of RESULTS.h5 and adds runs grows it: its rows are kept and\n"
+                   "the added runs appended (/grid_history lists the grids applied).\n\n"
                    "  -o, --output PATH      the result file (required)\n"
                    "  --force                start over: replace a file made from another grid\n"
                    "  --checkpoint-dir DIR   checkpoints (default PATH.ckpt; must be on a file\n"
@@ -864,6 +867,35 @@ static void remove_finished_checkpoints(const master_state *m, const int *status
     free(ids);
 }
 
+/* Puts the grid's runs in the rows of the existing result file when the
+ * grid grows it (growth.h); a grid that drops or changes a run of the file
+ * is refused, naming the first, unless --force (start over). Returns an
+ * exit status; EXIT_ALL_DONE means "go on". */
+static int match_file_rows(master_state *m)
+{
+    const sweep_args *a = m->args;
+    if (a->force)
+        return EXIT_ALL_DONE;
+    grid_comparison cmp;
+    int n_file;
+    icas_err err;
+    if (growth_match_rows(a->output, &m->g, m->ids, &cmp, &n_file, &err)) {
+        fprintf(stderr, "icasweep sweep: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    if (n_file >= 0 && cmp.relation == GRID_DIFFERS) {
+        fprintf(stderr, "icasweep sweep: %s was made from a different grid: %s (a grid may "
+                        "keep every run of the file and add runs; use --force to start over)\n",
+                a->output, cmp.text);
+        return EXIT_USAGE;
+    }
+    if (n_file >= 0 && cmp.n_added)
+        fprintf(stderr, "icasweep sweep: %s: the grid keeps the file's %d runs in their rows "
+                        "and adds %d, rows %d to %d\n", a->output, n_file, cmp.n_added, n_file,
+                m->g.n_runs - 1);
+    return EXIT_ALL_DONE;
+}
+
 /* Loads the grid, locks and prepares the file, and lists what remains.
  * Returns an exit status; EXIT_ALL_DONE means "go". */
 static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lock_fd)
@@ -887,6 +919,9 @@ static int master_prepare(master_state *m, char *ckpt_default, size_t n, int *lo
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < m->g.n_runs; i++)
         config_run_id(&m->g.runs[i], m->ids[i]);
+    int matched = match_file_rows(m);
+    if (matched != EXIT_ALL_DONE)
+        return matched;
     store_layout layout = {.n_runs = m->g.n_runs, .runs = m->g.runs, .grid_text = m->g.text,
                            .save_model = m->g.save_model,
                            .run_ids = (const char (*)[ICAS_RUN_ID_LEN])m->ids};

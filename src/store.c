@@ -568,6 +568,123 @@ static int write_model_layout(hid_t models, const run_config *c, const char *run
     return ok ? 0 : -1;
 }
 
+/* ---- the grid history ---------------------------------------------------- */
+
+/* A /grid_history row as stored: the text a variable-length string, so
+ * that one grid's length does not set every row's. */
+typedef struct {
+    char applied_at[32];
+    int32_t runs;
+    char *grid;
+} history_row;
+
+static hid_t history_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(history_row));
+    hid_t s = string_type(sizeof(((history_row *)0)->applied_at));
+    H5Tinsert(t, "applied_at", HOFFSET(history_row, applied_at), s);
+    H5Tclose(s);
+    H5Tinsert(t, "runs", HOFFSET(history_row, runs), H5T_NATIVE_INT32);
+    s = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s, H5T_VARIABLE);
+    H5Tset_cset(s, H5T_CSET_UTF8);
+    H5Tinsert(t, "grid", HOFFSET(history_row, grid), s);
+    H5Tclose(s);
+    return t;
+}
+
+/* /grid_history: l's earlier grids, then its own at `now`. */
+static int write_grid_history(hid_t f, const store_layout *l, const char *now)
+{
+    hsize_t H = (hsize_t)l->n_history + 1;
+    history_row *rows = calloc((size_t)H, sizeof *rows);
+    if (!rows)
+        return -1;
+    for (int i = 0; i < l->n_history; i++) {
+        copy_str(rows[i].applied_at, sizeof rows[i].applied_at, l->history[i].applied_at);
+        rows[i].runs = l->history[i].n_runs;
+        rows[i].grid = l->history[i].text ? l->history[i].text : "";
+    }
+    copy_str(rows[H - 1].applied_at, sizeof rows[H - 1].applied_at, now);
+    rows[H - 1].runs = l->n_runs;
+    rows[H - 1].grid = (char *)(l->grid_text ? l->grid_text : "");
+    hid_t t = history_type();
+    hid_t ds = -1;
+    int ok = make_dataset(f, "grid_history", t, 1, &H, 0, NULL,
+                          "each grid the file was made from or grown by, oldest first: "
+                          "applied_at (UTC), runs (the file's rows from then on: a grown "
+                          "file keeps its rows and appends the new grid's added runs), "
+                          "grid (the grid file's text); the last is the root attribute grid",
+                          &ds) == 0;
+    ok = ok && H5Dwrite(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
+    if (ds >= 0)
+        H5Dclose(ds);
+    H5Tclose(t);
+    free(rows);
+    return ok ? 0 : -1;
+}
+
+/* The file's grid history (store_contents.history); a file without
+ * /grid_history has one entry, its grid attribute at its creation. */
+static int read_grid_history(hid_t f, store_grid_entry **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (H5Lexists(f, "grid_history", H5P_DEFAULT) <= 0) {
+        store_grid_entry *e = calloc(1, sizeof *e);
+        char *created = get_string_attr(f, "created");
+        char *text = get_string_attr(f, "grid");
+        if (!e) {
+            free(created);
+            free(text);
+            return -1;
+        }
+        copy_str(e->applied_at, sizeof e->applied_at - 1, created ? created : "");
+        e->text = text ? text : strdup("");
+        free(created);
+        hid_t runs = H5Dopen2(f, "runs", H5P_DEFAULT);
+        hid_t sp = runs >= 0 ? H5Dget_space(runs) : -1;
+        e->n_runs = sp >= 0 ? (int)H5Sget_simple_extent_npoints(sp) : 0;
+        if (sp >= 0)
+            H5Sclose(sp);
+        if (runs >= 0)
+            H5Dclose(runs);
+        *out = e;
+        *n = 1;
+        return e->text ? 0 : -1;
+    }
+    hid_t ds = H5Dopen2(f, "grid_history", H5P_DEFAULT);
+    hid_t sp = ds >= 0 ? H5Dget_space(ds) : -1;
+    hssize_t H = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    history_row *rows = H > 0 ? calloc((size_t)H, sizeof *rows) : NULL;
+    store_grid_entry *e = H > 0 ? calloc((size_t)H, sizeof *e) : NULL;
+    hid_t t = history_type();
+    int ok = rows && e && H5Dread(ds, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) >= 0;
+    for (hssize_t i = 0; ok && i < H; i++) {
+        copy_str(e[i].applied_at, sizeof e[i].applied_at - 1, rows[i].applied_at);
+        e[i].n_runs = rows[i].runs;
+        e[i].text = strdup(rows[i].grid ? rows[i].grid : "");
+        ok = e[i].text != NULL;
+    }
+    if (rows && sp >= 0 && H5Dvlen_reclaim(t, sp, H5P_DEFAULT, rows) < 0)
+        ok = 0;
+    H5Tclose(t);
+    free(rows);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (ds >= 0)
+        H5Dclose(ds);
+    if (!ok) {
+        for (hssize_t i = 0; e && i < H; i++)
+            free(e[i].text);
+        free(e);
+        return -1;
+    }
+    *out = e;
+    *n = (int)H;
+    return 0;
+}
+
 static int write_layout(hid_t f, const store_layout *l)
 {
     const run_config *c0 = &l->runs[0];
@@ -590,7 +707,7 @@ static int write_layout(hid_t f, const store_layout *l)
     if (rc < 0 || set_string_attr(f, "program_version", ICAS_VERSION) ||
         set_string_attr(f, "git_revision", ICAS_GIT_REVISION) ||
         set_string_attr(f, "grid", l->grid_text ? l->grid_text : "") ||
-        set_string_attr(f, "created", created))
+        set_string_attr(f, "created", created) || write_grid_history(f, l, created))
         return -1;
     provenance_item stack[PROVENANCE_ITEMS];
     provenance_collect(stack);
@@ -1448,12 +1565,17 @@ int store_read(const char *path, store_contents *out, icas_err *err)
     out->grid_text = g ? g : strdup("");
     out->program_version = get_string_attr(f, "program_version");
     out->git_revision = get_string_attr(f, "git_revision");
+    int history_bad = read_grid_history(f, &out->history, &out->n_history);
     image_free(&im);
     H5Fclose(f);
     hdf5_restore(q);
     if (!out->rows || !out->grid_text) {
         store_contents_free(out);
         return icas_fail(err, "%s: out of memory", path);
+    }
+    if (history_bad) {
+        store_contents_free(out);
+        return icas_fail(err, "%s: cannot read /grid_history", path);
     }
     return 0;
 }
@@ -1464,6 +1586,9 @@ void store_contents_free(store_contents *c)
     free(c->grid_text);
     free(c->program_version);
     free(c->git_revision);
+    for (int i = 0; i < c->n_history; i++)
+        free(c->history[i].text);
+    free(c->history);
     memset(c, 0, sizeof *c);
 }
 
@@ -1511,6 +1636,42 @@ int store_copy_rows(const char *from, store_file *to, const store_layout *layout
     image_free(&im);
     q = hdf5_quiet();
     H5Fclose(f);
+    hdf5_restore(q);
+    return rc;
+}
+
+int store_read_run_ids(const char *path, char (**ids)[ICAS_RUN_ID_LEN], int *n,
+                       char **grid_text, icas_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    *grid_text = NULL;
+    quiet_state q = hdf5_quiet();
+    hid_t f = open_file(path, H5F_ACC_RDONLY, err);
+    run_row *rows = NULL;
+    int count = 0;
+    int rc = f < 0 || read_rows(f, path, &rows, &count, err) ? -1 : 0;
+    if (rc == 0) {
+        char *g = get_string_attr(f, "grid");
+        *grid_text = g ? g : strdup("");
+        *ids = malloc(sizeof **ids * (size_t)(count ? count : 1));
+        if (!*grid_text || !*ids) {
+            free(*grid_text);
+            free(*ids);
+            *grid_text = NULL;
+            *ids = NULL;
+            rc = icas_fail(err, "%s: out of memory", path);
+        }
+    }
+    for (int i = 0; rc == 0 && i < count; i++) {
+        memcpy((*ids)[i], rows[i].run_id, ICAS_RUN_ID_LEN);
+        (*ids)[i][ICAS_RUN_ID_LEN - 1] = 0;
+    }
+    if (rc == 0)
+        *n = count;
+    free(rows);
+    if (f >= 0)
+        H5Fclose(f);
     hdf5_restore(q);
     return rc;
 }

@@ -8,7 +8,10 @@
 #     loader calls done must hold the uninterrupted sweep's numbers; the
 #     same command then resumes; every resumed file must equal an
 #     uninterrupted sweep bit for bit, with nothing left behind. N runs
-#     until the sweep gets through without reaching it.
+#     until the sweep gets through without reaching it. The same for a
+#     finished file grown by one run: a kill at each step of the growth
+#     leaves the old file or the grown one, and the rerun completes it to
+#     the uninterrupted growth's numbers.
 #  2. torture: at least 100 random kills of a 3-rank sweep (a rank killing
 #     itself at a random step, or SIGKILL to the whole job after a random
 #     delay), several kills in a row between clean resumes; after each kill
@@ -124,6 +127,76 @@ sys.exit(1 if bad else 0)
 PYEOF
 [ $? -eq 0 ] && ok "all $((total + 1)) resumed files identical to the uninterrupted sweep" \
   || bad "some resumed file differs: $(grep -v identical "$work/every.cmp")"
+
+# -- 1b. a kill at every step of a growth ------------------------------------------
+# the finished file grown by a sub-grid of one run (one more seed of softmax)
+sed '/^axes:/,$d' "$work/tiny.yaml" >"$work/grown.yaml"
+cat >>"$work/grown.yaml" <<'YAML'
+grids:
+  - attention: [softmax, linear]
+  - attention: softmax
+    seeds: [1]
+YAML
+cp "$work/ref.h5" "$work/grow_ref.h5"
+"$BIN" sweep "$work/grown.yaml" -o "$work/grow_ref.h5" -q --heartbeat 0 2>"$work/grow_ref.log" \
+  || { bad "uninterrupted growth: $(cat "$work/grow_ref.log")"; finish; }
+cp "$work/ref.h5" "$work/grow_count.h5"
+ICAS_FAULT_TRACE=1 "$BIN" sweep "$work/grown.yaml" -o "$work/grow_count.h5" -q --heartbeat 0 2>&1 \
+  | grep "^fault step" >"$work/grow.trace"
+# the growth is every step before the journal is made anew; a kill in a run of
+# pwrites building the new file is tried at the run's first and last pwrite
+end=$(grep -m1 "journal" "$work/grow.trace" | sed 's/fault step \([0-9]*\):.*/\1/')
+steps=$(awk -v end="$end" '{n = $3 + 0; w = ($4 == "hdf5" && $5 == "pwrite")
+  if (n > end + 6) exit
+  if (!w || !pw || n >= end) print n; else last = n
+  if (!w && pw && last) print last
+  pw = w; if (!w) last = 0 }' "$work/grow.trace" | sort -n | uniq)
+n_steps=$(echo "$steps" | wc -l)
+[ -n "$end" ] && [ "$n_steps" -gt 10 ] && ok "a growth by one run takes $((end - 1)) write-class steps; killing at $n_steps of them and the journal's renewal" \
+  || { bad "growth steps not found in the trace: $(head -3 "$work/grow.trace")"; finish; }
+mkdir "$work/grow"
+gkilled=0; gbad=0
+for N in $steps; do
+  f=$work/grow/g$N.h5
+  cp "$work/ref.h5" "$f"
+  ICAS_FAULT_KILL_AT=$N "$BIN" sweep "$work/grown.yaml" -o "$f" -q --heartbeat 0 2>/dev/null
+  rc=$?
+  [ $rc -eq 137 ] && gkilled=$((gkilled + 1)) || { gbad=$((gbad + 1)); bad "growth killed at step $N: exit $rc, want 137"; }
+  # the old file or the grown one, never anything between
+  "$BIN" status "$f" >"$work/gstatus" 2>&1 && grep -Eq "^$f: (2 runs: 2 done|3 runs: 2 done, 0 diverged, 0 failed, 0 interrupted, 1 pending)" "$work/gstatus" \
+    || { gbad=$((gbad + 1)); bad "status after a growth killed at step $N: $(cat "$work/gstatus")"; }
+  "$BIN" sweep "$work/grown.yaml" -o "$f" -q --heartbeat 0 2>"$work/gresume.log" \
+    || { gbad=$((gbad + 1)); bad "rerun after a growth killed at step $N: $(cat "$work/gresume.log")"; }
+  extra=$(ls -A "$work/grow" | grep "^g$N\.h5\." | grep -v "\.lock$")
+  [ -z "$extra" ] || { gbad=$((gbad + 1)); bad "growth killed at step $N left $extra"; }
+done
+$PY - "$work/ref.h5" "$work/grow_ref.h5" "$work"/grow/g*.h5 >"$work/grow.cmp" <<'PYEOF'
+import os, sys
+sys.path.insert(0, os.environ["ICAS_SOURCE_DIR"] + "/tests")
+import h5py
+import compare_results
+old, ref, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+names = ["eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err", "train/loss",
+         "selfcorrect/err", "selfcorrect/open_err", "selfcorrect/critic_tau", "runs"]
+bad = []
+with h5py.File(old, "r") as a, h5py.File(ref, "r") as b:
+    n = len(a["runs"])
+    if any(b[k][:n].tobytes() != a[k][()].tobytes() for k in names) or \
+            any(b[f"models/{i.decode()}/{p}"][()].tobytes() != a[f"models/{i.decode()}/{p}"][()].tobytes()
+                for i in a["runs"]["run_id"] for p in a[f"models/{i.decode()}"]):
+        bad.append("the uninterrupted growth changed an old row")
+for f in files:
+    if compare_results.main(ref, f, True) != 0:
+        bad.append(f)
+    with h5py.File(f, "r") as g:
+        if list(g["grid_history"]["runs"]) != [2, 3]:
+            bad.append(f"{f}: grid history {list(g['grid_history']['runs'])}")
+print(f"bit-for-bit: {len(files) - len(bad)} of {len(files)} grown files identical to the uninterrupted growth")
+print("\n".join(bad))
+sys.exit(1 if bad else 0)
+PYEOF
+[ $? -eq 0 ] && [ $gbad -eq 0 ] && ok "growth killed at each of $gkilled steps: $(grep "^bit-for-bit" "$work/grow.cmp"), each the old or the grown file after the kill" \
+  || bad "growth after a kill: $(cat "$work/grow.cmp")"
 
 unset ICAS_JOURNAL_MERGE_EVERY
 

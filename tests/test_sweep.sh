@@ -2,8 +2,9 @@
 # The MPI sweep end to end: identical numbers with 1, 2 and 3 ranks; kill -9
 # mid-sweep then resume; SIGTERM checkpoints runs mid-training and the rerun
 # resumes them to the same numbers; a worker that falls silent is declared
-# lost and its run resumes; a second writer and a file from another
-# grid are refused; grid errors stop everything before work starts.
+# lost and its run resumes; a finished file grown by a seed keeps its rows
+# and appends the new runs; a second writer and a grid that drops a run of
+# the file are refused; grid errors stop everything before work starts.
 set -u
 source "$(dirname "$0")/lib.sh" || exit 1
 use_mpi
@@ -31,6 +32,88 @@ cp "$work/np2.h5" "$work/again.h5"
 "${MPIRUN[@]}" -np 2 "$BIN" sweep "$smoke" -o "$work/again.h5" 2>"$work/again.log"
 grep -q ": 8 runs, 8 already finished, 0 to run on" "$work/again.log" && compare_results "$work/np2.h5" "$work/again.h5" >/dev/null \
   && ok "rerun of a finished sweep is a no-op" || bad "rerun of a finished sweep: $(cat "$work/again.log")"
+
+# -- growing a finished file: one more seed -------------------------------------
+sed 's/^seeds: \[0, 1\]$/seeds: [0, 1, 2]/' "$smoke" >"$work/smoke3.yaml"
+sed 's/^seeds: \[0, 1\]$/seeds: [2]/' "$smoke" >"$work/seed2.yaml"
+grep -q "^seeds: \[0, 1, 2\]$" "$work/smoke3.yaml" || bad "smoke.yaml's seeds line is not 'seeds: [0, 1]'"
+cp "$work/np2.h5" "$work/grown.h5"
+"$BIN" sweep "$work/smoke3.yaml" -o "$work/grown.h5" --heartbeat 0 2>"$work/grow.log"
+rc=$?
+[ $rc -eq 0 ] && grep -q "grown.h5: the grid keeps the file's 8 runs in their rows and adds 4, rows 8 to 11" "$work/grow.log" \
+  && grep -q "growing .*grown.h5 from 8 to 12 rows (its grid history: 2 grids)" "$work/grow.log" \
+  && grep -q ": 12 runs, 8 already finished, 4 to run on" "$work/grow.log" \
+  && ok "grown by a seed: 8 runs kept, 4 added and run" || bad "grow: exit $rc, $(cat "$work/grow.log")"
+"$BIN" sweep "$work/seed2.yaml" -o "$work/seed2.h5" -q --heartbeat 0 2>/dev/null || bad "sweep of seed 2 alone"
+"$BIN" status "$work/grown.h5" >"$work/status_grown" \
+  && grep -qx "$work/grown.h5: 12 runs: 12 done, 0 diverged, 0 failed, 0 interrupted, 0 pending" "$work/status_grown" \
+  && ok "status of the grown file: 12 of 12 done" || bad "status of the grown file: $(cat "$work/status_grown")"
+$PY - "$work/np2.h5" "$work/seed2.h5" "$work/grown.h5" "$smoke" "$work/smoke3.yaml" \
+  >"$work/grown.out" 2>&1 <<'PYEOF'
+import os, sys, warnings
+sys.path.insert(0, os.environ["ICAS_SOURCE_DIR"] + "/analysis")
+import h5py
+import icaresults
+old_path, added_path, grown_path, old_grid, new_grid = sys.argv[1:]
+names = ["eval/tf_err", "eval/gd_err", "eval/blind_err", "eval/pick_err", "train/loss"]
+problems = []
+with h5py.File(old_path, "r") as old, h5py.File(added_path, "r") as added, \
+        h5py.File(grown_path, "r") as grown:
+    n = len(old["runs"])
+    # the old rows, bit for bit: numbers, and every /runs field (ids, checksums, timings)
+    for name in names + ["runs"]:
+        if grown[name][:n].tobytes() != old[name][()].tobytes():
+            problems.append(f"old rows of {name} changed")
+    # the added rows: the new grid's added runs in its order, as a sweep of them alone
+    m = len(added["runs"])
+    if len(grown["runs"]) != n + m:
+        problems.append(f"{len(grown['runs'])} rows, want {n + m}")
+    for name in names:
+        if grown[name][n:].tobytes() != added[name][()].tobytes():
+            problems.append(f"added rows of {name} differ from a sweep of seed 2 alone")
+    for field in ("run_id", "seed", "checksum"):
+        if grown["runs"][field][n:].tobytes() != added["runs"][field].tobytes():
+            problems.append(f"added rows' {field} differ from a sweep of seed 2 alone")
+    if list(grown["runs"]["row"]) != list(range(n + m)):
+        problems.append("row column is not 0..R-1")
+    history = grown["grid_history"][()]
+    texts = [h.decode() if isinstance(h, bytes) else h for h in history["grid"]]
+    if len(history) != 2 or texts != [open(old_grid).read(), open(new_grid).read()] \
+            or list(history["runs"]) != [n, n + m]:
+        problems.append(f"grid history: {len(history)} entries, runs {list(history['runs'])}")
+    stored = grown.attrs["grid"]
+    stored = stored.decode() if isinstance(stored, bytes) else stored
+    if stored != open(new_grid).read():
+        problems.append("the grid attribute is not the new grid")
+    print(f"history: {[(a.decode(), int(r)) for a, r in zip(history['applied_at'], history['runs'])]}")
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    res = icaresults.load(grown_path)
+if res.n_runs != 12:
+    problems.append(f"the loader reads {res.n_runs} runs")
+print("\n".join(problems) if problems else "old rows bit-identical, added rows as a sweep of them alone")
+sys.exit(1 if problems else 0)
+PYEOF
+[ $? -eq 0 ] && ok "grown file: $(tail -1 "$work/grown.out"); $(head -1 "$work/grown.out")" \
+  || bad "grown file: $(cat "$work/grown.out")"
+# repair reads the grown file's rows in their order, not its grid's
+cp "$work/grown.h5" "$work/grown.copy"
+"$BIN" repair "$work/grown.h5" >"$work/repair_grown" 2>&1 && compare_results "$work/grown.copy" "$work/grown.h5" >/dev/null \
+  && ok "repair of the grown file: nothing to do" || bad "repair of the grown file: $(cat "$work/repair_grown")"
+# a grid that drops a run of the file: refused, naming it, the file untouched
+cp "$work/grown.h5" "$work/grown.copy"
+sed 's/^seeds: \[0, 1\]$/seeds: [1, 2]/' "$smoke" >"$work/drop0.yaml"
+"$BIN" sweep "$work/drop0.yaml" -o "$work/grown.h5" --heartbeat 0 2>"$work/drop.log"
+rc=$?
+[ $rc -eq 2 ] && grep -q "grown.h5 was made from a different grid: row 0, r[0-9a-f]* (.*seed=0.*), is not in the new grid" "$work/drop.log" \
+  && cmp -s "$work/grown.copy" "$work/grown.h5" \
+  && ok "a grid dropping a run refused (exit 2), the run named, the file untouched" \
+  || bad "dropping grid: exit $rc, $(cat "$work/drop.log")"
+"$BIN" sweep "$work/drop0.yaml" -o "$work/grown.copy" --force -q --heartbeat 0 2>"$work/force.log"
+rc=$?
+"$BIN" status "$work/grown.copy" >"$work/status_force" 2>&1
+[ $rc -eq 0 ] && grep -q ": 8 runs: 8 done," "$work/status_force" \
+  && ok "--force starts over with the dropping grid" || bad "--force: exit $rc, $(cat "$work/force.log" "$work/status_force")"
 
 # -- 2. a grid whose runs take a few seconds each ------------------------------
 cat >"$work/slow.yaml" <<'YAML'
@@ -154,7 +237,7 @@ kill -TERM $pid; wait $pid
 cp "$work/slow_ref.h5" "$work/slow_ref.copy"
 "$BIN" sweep "$smoke" -o "$work/slow_ref.h5" 2>"$work/other.log"
 rc=$?
-[ $rc -eq 2 ] && grep -q "different grid" "$work/other.log" && cmp -s "$work/slow_ref.copy" "$work/slow_ref.h5" \
+[ $rc -eq 2 ] && grep -q "slow_ref.h5 was made from a different grid: row 0, .* is not in the new grid" "$work/other.log" && cmp -s "$work/slow_ref.copy" "$work/slow_ref.h5" \
   && ok "file from another grid refused, left unchanged" || bad "another grid: exit $rc, $(cat "$work/other.log")"
 
 printf 'settings:\n  layers: [2]\n  heads: 0\nbogus: 1\n' >"$work/broken.yaml"

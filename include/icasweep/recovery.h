@@ -7,7 +7,14 @@
  *  - a file that cannot be read (damaged from outside: truncated,
  *    overwritten): built anew from the journal's records, the damaged one
  *    kept as <path>.damaged; refused when the journal has none;
- *  - a file of another grid or schema: refused;
+ *  - a file whose rows are the first rows of `layout`, in order, with
+ *    another grid text (a grid that keeps every run of the file and adds
+ *    runs, or only rewords it): grown, rebuilt whole with its rows kept
+ *    (row numbers, numbers, checksums) and the added rows pending, its
+ *    grid the new one and the new grid added to /grid_history; the old
+ *    file is replaced only by the complete new one, so a kill leaves one
+ *    or the other and a rerun does or finds the growth;
+ *  - a file of other runs or another schema: refused;
  *  - a file of an earlier icasweep's layout: rewritten whole in this one
  *    (its sound rows, then the journal's records);
  *  - otherwise, in place: the journal's records are written into their
@@ -36,6 +43,8 @@ typedef struct {
     int converted;        /* it was an earlier icasweep's layout */
     int from_file;        /* rows a rebuild kept from the old file */
     int refused;          /* another grid's file, or damaged with no journal */
+    int grown;            /* the file was grown: its grid changed */
+    int added;            /* rows the growth appended */
 } recovery_report;
 
 /* As above for the file `path` of `layout` and the journal at

@@ -19,6 +19,9 @@
  *                             the run is done: GPT-2-named parameters,
  *                             eval_tokens [B, 3N, d], eval_pred [B, N, d],
  *                             eval_target [B, d]
+ *   /grid_history  compound [H]: applied_at (UTC), runs (rows from then on),
+ *                  grid (text) of each grid the file was made from or grown
+ *                  by, oldest first; the last is the `grid` attribute
  *   root attributes: schema_version, program_version, git_revision,
  *                    grid (the grid file's text), created
  *   every dataset has a `description` attribute.
@@ -45,6 +48,14 @@
 /* 2: /eval/blind_err, /eval/pick_err and /models/<id>/eval_target added */
 #define STORE_SCHEMA_VERSION 2
 
+/* One grid a file was made from or grown by: /grid_history, one row per
+ * grid in the order applied, the last the file's `grid` attribute. */
+typedef struct {
+    char applied_at[32]; /* UTC, "2026-12-04T19:30:00Z" */
+    int n_runs;          /* the file's rows from then on */
+    char *text;          /* the grid file's text */
+} store_grid_entry;
+
 typedef struct {
     int n_runs;             /* R */
     const run_config *runs; /* [R], in row order */
@@ -53,6 +64,11 @@ typedef struct {
     /* [R] each run's config_run_id, when the caller has them (a run id
      * costs tens of microseconds); NULL: computed where needed */
     const char (*run_ids)[ICAS_RUN_ID_LEN];
+    /* the grids applied before this one, oldest first (a grown file's);
+     * store_create writes them to /grid_history, then grid_text at the
+     * creation time. n_history 0: a new file, one entry. */
+    const store_grid_entry *history;
+    int n_history;
 } store_layout;
 
 /* Called first and last by the program: HDF5 is closed explicitly, so that
@@ -118,6 +134,10 @@ typedef struct {
     store_row_info *rows;   /* [n_runs] */
     char *grid_text;        /* the `grid` attribute ("" when absent) */
     char *program_version, *git_revision;
+    /* /grid_history, oldest first; a file made before it existed reads as
+     * one entry: its grid attribute at its `created` time */
+    store_grid_entry *history;
+    int n_history;
     int in_place;           /* the layout store_create makes now, written in place;
                              * 0: an earlier icasweep's file (rewritten whole,
                              * store_copy_rows, before a sweep writes it) */
@@ -129,6 +149,12 @@ typedef struct {
  * (another schema version: err says which). */
 int store_read(const char *path, store_contents *out, icas_err *err);
 void store_contents_free(store_contents *c);
+
+/* The run ids of the rows of an existing file, in row order (ids
+ * malloc'd [*n]), and its grid text (malloc'd, "" when absent): what a
+ * sweep compares its grid with, without reading the numbers. */
+int store_read_run_ids(const char *path, char (**ids)[ICAS_RUN_ID_LEN], int *n,
+                       char **grid_text, icas_err *err);
 
 /* Copies the sound rows of `from` (an existing file, of any layout) that
  * keep[row] selects into the open file `to` of the same runs. */
