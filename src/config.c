@@ -637,6 +637,11 @@ int config_validate(const run_config *c, icas_err *err)
     return 0;
 }
 
+static int in_id_v1(const knob_def *k);
+
+/* Knobs added after the first version of the run id are named only when
+ * they differ from their default, as in the id, so that a label of an
+ * existing configuration does not change when a knob is added. */
 void config_describe(const run_config *c, char *out, size_t n)
 {
     size_t len = 0;
@@ -644,6 +649,8 @@ void config_describe(const run_config *c, char *out, size_t n)
     for (int i = 0; i < CONFIG_N_KNOBS && len < n; i++) {
         const knob_def *k = &config_knobs[i];
         if (k->section != KNOB_SECTION_MODEL && k->section != KNOB_SECTION_TRAINING)
+            continue;
+        if (!in_id_v1(k) && knob_is_default(k, c))
             continue;
         char value[64];
         knob_format(k, c, KNOB_TEXT_HUMAN, value, sizeof value);

@@ -172,8 +172,6 @@ def test_pinned_subgrids_reproduce_the_files_runs(binary_file, tmp_path):
     already has, so the grown grid keeps every run id (here the smoke grid,
     which has no `grids:`, so the planner adds one)."""
     exe = _binary()
-    if binary_file.how != "sweep":
-        pytest.skip("needs the smoke-grid file")
     res = load(binary_file.path)
     grid = res.attrs["grid"]
     subs = [seedplan.subgrid_lines(i + 1, g.config, [0], "", "test")[:-1]   # no seeds line
