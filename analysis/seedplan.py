@@ -49,7 +49,10 @@ from pairedstats import ALPHA, INCONCLUSIVE, TwoStage, stein_total_to_decide
 
 PLAN_TAG = "two-stage plan:"
 _PLAN_LINE = re.compile(r"^\s*#\s*" + re.escape(PLAN_TAG) + r"\s*(\{.*\})\s*$")
-_TOTAL = re.compile(r"^total: (\d+) runs, ([\d.]+) TFLOP, ([\d.]+) core-hours at ([\d.]+) GFLOP/s")
+_TOTAL = re.compile(r"^total: (\d+) runs, ([\d.]+) TFLOP")
+# plan prints the core-hours of each precision on a line of its own; the
+# runs the planner adds are FP32 unless their configuration says otherwise
+_FP32_HOURS = re.compile(r"^fp32: ([\d.]+) core-hours")
 _ROW = re.compile(r"^\s*(\d+)\s+(r[0-9a-f]{16})\s+([\d.]+)\s+([\d.]+)\s")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -113,17 +116,22 @@ def run_plan(exe, grid_text, gflops=None):
         os.unlink(path)
     if p.returncode != 0:
         raise PlanError(f"icasweep plan refused the grid: {p.stderr.strip() or p.stdout.strip()}")
-    rows, total = {}, None
+    rows, counts, hours = {}, None, None
     for line in p.stdout.splitlines():
         m = _ROW.match(line)
         if m:
             rows[m.group(2)] = float(m.group(3))
         m = _TOTAL.match(line)
         if m:
-            total = (int(m.group(1)), float(m.group(2)), float(m.group(3)), float(m.group(4)))
-    if total is None:
-        raise PlanError(f"icasweep plan printed no total line:\n{p.stdout}")
-    return rows, total
+            counts = (int(m.group(1)), float(m.group(2)))
+        m = _FP32_HOURS.match(line)
+        if m:
+            hours = float(m.group(1))
+    if counts is None or hours is None:
+        raise PlanError(f"icasweep plan printed no total and fp32 lines:\n{p.stdout}")
+    runs, tflop = counts
+    rate = tflop * 1e12 / (hours * 3600.0 * 1e9) if hours > 0 else (gflops or 40.0)
+    return rows, (runs, tflop, hours, rate)
 
 
 def core_hours(tflop, gflops):
