@@ -836,7 +836,7 @@ def main(argv=None):
                     "(default $ICASWEEP, else build/icasweep beside analysis/)")
     ap.add_argument("--gflops", type=float, metavar="G",
                     help="with --plan-seeds: price runs at G GFLOP/s per core (icasweep plan's "
-                    "--gflops; default its 40)")
+                    "--gflops; default: the rate plan measures on this node)")
     args = ap.parse_args(argv)
     try:
         required = {int(x) for x in args.require.split(",") if x.strip()}
