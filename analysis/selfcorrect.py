@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The closed self-correction loop of an icasweep result file (/selfcorrect;
-SPEC "Self-correction in a closed loop (beyond the paper)"): the error per
+docs/science.md, "The closed loop"): the error per
 round at each critic noise q beside the open loop, the gain err_1 - err_R
 against the critic's accuracy (Kendall tau), and their correlation with a
 Fisher-z confidence interval: the synthetic counterpart of the paper's
@@ -240,7 +240,7 @@ def report_section(path, out_dir, log=print):
     lines = ["## Beyond the paper: self-correction in a closed loop", "",
              f"Each trained model answers, its answer is mapped onto the task's response "
              f"family, judged by a critic that returns a random reward with probability q, "
-             f"and fed back; {R} rounds after k0 given triplets (SPEC \"Self-correction in a "
+             f"and fed back; {R} rounds after k0 given triplets (docs/science.md, \"The "
              f"closed loop\"). `err_t` is the error of round t's answer, `open` the ordinary "
              f"evaluation with k0 + t - 1 given responses on the same contexts, `tau` the "
              f"critic's Kendall tau against the true rewards (mean over rounds), gain = "
