@@ -835,8 +835,9 @@ def main(argv=None):
                     help="with --plan-seeds: the icasweep binary whose `plan` prices the runs "
                     "(default $ICASWEEP, else build/icasweep beside analysis/)")
     ap.add_argument("--gflops", type=float, metavar="G",
-                    help="with --plan-seeds: price runs at G GFLOP/s per core (icasweep plan's "
-                    "--gflops; default: the rate plan measures on this node)")
+                    help="with --plan-seeds: price every run at its FLOPs (icasweep plan) and G "
+                    "GFLOP/s per core; default: what the file's own finished runs of its "
+                    "configuration cost (wall seconds x threads), else plan's measured rate")
     args = ap.parse_args(argv)
     try:
         required = {int(x) for x in args.require.split(",") if x.strip()}

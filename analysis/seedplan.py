@@ -22,6 +22,15 @@ configurations a comparison compares get the n - n0 new seeds; both arms
 get the same ones, so they stay paired. The comparisons are taken cheapest
 first while they fit in the budget.
 
+A run is priced at what the file's own finished runs of its configuration
+cost: the mean of wall_seconds x threads. `icasweep plan`'s rate is a
+fraction of a second of products measured on the node that runs the
+report, noisy on a shared machine (the same grid measured 18.6 and 33.7
+GFLOP/s for one shape a minute apart), while the file's runs are the very
+configurations the second stage repeats. A configuration without a
+finished, timed run, and every run when --gflops is given, is priced at
+plan's FLOPs and rate.
+
 The grown grid is the file's own grid text with, appended to `grids:`, one
 sub-grid per configuration that needs more seeds, pinning every knob and
 listing that configuration's seeds (the old ones, then the new): the runs
@@ -235,6 +244,8 @@ class SeedPlan:
     budget: object = None
     levels: tuple = (ALPHA, ALPHA)  # (alpha_diff, alpha_equiv) planned for
     naive: tuple = (0, 0, 0.0)      # (seeds each, runs, core-hours) of "more seeds for all"
+    timed: int = 0                  # configurations priced from the file's own runs
+    configs: int = 0                # configurations in the file
     written: bool = False
     checked: str = ""               # what `icasweep plan` said of the grown grid
 
@@ -244,8 +255,7 @@ class SeedPlan:
                f"undecided comparison gets the seeds that force a verdict after Holm's "
                f"correction: tests at p < {a_d:.2g} (no difference) and p < {a_e:.2g} "
                f"(equivalence), n = max(n0, ceil(((t(1 - {a_d:.2g}/2) + t({1 - a_e:.4g})) "
-               f"s0 / δ)^2)), t with n0 - 1 df; costs at {self.gflops:g} GFLOP/s per core "
-               f"(icasweep plan's rate)"]
+               f"s0 / δ)^2)), t with n0 - 1 df; {self.pricing()}"]
         for c in self.candidates:
             p = c.plan
             verdict = ("planned" if c.fits else
@@ -283,6 +293,35 @@ class SeedPlan:
         else:
             out.append(f"{self.out_path} not written: nothing planned")
         return "\n".join(out)
+
+
+    def pricing(self):
+        plan_rate = f"{self.gflops:.3g} GFLOP/s per core (icasweep plan's rate)"
+        if self.timed == 0:
+            return f"costs at {plan_rate}"
+        if self.timed == self.configs:
+            return ("costs from the file's own runs (mean wall seconds x threads of each "
+                    "configuration)")
+        return (f"costs from the file's own runs for {self.timed} of {self.configs} "
+                f"configurations, the others at {plan_rate}")
+
+
+def own_core_hours(res, groups):
+    """{config key: core-hours of one run}, the mean of wall_seconds x threads
+    over the configuration's finished runs, for the configurations that have
+    one with a positive time."""
+    try:
+        wall, threads = res.column("wall_seconds"), res.column("threads")
+    except KeyError:
+        return {}
+    done = set(res.select(status="done").tolist())
+    out = {}
+    for g in groups:
+        cost = [float(wall[r]) * max(1, int(threads[r])) for r in g.rows
+                if r in done and math.isfinite(float(wall[r])) and wall[r] > 0]
+        if cost:
+            out[_config_key(g.config)] = sum(cost) / len(cost) / 3600.0
+    return out
 
 
 def _config_key(config):
@@ -368,6 +407,8 @@ def plan_second_stage(res, verdicts, out_path, budget=None, binary=None, gflops=
             by_config[_config_key(g.config)] = hits[0]
         run_tflop = lambda config: by_config[_config_key(config)]  # noqa: E731
     hours = {_config_key(g.config): core_hours(run_tflop(g.config), rate) for g in every}
+    own = {} if gflops else own_core_hours(res, every)
+    hours.update(own)
 
     for c in cands:
         c.runs = c.new_seeds * len(c.groups)
@@ -384,7 +425,8 @@ def plan_second_stage(res, verdicts, out_path, budget=None, binary=None, gflops=
             for g in c.groups:
                 k = _config_key(g.config)
                 more[k] = max(more.get(k, 0), c.new_seeds)
-    out = SeedPlan(out_path, cands, skipped, sum(more.values()), spent, rate, budget, levels)
+    out = SeedPlan(out_path, cands, skipped, sum(more.values()), spent, rate, budget, levels,
+                   timed=len(own), configs=len(hours))
     if cands:
         n_all = max(c.plan.total for c in cands)
         runs = sum(max(0, n_all - len(s)) for s in seeds_of.values())

@@ -80,8 +80,10 @@ def test_plan_by_hand(tmp_path):
     assert cand.plan == TwoStage((0, 1, 2, 3), s0, 0.02, a_d, a_e, want)
     assert cand.new_seeds == want - 4 and cand.runs == 2 * (want - 4)
     assert plan.runs_added == 2 * (want - 4)
-    assert plan.core_hours == pytest.approx(2 * (want - 4) * ONE_TFLOP)
+    # priced at the file's own runs: 1 s x 1 thread each
+    assert plan.core_hours == pytest.approx(2 * (want - 4) / 3600.0)
     text = plan.text()
+    assert "costs from the file's own runs (mean wall seconds x threads" in text
     assert f"n0 = 4, s0 = {s0:.3g}, δ = 0.02 -> {want} seeds in all" in text
     assert f"planned: 1 comparison, {2 * (want - 4)} runs" in text
 
@@ -97,6 +99,29 @@ def test_plan_by_hand(tmp_path):
     # the plan travels in the grid text
     plans = seedplan.plans_in_grid(grown)
     assert plans == {level.key: cand.plan}
+
+
+def test_runs_are_priced_at_the_files_own_timings(tmp_path):
+    res = first_stage(tmp_path)
+    vs = report.checklist(res)
+    off = res.select(ffn=0)
+    on = res.select(ffn=1)
+    res.runs["wall_seconds"][off] = [1200.0, 1800.0, 2400.0, 1800.0]   # mean 1800 s
+    res.runs["threads"][off] = 2                                       # 1 core-hour a run
+    out = str(tmp_path / "grown.yaml")
+    (cand,) = seedplan.plan_second_stage(res, vs, out, run_tflop=lambda c: 1.0).candidates
+    assert cand.cost == pytest.approx(cand.new_seeds * (1.0 + 1.0 / 3600.0))
+    # a configuration without a timed run is priced at plan's FLOPs and rate
+    res.runs["wall_seconds"][on] = 0.0
+    plan = seedplan.plan_second_stage(res, vs, out, run_tflop=lambda c: 1.0)
+    assert plan.candidates[0].cost == pytest.approx(plan.candidates[0].new_seeds
+                                                    * (1.0 + ONE_TFLOP))
+    assert ("costs from the file's own runs for 1 of 2 configurations, the others at 40 "
+            "GFLOP/s per core (icasweep plan's rate)") in plan.text()
+    # --gflops prices every run at plan's FLOPs and that rate
+    plan = seedplan.plan_second_stage(res, vs, out, run_tflop=lambda c: 1.0, gflops=40.0)
+    assert plan.candidates[0].cost == pytest.approx(2 * plan.candidates[0].new_seeds * ONE_TFLOP)
+    assert "costs at 40 GFLOP/s per core (icasweep plan's rate)" in plan.text()
 
 
 def test_budget_says_what_does_not_fit(tmp_path):
