@@ -198,6 +198,19 @@ def stein_total_to_decide(n0, sd, delta, alpha_diff=ALPHA, alpha_equiv=ALPHA):
     return max(int(n0), math.ceil((t * float(sd) / delta) ** 2))
 
 
+def stein_margin_settled_by(n0, sd, n, alpha_diff=ALPHA, alpha_equiv=ALPHA):
+    """The smallest margin delta that a total of n seeds settles in
+    stein_total_to_decide's sense: (t_{1-alpha_diff/2} + t_{1-alpha_equiv})
+    sd / sqrt(n), t with n0 - 1 degrees of freedom. It depends on the first
+    stage's sd alone, not on its mean, so a margin chosen this way (from a
+    budget) keeps the two-stage interval's exact coverage."""
+    if n0 < 2 or n < n0:
+        raise ValueError(f"need n >= n0 >= 2, not n0 = {n0}, n = {n}")
+    t = (float(stats.t.ppf(1.0 - alpha_diff / 2.0, n0 - 1))
+         + float(stats.t.ppf(1.0 - alpha_equiv, n0 - 1)))
+    return t * float(sd) / math.sqrt(n)
+
+
 @dataclass(frozen=True)
 class TwoStage:
     """A comparison planned in two stages: its first stage's seeds and sample

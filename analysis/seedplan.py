@@ -54,7 +54,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
-from pairedstats import ALPHA, INCONCLUSIVE, TwoStage, stein_total_to_decide
+from pairedstats import (ALPHA, INCONCLUSIVE, TwoStage, stein_margin_settled_by,
+                         stein_total_to_decide)
 
 PLAN_TAG = "two-stage plan:"
 _PLAN_LINE = re.compile(r"^\s*#\s*" + re.escape(PLAN_TAG) + r"\s*(\{.*\})\s*$")
@@ -227,6 +228,7 @@ class Candidate:
     runs: int = 0                   # runs on its own
     marginal: float = 0.0           # core-hours beside the comparisons chosen before it
     fits: bool = False
+    affordable: tuple = ()          # (total seeds, margin) the budget alone buys, if it does not fit
 
     def name(self):
         c = self.comparison
@@ -260,6 +262,11 @@ class SeedPlan:
             p = c.plan
             verdict = ("planned" if c.fits else
                        f"does not fit the budget of {self.budget:g} core-hours")
+            if c.affordable:
+                n_aff, margin = c.affordable
+                verdict += (f"; the budget on its own settles it at δ >= {margin:.3g} "
+                            f"({n_aff} seeds in all; --delta {c.comparison.finding}={margin:.3g})"
+                            if n_aff > p.n0 else "; the budget on its own buys no seed of it")
             out.append(f"  {c.name()}: n0 = {p.n0}, s0 = {p.sd:.3g}, δ = {p.delta:g} -> "
                        f"{p.total} seeds in all, {c.new_seeds} more for {len(c.groups)} "
                        f"configuration{'s' if len(c.groups) != 1 else ''}: {c.runs} runs, "
@@ -413,6 +420,16 @@ def plan_second_stage(res, verdicts, out_path, budget=None, binary=None, gflops=
     for c in cands:
         c.runs = c.new_seeds * len(c.groups)
         c.cost = sum(c.new_seeds * hours[_config_key(g.config)] for g in c.groups)
+        per_seed = sum(hours[_config_key(g.config)] for g in c.groups)
+        if budget is not None and c.cost > budget + 1e-12 and per_seed > 0:
+            # the margin the budget would settle: a function of s0 and the
+            # budget, never of the first stage's mean, so choosing it keeps
+            # the two-stage interval exact; rounded up to 3 digits, so that
+            # --delta with the printed figure plans no more seeds
+            n_aff = c.plan.n0 + int(math.floor(budget / per_seed + 1e-9))
+            margin = stein_margin_settled_by(c.plan.n0, c.plan.sd, n_aff, *levels)
+            digits = 2 - int(math.floor(math.log10(margin)))
+            c.affordable = (n_aff, math.ceil(margin * 10 ** digits) / 10 ** digits)
     cands.sort(key=lambda c: (c.cost, c.comparison.finding))
     more = {}                                  # config key -> new seeds chosen
     spent = 0.0

@@ -136,6 +136,17 @@ def test_budget_says_what_does_not_fit(tmp_path):
             f"core-hours") in text
     assert f"not planned, over the budget: 1 comparison, {cand.cost:.2f} core-hours" in text
     assert "planned: 0 comparisons, 0 runs, 0.00 core-hours (budget 0.01)" in text
+    # what the budget buys instead: 0.01 core-hours at 2 runs of 1 s per seed
+    # is 18 more seeds, 22 in all, which settle the comparison at
+    # δ = (t_{0.99583, 3} + t_{0.995, 3}) s0 / sqrt(22)
+    s0 = cand.plan.sd
+    margin = (6.2315 + 5.8409) * s0 / math.sqrt(22)
+    n_aff, printed = cand.affordable
+    assert n_aff == 22 and margin * 0.9999 <= printed < margin * 1.01   # 3 digits, up
+    assert f"the budget on its own settles it at δ >= {printed:.3g} (22 seeds in all; --delta 5=" \
+        in text
+    # and that margin, given, plans no more than the budget
+    assert stein_total_to_decide(4, s0, printed, *seedplan.holm_levels(vs)) <= 22
 
 
 def test_grown_file_is_judged_in_two_stages(tmp_path):
