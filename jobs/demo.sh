@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo, from a fresh machine: installs what is missing, builds, sweeps
 # jobs/grids/quick.yaml under mpirun on this machine, then writes the
-# figures and the report of SPEC's findings.
+# figures and the report of the paper's findings (docs/science.md).
 # usage: jobs/demo.sh [OUTDIR]   (default: out/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
