@@ -193,9 +193,14 @@ def stein_total_to_decide(n0, sd, delta, alpha_diff=ALPHA, alpha_equiv=ALPHA):
         raise ValueError(f"a first stage needs at least 2 values, not {n0}")
     if not delta > 0:
         raise ValueError(f"the margin must be > 0, not {delta}")
-    t = (float(stats.t.ppf(1.0 - alpha_diff / 2.0, n0 - 1))
-         + float(stats.t.ppf(1.0 - alpha_equiv, n0 - 1)))
+    t = _stein_t(n0, alpha_diff, alpha_equiv)
     return max(int(n0), math.ceil((t * float(sd) / delta) ** 2))
+
+
+def _stein_t(n0, alpha_diff, alpha_equiv):
+    """t_{1-alpha_diff/2} + t_{1-alpha_equiv}, t with n0 - 1 degrees of freedom."""
+    return (float(stats.t.ppf(1.0 - alpha_diff / 2.0, n0 - 1))
+            + float(stats.t.ppf(1.0 - alpha_equiv, n0 - 1)))
 
 
 def stein_margin_settled_by(n0, sd, n, alpha_diff=ALPHA, alpha_equiv=ALPHA):
@@ -206,9 +211,7 @@ def stein_margin_settled_by(n0, sd, n, alpha_diff=ALPHA, alpha_equiv=ALPHA):
     budget) keeps the two-stage interval's exact coverage."""
     if n0 < 2 or n < n0:
         raise ValueError(f"need n >= n0 >= 2, not n0 = {n0}, n = {n}")
-    t = (float(stats.t.ppf(1.0 - alpha_diff / 2.0, n0 - 1))
-         + float(stats.t.ppf(1.0 - alpha_equiv, n0 - 1)))
-    return t * float(sd) / math.sqrt(n)
+    return _stein_t(n0, alpha_diff, alpha_equiv) * float(sd) / math.sqrt(n)
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,6 @@ class SeedPlan:
             out.append(f"{self.out_path} not written: nothing planned")
         return "\n".join(out)
 
-
     def pricing(self):
         plan_rate = f"{self.gflops:.3g} GFLOP/s per core (icasweep plan's rate)"
         if self.timed == 0:
